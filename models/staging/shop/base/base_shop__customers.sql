@@ -1,0 +1,66 @@
+{#-
+    Every raw customer row, typed and classified (current / superseded / duplicate / quarantined).
+    stg_shop__customers and quarantine.customers are filters on this table; the reconciliation
+    test checks that it holds exactly the rows of raw.customers.
+-#}
+with
+
+source as (
+
+    select * from {{ source('shop', 'customers') }}
+
+),
+
+typed as (
+
+    select
+        {{ clean_text('customer_id') }} as customer_key,
+        lower({{ clean_text('email') }}) as email_address,
+        {{ parse_timestamp_utc('signup_at') }} as signup_at_utc,
+        upper({{ clean_text('country') }}) as country_code,
+        {{ clean_text('acquisition_channel') }} as acquisition_channel_raw,
+        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        customer_id,
+        email,
+        signup_at,
+        country,
+        acquisition_channel,
+        updated_at,
+        _extra,
+        _source_file,
+        _source_row,
+        _loaded_at
+    from source
+
+),
+
+validated as (
+
+    select
+        *,
+        case
+            when customer_key is null then 'missing_id'
+            when {{ clean_text('signup_at') }} is not null and signup_at_utc is null
+                then 'unparseable_timestamp'
+            when {{ clean_text('updated_at') }} is not null and updated_at_utc is null
+                then 'unparseable_timestamp'
+            when signup_at_utc > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), '_loaded_at') }}
+                or updated_at_utc > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), '_loaded_at') }}
+                then 'future_timestamp'
+        end as reject_reason
+    from typed
+
+),
+
+classified as (
+
+    {{ classify_rows(
+        relation='validated',
+        key_columns=['customer_key'],
+        raw_columns=['customer_id', 'email', 'signup_at', 'country', 'acquisition_channel', 'updated_at'],
+        version_at='coalesce(updated_at_utc, signup_at_utc, _loaded_at)',
+    ) }}
+
+)
+
+select * from classified

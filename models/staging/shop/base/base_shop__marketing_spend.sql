@@ -1,0 +1,98 @@
+{#-
+    Every raw marketing spend row, typed, converted to the reporting currency and classified.
+    The key is (month, channel, spend_type): a later row for the same key replaces the earlier
+    one (a corrected spend file), exact copies are duplicates.
+-#}
+with
+
+source as (
+
+    select * from {{ source('shop', 'marketing_spend') }}
+
+),
+
+channel_groups as (
+
+    select * from {{ ref('channel_groups') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('fx_rates') }}
+
+),
+
+typed as (
+
+    select
+        {{ parse_month('month') }} as spend_month,
+        lower({{ clean_text('channel') }}) as channel_key,
+        lower({{ clean_text('spend_type') }}) as spend_type_key,
+        {{ parse_decimal('amount') }} as amount_value,
+        upper({{ clean_text('currency') }}) as currency_code,
+        month,
+        channel,
+        spend_type,
+        amount,
+        currency,
+        _extra,
+        _source_file,
+        _source_row,
+        _loaded_at
+    from source
+
+),
+
+converted as (
+
+    select
+        typed.*,
+        coalesce(channel_groups.channel_group, 'other') as channel_group,
+        round(
+            typed.amount_value * spend_fx.rate_to_usd / reporting_fx.rate_to_usd, 2
+        ) as amount_reporting
+    from typed
+    left join channel_groups
+        on typed.channel_key = channel_groups.channel_raw
+    left join fx_rates as spend_fx
+        on typed.currency_code = spend_fx.currency
+        and typed.spend_month >= spend_fx.valid_from
+        and typed.spend_month < spend_fx.valid_to
+    left join fx_rates as reporting_fx
+        on reporting_fx.currency = {{ reporting_currency() }}
+        and typed.spend_month >= reporting_fx.valid_from
+        and typed.spend_month < reporting_fx.valid_to
+
+),
+
+validated as (
+
+    select
+        *,
+        case
+            when channel_key is null then 'missing_id'
+            when spend_month is null then 'unparseable_timestamp'
+            when spend_month > cast(_loaded_at as date) then 'future_timestamp'
+            when spend_type_key is null or spend_type_key not in ('acquisition', 'retention')
+                then 'unknown_spend_type'
+            when amount_value is null then 'unparseable_amount'
+            when amount_value < 0 then 'negative_amount'
+            when amount_reporting is null then 'unknown_currency'
+        end as reject_reason
+    from converted
+
+),
+
+classified as (
+
+    {{ classify_rows(
+        relation='validated',
+        key_columns=['spend_month', 'channel_key', 'spend_type_key'],
+        raw_columns=['month', 'channel', 'spend_type', 'amount', 'currency'],
+        version_at='_loaded_at',
+    ) }}
+
+)
+
+select * from classified

@@ -1,0 +1,71 @@
+{#-
+    Every raw NPS response row, typed and classified. A response must belong to a current valid
+    customer and score an integer from 0 to 10.
+-#}
+with
+
+source as (
+
+    select * from {{ source('shop', 'nps_responses') }}
+
+),
+
+customers as (
+
+    select customer_id from {{ ref('stg_shop__customers') }}
+
+),
+
+typed as (
+
+    select
+        {{ clean_text('response_id') }} as response_key,
+        {{ clean_text('customer_id') }} as customer_key,
+        {{ parse_timestamp_utc('responded_at') }} as responded_at_utc,
+        {{ parse_integer('score') }} as score_value,
+        response_id,
+        customer_id,
+        responded_at,
+        score,
+        _extra,
+        _source_file,
+        _source_row,
+        _loaded_at
+    from source
+
+),
+
+validated as (
+
+    select
+        typed.*,
+        case
+            when typed.response_key is null then 'missing_id'
+            when typed.responded_at_utc is null then 'unparseable_timestamp'
+            when typed.responded_at_utc
+                > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), 'typed._loaded_at') }}
+                then 'future_timestamp'
+            when typed.score_value is null
+                or typed.score_value < 0
+                or typed.score_value > 10
+                then 'score_out_of_range'
+            when customers.customer_id is null then 'unknown_customer'
+        end as reject_reason
+    from typed
+    left join customers
+        on typed.customer_key = customers.customer_id
+
+),
+
+classified as (
+
+    {{ classify_rows(
+        relation='validated',
+        key_columns=['response_key'],
+        raw_columns=['response_id', 'customer_id', 'responded_at', 'score'],
+        version_at='_loaded_at',
+    ) }}
+
+)
+
+select * from classified

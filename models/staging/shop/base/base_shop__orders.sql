@@ -1,0 +1,114 @@
+{#-
+    Every raw order row, typed, converted to the reporting currency and classified
+    (current / superseded / duplicate / quarantined). stg_shop__orders and quarantine.orders are
+    filters on this table.
+
+    An order is only trusted when its customer is a current valid customer: otherwise it is
+    quarantined as unknown_customer, and passes on a later build once the customer has landed.
+-#}
+with
+
+source as (
+
+    select * from {{ source('shop', 'orders') }}
+
+),
+
+customers as (
+
+    select customer_id from {{ ref('stg_shop__customers') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('fx_rates') }}
+
+),
+
+typed as (
+
+    select
+        {{ clean_text('order_id') }} as order_key,
+        {{ clean_text('customer_id') }} as customer_key,
+        {{ parse_timestamp_utc('ordered_at') }} as ordered_at_utc,
+        lower({{ clean_text('status') }}) as order_status,
+        {{ parse_decimal('amount') }} as amount_value,
+        upper({{ clean_text('currency') }}) as currency_code,
+        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        order_id,
+        customer_id,
+        ordered_at,
+        status,
+        amount,
+        currency,
+        updated_at,
+        _extra,
+        _source_file,
+        _source_row,
+        _loaded_at
+    from source
+
+),
+
+converted as (
+
+    select
+        typed.*,
+        order_fx.rate_to_usd as order_rate_to_usd,
+        round(
+            typed.amount_value * order_fx.rate_to_usd / reporting_fx.rate_to_usd, 2
+        ) as amount_reporting,
+        customers.customer_id is not null as has_known_customer
+    from typed
+    left join fx_rates as order_fx
+        on typed.currency_code = order_fx.currency
+        and typed.ordered_at_utc >= order_fx.valid_from
+        and typed.ordered_at_utc < order_fx.valid_to
+    left join fx_rates as reporting_fx
+        on reporting_fx.currency = {{ reporting_currency() }}
+        and typed.ordered_at_utc >= reporting_fx.valid_from
+        and typed.ordered_at_utc < reporting_fx.valid_to
+    left join customers
+        on typed.customer_key = customers.customer_id
+
+),
+
+validated as (
+
+    select
+        *,
+        case
+            when order_key is null then 'missing_id'
+            when ordered_at_utc is null then 'unparseable_timestamp'
+            when {{ clean_text('updated_at') }} is not null and updated_at_utc is null
+                then 'unparseable_timestamp'
+            when ordered_at_utc > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), '_loaded_at') }}
+                or updated_at_utc > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), '_loaded_at') }}
+                then 'future_timestamp'
+            when order_status is null
+                or order_status not in ('completed', 'cancelled', 'refunded', 'pending')
+                then 'unknown_status'
+            when amount_value is null then 'unparseable_amount'
+            when amount_value < 0 then 'negative_amount'
+            when order_rate_to_usd is null then 'unknown_currency'
+            when amount_reporting is null then 'unknown_currency'
+            when amount_reporting > {{ int_var('max_order_amount') }} then 'amount_out_of_range'
+            when not has_known_customer then 'unknown_customer'
+        end as reject_reason
+    from converted
+
+),
+
+classified as (
+
+    {{ classify_rows(
+        relation='validated',
+        key_columns=['order_key'],
+        raw_columns=['order_id', 'customer_id', 'ordered_at', 'status', 'amount', 'currency', 'updated_at'],
+        version_at='coalesce(updated_at_utc, ordered_at_utc)',
+    ) }}
+
+)
+
+select * from classified

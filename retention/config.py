@@ -1,0 +1,73 @@
+"""Paths and settings shared by the CLI, the loader and the orchestration code.
+
+Everything hangs off one root, ``RETENTION_DATA_DIR`` (default: ``data/`` in the project root).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENTITIES: tuple[str, ...] = ("customers", "orders", "marketing_spend", "nps_responses")
+
+
+def project_dir() -> Path:
+    """The dbt project root (the folder holding ``dbt_project.yml``).
+
+    ``RETENTION_PROJECT_DIR`` overrides it; otherwise it is found next to this package.
+    """
+    override = os.environ.get("RETENTION_PROJECT_DIR")
+    if override:
+        return Path(override).resolve()
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent, Path.cwd()):
+        if (candidate / "dbt_project.yml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        "Cannot find dbt_project.yml; set RETENTION_PROJECT_DIR to the project root."
+    )
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every location the pipeline reads or writes, derived from one data directory."""
+
+    data_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        root = os.environ.get("RETENTION_DATA_DIR")
+        data_dir = Path(root) if root else project_dir() / "data"
+        return cls(data_dir.resolve())
+
+    @property
+    def landing(self) -> Path:
+        return self.data_dir / "landing"
+
+    def landing_dir(self, entity: str) -> Path:
+        return self.landing / entity
+
+    @property
+    def warehouse(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def serving(self) -> Path:
+        return self.data_dir / "serving"
+
+    @property
+    def reports(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def dbt_target(self) -> Path:
+        return self.data_dir / "dbt" / "target"
+
+    @property
+    def dbt_logs(self) -> Path:
+        return self.data_dir / "dbt" / "logs"
+
+    def ensure(self) -> None:
+        for entity in ENTITIES:
+            self.landing_dir(entity).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,349 @@
+"""Load landing files into the append-only ``raw`` schema of the warehouse.
+
+Every landed row is kept as text, with its lineage: ``_source_file`` (path under the landing
+folder), ``_source_row`` (1-based record number after the header) and ``_loaded_at``. Columns
+outside the contract are kept too, as JSON in ``_extra``. Typing and rejection happen later, in
+dbt staging.
+
+A file is loaded in one transaction together with its entry in ``raw._landing_files``: it is
+either loaded whole or not at all. A file whose content (SHA-256) was already loaded for the same
+entity is skipped, so loading is idempotent; a changed file (a new version) is loaded again and
+its rows become new versions or exact duplicates, which staging sorts out.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from retention.config import ENTITIES, Paths
+from retention.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: Contract columns per entity (DESIGN §6), in the order of the raw tables.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": (
+        "customer_id",
+        "email",
+        "signup_at",
+        "country",
+        "acquisition_channel",
+        "updated_at",
+    ),
+    "orders": (
+        "order_id",
+        "customer_id",
+        "ordered_at",
+        "status",
+        "amount",
+        "currency",
+        "updated_at",
+    ),
+    "marketing_spend": ("month", "channel", "spend_type", "amount", "currency"),
+    "nps_responses": ("response_id", "customer_id", "responded_at", "score"),
+}
+
+#: Columns a file must have; the others may be absent (loaded as null).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id",),
+    "orders": ("order_id", "customer_id", "ordered_at", "status", "amount", "currency"),
+    "marketing_spend": ("month", "channel", "spend_type", "amount", "currency"),
+    "nps_responses": ("response_id", "customer_id", "responded_at", "score"),
+}
+
+LINEAGE = ("_extra", "_source_file", "_source_row", "_loaded_at")
+SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_BOM = b"\xef\xbb\xbf"
+
+
+class LoadError(UserError):
+    """A landing file that cannot be loaded; nothing from it was written."""
+
+    def __init__(self, path: Path | str, problem: str, hint: str = "") -> None:
+        self.path = str(path)
+        self.problem = problem
+        message = f"{path}: {problem}"
+        if hint:
+            message += f"\n  what to do: {hint}"
+        super().__init__(message)
+
+
+class LoadErrors(UserError):
+    """One or more landing files could not be loaded (the others were)."""
+
+    def __init__(self, errors: list[LoadError]) -> None:
+        self.errors = errors
+        lines = [f"{len(errors)} landing file(s) could not be loaded; nothing from them was written:"]
+        lines += [f"- {e}" for e in errors]
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class FileResult:
+    entity: str
+    source_file: str
+    rows: int
+    status: str  # loaded | skipped
+    note: str = ""
+
+
+@dataclass
+class LoadSummary:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "loaded"]
+
+    @property
+    def skipped(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "skipped"]
+
+    def rows(self, entity: str | None = None) -> int:
+        return sum(f.rows for f in self.loaded if entity in (None, f.entity))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lstrip("\ufeff").strip().lower()
+
+
+def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
+    normalised = [_normalise(n) for n in names]
+    if not any(normalised):
+        raise LoadError(path, "the header row is empty", "the first line must name the columns")
+    seen: set[str] = set()
+    dupes = sorted({n for n in normalised if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dupes:
+        raise LoadError(path, f"duplicate column name(s) in the header: {', '.join(dupes)}")
+    missing = [c for c in REQUIRED[entity] if c not in normalised]
+    if missing:
+        raise LoadError(
+            path,
+            f"missing required column(s) {', '.join(missing)} for {entity}; "
+            f"found: {', '.join(n or '<blank>' for n in normalised)}",
+            f"a {entity} file needs the columns {', '.join(REQUIRED[entity])}",
+        )
+    return normalised
+
+
+def _read_csv(path: Path, entity: str) -> pa.Table:
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    if not head.strip(_BOM + b" \r\n\t"):
+        raise LoadError(path, "the file is empty (no header row)", "remove the file or re-export it")
+    if b"\x00" in head:
+        raise LoadError(path, "this is not a CSV text file (it contains NUL bytes)")
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    try:
+        header = next(csv.reader(io.StringIO(text.splitlines()[0] if text else "")))
+    except (csv.Error, StopIteration) as exc:
+        raise LoadError(path, f"cannot read the header row: {exc}") from exc
+    names = _check_header(path, entity, header)
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+        problem = str(exc).splitlines()[0]
+        raise LoadError(
+            path,
+            f"not a well-formed CSV file: {problem}",
+            "fix or re-export the file; nothing from it was loaded",
+        ) from exc
+    return table
+
+
+def _read_parquet(path: Path, entity: str) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LoadError(path, f"not a readable Parquet file: {exc}") from exc
+    names = _check_header(path, entity, table.column_names)
+    columns = []
+    for name, column in zip(names, table.columns, strict=True):
+        if pa.types.is_nested(column.type):
+            raise LoadError(path, f"column {name} has a nested type ({column.type})")
+        columns.append(pc.cast(column, pa.string()))
+    return pa.table(columns, names=names)
+
+
+def read_landing_file(path: Path, entity: str) -> pa.Table:
+    """Read one landing file into an all-text Arrow table with normalised column names."""
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind == "csv":
+        return _read_csv(path, entity)
+    if kind == "parquet":
+        return _read_parquet(path, entity)
+    raise LoadError(path, f"unsupported file type {path.suffix!r}", "land .csv or .parquet files")
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists raw")
+    con.execute(
+        """
+        create table if not exists raw._landing_files (
+            entity varchar not null,
+            source_file varchar not null,
+            sha256 varchar not null,
+            size_bytes bigint not null,
+            row_count bigint not null,
+            loaded_at timestamp not null
+        )
+        """
+    )
+    for entity, columns in COLUMNS.items():
+        cols = ", ".join(f"{c} varchar" for c in columns)
+        con.execute(
+            f"create table if not exists raw.{entity} ("
+            f"{cols}, _extra varchar, _source_file varchar not null, "
+            f"_source_row bigint not null, _loaded_at timestamp not null)"
+        )
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    entity: str,
+    table: pa.Table,
+    source_file: str,
+    loaded_at: datetime,
+) -> None:
+    present = set(table.column_names)
+    extras = [c for c in table.column_names if c not in COLUMNS[entity]]
+    select = [(f'"{c}"' if c in present else "null::varchar") + f" as {c}" for c in COLUMNS[entity]]
+    if extras:
+        pairs = ", ".join(f"'{e.replace(chr(39), chr(39) * 2)}': \"{e}\"" for e in extras)
+        select.append(f"to_json({{{pairs}}})::varchar as _extra")
+    else:
+        select.append("null::varchar as _extra")
+    rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
+    batch = table.append_column("__row", rows)
+    con.register("landing_batch", batch)
+    try:
+        con.execute(
+            f"insert into raw.{entity} select {', '.join(select)}, "
+            f"? as _source_file, __row as _source_row, ? as _loaded_at from landing_batch",
+            [source_file, loaded_at],
+        )
+    finally:
+        con.unregister("landing_batch")
+
+
+def discover(paths: Paths, entities: Iterable[str] = ENTITIES) -> list[tuple[str, Path]]:
+    """Landing files per entity, in a stable order (by path)."""
+    found = []
+    for entity in entities:
+        folder = paths.landing_dir(entity)
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                found.append((entity, path))
+    return found
+
+
+def connect(paths: Paths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the build warehouse, turning a lock conflict into a clear message."""
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(paths.warehouse), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise UserError(
+                f"{paths.warehouse} is in use by another process ({exc}).\n"
+                "  what to do: wait for the other run to finish; BI tools must read "
+                "serving/serving.duckdb, never the build warehouse."
+            ) from exc
+        raise
+
+
+def load(
+    paths: Paths,
+    entities: Iterable[str] = ENTITIES,
+    progress: Callable[[str], None] | None = None,
+) -> LoadSummary:
+    """Load every new landing file into ``raw.*``.
+
+    Each file is its own transaction. A structurally broken file is not loaded at all; the other
+    files still are, and afterwards a ``LoadErrors`` names every broken file and its problem.
+    """
+    say = progress or log.info
+    summary = LoadSummary()
+    errors: list[LoadError] = []
+    files = discover(paths, entities)
+    con = connect(paths)
+    try:
+        _ensure_tables(con)
+        known = {
+            (e, h): f
+            for e, h, f in con.execute(
+                "select entity, sha256, source_file from raw._landing_files"
+            ).fetchall()
+        }
+        loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        for entity, path in files:
+            source_file = path.relative_to(paths.landing).as_posix()
+            digest = _sha256(path)
+            if (entity, digest) in known:
+                previous = known[(entity, digest)]
+                note = "" if previous == source_file else f"same content as {previous}"
+                summary.files.append(FileResult(entity, source_file, 0, "skipped", note))
+                continue
+            try:
+                table = read_landing_file(path, entity)
+            except LoadError as exc:
+                errors.append(exc)
+                say(f"  REJECTED {source_file}: {exc.problem}")
+                continue
+            con.execute("begin transaction")
+            try:
+                _insert(con, entity, table, source_file, loaded_at)
+                con.execute(
+                    "insert into raw._landing_files values (?, ?, ?, ?, ?, ?)",
+                    [entity, source_file, digest, path.stat().st_size, table.num_rows, loaded_at],
+                )
+                con.execute("commit")
+            except Exception:
+                con.execute("rollback")
+                raise
+            known[(entity, digest)] = source_file
+            summary.files.append(FileResult(entity, source_file, table.num_rows, "loaded"))
+            say(f"  loaded {source_file}: {table.num_rows:,} rows")
+    finally:
+        con.close()
+    skipped = len(summary.skipped)
+    say(
+        f"load: {len(summary.loaded)} new file(s), {summary.rows():,} rows; "
+        f"{skipped} file(s) already loaded, skipped"
+    )
+    if errors:
+        raise LoadErrors(errors)
+    return summary
