@@ -21,6 +21,7 @@ determined by the seed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 from collections.abc import Callable
@@ -64,8 +65,20 @@ COUNTRIES: dict[str, tuple[float, str, int, float, float]] = {
 # channel group: (share of signups, free-text spellings the source system uses,
 #                 purchase-rate multiplier, dropout multiplier, acquisition cost per customer USD)
 CHANNELS: dict[str, tuple[float, tuple[str, ...], float, float, float]] = {
-    "organic_search": (0.22, ("Organic Search", "organic", "google organic", "SEO"), 1.0, 0.90, 8.0),
-    "paid_search": (0.20, ("Paid Search", "google / cpc", "Google Ads", "bing ads"), 0.9, 1.20, 38.0),
+    "organic_search": (
+        0.22,
+        ("Organic Search", "organic", "google organic", "SEO"),
+        1.0,
+        0.90,
+        8.0,
+    ),
+    "paid_search": (
+        0.20,
+        ("Paid Search", "google / cpc", "Google Ads", "bing ads"),
+        0.9,
+        1.20,
+        38.0,
+    ),
     "paid_social": (0.18, ("facebook", "Instagram", "Paid Social", "TikTok Ads"), 0.75, 1.55, 45.0),
     "email": (0.08, ("email", "Newsletter"), 1.30, 0.70, 5.0),
     "referral": (0.10, ("referral", "Refer-a-friend"), 1.20, 0.65, 20.0),
@@ -184,8 +197,9 @@ def _format_timestamps(
         parts.append(text)
         positions.append(rows)
     order = np.argsort(np.concatenate(positions), kind="stable")
-    return pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p
-                             for p in parts]).take(pa.array(order))
+    return pa.concat_arrays(
+        [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
+    ).take(pa.array(order))
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -230,17 +244,19 @@ class _Generator:
         spelling_table = np.array(
             [list(s) + [s[0]] * (max_sp - len(s)) for s in spellings], dtype=object
         )
-        spelling_pick = (rng.random(n) * np.array([len(s) for s in spellings])[channel_idx])
+        spelling_pick = rng.random(n) * np.array([len(s) for s in spellings])[channel_idx]
         channel_raw = spelling_table[channel_idx, spelling_pick.astype(int)]
 
         signup_us = _signup_times(rng, n, self.start_us, self.end_us)
         # BG/NBD heterogeneity shifted by channel and country
-        rate_mult = np.array([v[2] for v in CHANNELS.values()])[channel_idx] * np.array(
-            [v[3] for v in COUNTRIES.values()]
-        )[country_idx]
-        drop_mult = np.array([v[3] for v in CHANNELS.values()])[channel_idx] * np.array(
-            [v[4] for v in COUNTRIES.values()]
-        )[country_idx]
+        rate_mult = (
+            np.array([v[2] for v in CHANNELS.values()])[channel_idx]
+            * np.array([v[3] for v in COUNTRIES.values()])[country_idx]
+        )
+        drop_mult = (
+            np.array([v[3] for v in CHANNELS.values()])[channel_idx]
+            * np.array([v[4] for v in COUNTRIES.values()])[country_idx]
+        )
         lam = rng.gamma(BG_R, 1.0 / BG_ALPHA, size=n) * rate_mult
         p_drop = np.clip(rng.beta(BG_A, BG_B, size=n) * drop_mult, 0.002, 0.98)
         nu = rng.gamma(GG_Q, 1.0 / GG_GAMMA, size=n)  # Gamma-Gamma scale per customer
@@ -288,7 +304,9 @@ class _Generator:
 
         owner = np.concatenate([buyer, np.repeat(buyer, j)])
         ordered_us = np.concatenate([first_us, repeat_us])
-        order_rank = np.concatenate([np.zeros(len(buyer), np.int64), np.ones(len(repeat_us), np.int64)])
+        order_rank = np.concatenate(
+            [np.zeros(len(buyer), np.int64), np.ones(len(repeat_us), np.int64)]
+        )
         order = np.lexsort((owner, ordered_us))
         owner, ordered_us, order_rank = owner[order], ordered_us[order], order_rank[order]
         n_orders = len(owner)
@@ -351,16 +369,18 @@ class _Generator:
             np.datetime64(self.start_us // US_PER_DAY, "D").astype("datetime64[M]"),
             np.datetime64(self.end_us // US_PER_DAY, "D").astype("datetime64[M]") + 1,
         )
-        signup_month = (c["signup_us"] // US_PER_DAY).astype("datetime64[D]").astype(
-            "datetime64[M]"
+        signup_month = (
+            (c["signup_us"] // US_PER_DAY).astype("datetime64[D]").astype("datetime64[M]")
         )
         month_idx = (signup_month - months[0]).astype(int)
         n_ch = len(CHANNELS)
         new_by = np.zeros((len(months), n_ch))
         np.add.at(new_by, (month_idx, c["channel_idx"]), 1)
-        order_month = (self.orders_data["ordered_us"][: self.n_orders] // US_PER_DAY).astype(
-            "datetime64[D]"
-        ).astype("datetime64[M]")
+        order_month = (
+            (self.orders_data["ordered_us"][: self.n_orders] // US_PER_DAY)
+            .astype("datetime64[D]")
+            .astype("datetime64[M]")
+        )
         o_month_idx = (order_month - months[0]).astype(int)
         o_channel = c["channel_idx"][self.orders_data["owner"][: self.n_orders]]
         orders_by = np.zeros((len(months), n_ch))
@@ -388,9 +408,9 @@ class _Generator:
         first_version = np.arange(len(o["owner"])) < self.n_orders
         completed = first_version & (o["status"] == "completed")
         pick = np.flatnonzero(completed & (rng.random(len(completed)) < NPS_RESPONSE_SHARE))
-        responded = o["ordered_us"][pick] + (
-            rng.uniform(1, 14, len(pick)) * US_PER_DAY
-        ).astype(np.int64)
+        responded = o["ordered_us"][pick] + (rng.uniform(1, 14, len(pick)) * US_PER_DAY).astype(
+            np.int64
+        )
         keep = responded <= self.end_us
         pick, responded = pick[keep], responded[keep]
         owner = o["owner"][pick]
@@ -411,9 +431,9 @@ def _customer_table(g: _Generator, c: dict[str, np.ndarray]) -> tuple[pa.Table, 
     n = g.n
     # ~3 % of customers later change their email: a newer version of the customer row
     changed = np.flatnonzero(rng.random(n) < 0.03)
-    change_us = c["signup_us"][changed] + (
-        rng.uniform(10, 400, len(changed)) * US_PER_DAY
-    ).astype(np.int64)
+    change_us = c["signup_us"][changed] + (rng.uniform(10, 400, len(changed)) * US_PER_DAY).astype(
+        np.int64
+    )
     keep = change_us <= g.end_us
     changed, change_us = changed[keep], change_us[keep]
     rows = np.concatenate([np.arange(n), changed])
@@ -565,7 +585,7 @@ def _write(
     months = (when_us // US_PER_DAY).astype("datetime64[D]").astype("datetime64[M]")
     bounds = np.flatnonzero(np.r_[True, months[1:] != months[:-1], True])
     files = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         part = table.slice(lo, hi - lo)
         name = f"{entity}_{months[lo]}.{fmt}"
         path = folder / name

@@ -87,7 +87,9 @@ class LoadErrors(UserError):
 
     def __init__(self, errors: list[LoadError]) -> None:
         self.errors = errors
-        lines = [f"{len(errors)} landing file(s) could not be loaded; nothing from them was written:"]
+        lines = [
+            f"{len(errors)} landing file(s) could not be loaded; nothing from them was written:"
+        ]
         lines += [f"- {e}" for e in errors]
         super().__init__("\n".join(lines))
 
@@ -152,7 +154,9 @@ def _read_csv(path: Path, entity: str) -> pa.Table:
     with path.open("rb") as handle:
         head = handle.read(1 << 16)
     if not head.strip(_BOM + b" \r\n\t"):
-        raise LoadError(path, "the file is empty (no header row)", "remove the file or re-export it")
+        raise LoadError(
+            path, "the file is empty (no header row)", "remove the file or re-export it"
+        )
     if b"\x00" in head:
         raise LoadError(path, "this is not a CSV text file (it contains NUL bytes)")
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -336,9 +340,13 @@ def load(
                 raise
             known[(entity, digest)] = source_file
             summary.files.append(FileResult(entity, source_file, table.num_rows, "loaded"))
-            say(f"  loaded {source_file}: {table.num_rows:,} rows")
+            log.debug("loaded %s: %s rows", source_file, table.num_rows)
     finally:
         con.close()
+    for entity in dict.fromkeys(e for e, _ in files):
+        new = [f for f in summary.loaded if f.entity == entity]
+        if new:
+            say(f"  {entity}: {len(new)} new file(s), {summary.rows(entity):,} rows")
     skipped = len(summary.skipped)
     say(
         f"load: {len(summary.loaded)} new file(s), {summary.rows():,} rows; "

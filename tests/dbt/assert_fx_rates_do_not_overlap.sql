@@ -7,4 +7,4 @@ from {{ ref('fx_rates') }} as earlier
 inner join {{ ref('fx_rates') }} as later
     on earlier.currency = later.currency
     and earlier.valid_from < later.valid_from
-    and later.valid_from < earlier.valid_to
+    and earlier.valid_to > later.valid_from

@@ -18,20 +18,19 @@ actual as (
 
 ),
 
-missing as (
+compared as (
 
-    select order_id, 'missing from marts.orders' as problem from expected
-    where order_id not in (select order_id from actual)
-
-),
-
-unexpected as (
-
-    select order_id, 'not a current order up to as_of_date' as problem from actual
-    where order_id not in (select order_id from expected)
+    select
+        coalesce(expected.order_id, actual.order_id) as order_id,
+        case
+            when actual.order_id is null then 'missing from marts.orders'
+            when expected.order_id is null then 'not a current order up to as_of_date'
+        end as problem
+    from expected
+    full outer join actual
+        on expected.order_id = actual.order_id
 
 )
 
-select * from missing
-union all
-select * from unexpected
+select * from compared
+where problem is not null

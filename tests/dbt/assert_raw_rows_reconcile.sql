@@ -7,8 +7,8 @@ with
 counts as (
 
     {% for entity in ['customers', 'orders', 'marketing_spend', 'nps_responses'] %}
-    {{ reconciliation_counts(entity) }}
-    {% if not loop.last %}union all{% endif %}
+        {{ reconciliation_counts(entity) }}
+        {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
 )

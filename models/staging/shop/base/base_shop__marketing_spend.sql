@@ -29,7 +29,7 @@ typed as (
         {{ parse_month('month') }} as spend_month,
         lower({{ clean_text('channel') }}) as channel_key,
         lower({{ clean_text('spend_type') }}) as spend_type_key,
-        {{ parse_decimal('amount') }} as amount_value,
+        {{ parse_decimal('amount', 38, 4) }} as amount_value,
         upper({{ clean_text('currency') }}) as currency_code,
         month,
         channel,
@@ -49,9 +49,15 @@ converted as (
     select
         typed.*,
         coalesce(channel_groups.channel_group, 'other') as channel_group,
-        round(
-            typed.amount_value * spend_fx.rate_to_usd / reporting_fx.rate_to_usd, 2
-        ) as amount_reporting
+        case
+            -- beyond any real order; keeps the conversion below from overflowing
+            when abs(typed.amount_value) < 1000000000000
+                then round(
+                    cast(typed.amount_value as decimal(38, 12))
+                    * spend_fx.rate_to_usd / reporting_fx.rate_to_usd,
+                    2
+                )
+        end as amount_reporting
     from typed
     left join channel_groups
         on typed.channel_key = channel_groups.channel_raw
@@ -78,6 +84,7 @@ validated as (
                 then 'unknown_spend_type'
             when amount_value is null then 'unparseable_amount'
             when amount_value < 0 then 'negative_amount'
+            when amount_value >= 1000000000000 then 'amount_out_of_range'
             when amount_reporting is null then 'unknown_currency'
         end as reject_reason
     from converted

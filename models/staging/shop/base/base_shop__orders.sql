@@ -33,7 +33,7 @@ typed as (
         {{ clean_text('customer_id') }} as customer_key,
         {{ parse_timestamp_utc('ordered_at') }} as ordered_at_utc,
         lower({{ clean_text('status') }}) as order_status,
-        {{ parse_decimal('amount') }} as amount_value,
+        {{ parse_decimal('amount', 38, 4) }} as amount_value,
         upper({{ clean_text('currency') }}) as currency_code,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         order_id,
@@ -56,9 +56,15 @@ converted as (
     select
         typed.*,
         order_fx.rate_to_usd as order_rate_to_usd,
-        round(
-            typed.amount_value * order_fx.rate_to_usd / reporting_fx.rate_to_usd, 2
-        ) as amount_reporting,
+        case
+            -- beyond any real order; keeps the conversion below from overflowing
+            when abs(typed.amount_value) < 1000000000000
+                then round(
+                    cast(typed.amount_value as decimal(38, 12))
+                    * order_fx.rate_to_usd / reporting_fx.rate_to_usd,
+                    2
+                )
+        end as amount_reporting,
         customers.customer_id is not null as has_known_customer
     from typed
     left join fx_rates as order_fx
@@ -92,6 +98,7 @@ validated as (
             when amount_value is null then 'unparseable_amount'
             when amount_value < 0 then 'negative_amount'
             when order_rate_to_usd is null then 'unknown_currency'
+            when amount_value >= 1000000000000 then 'amount_out_of_range'
             when amount_reporting is null then 'unknown_currency'
             when amount_reporting > {{ int_var('max_order_amount') }} then 'amount_out_of_range'
             when not has_known_customer then 'unknown_customer'

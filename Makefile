@@ -1,0 +1,41 @@
+# Everything a newcomer needs: `make demo`, `make test`. Both create .venv and install into it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export RETENTION_PROJECT_DIR := $(CURDIR)
+
+.PHONY: install demo test lint format docs bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	@touch $@
+
+install: $(STAMP)  ## create .venv and install the pinned environment
+
+demo: $(STAMP)  ## generate sample data (if landing is empty) and run the whole pipeline
+	$(BIN)/retention demo
+
+test: $(STAMP)  ## the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff and sqlfluff
+	$(BIN)/ruff check retention orchestration tests benchmarks
+	$(BIN)/ruff format --check retention orchestration tests benchmarks
+	mkdir -p data && $(BIN)/sqlfluff lint models tests/dbt
+
+format: $(STAMP)
+	$(BIN)/ruff format retention orchestration tests benchmarks
+	$(BIN)/ruff check --fix retention orchestration tests benchmarks
+
+docs: $(STAMP)  ## dbt docs generate (needs a built warehouse: run `make demo` first)
+	RETENTION_DATA_DIR=$${RETENTION_DATA_DIR:-data} $(BIN)/dbt docs generate --profiles-dir .
+
+bench: $(STAMP)  ## benchmarks at realistic scale (see benchmarks/)
+	$(BIN)/python benchmarks/bench.py --customers $(or $(CUSTOMERS),1000000)
+
+clean:
+	rm -rf $(VENV) target logs data/dbt .pytest_cache

@@ -1,0 +1,161 @@
+"""The ``retention`` command line (DESIGN §5)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from retention import pipeline
+from retention.config import Paths
+from retention.dbt import TARGETS
+from retention.errors import UserError
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date written YYYY-MM-DD") from None
+
+
+def _date(text: str) -> date:
+    return date.fromisoformat(_iso_date(text))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retention",
+        description="Customer-retention warehouse: generate, load, build, validate, publish, "
+        "report.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="root for landing, warehouse, serving and reports "
+        "(default: $RETENTION_DATA_DIR or ./data)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="write realistic synthetic landing files")
+    gen.add_argument("--customers", type=_positive_int, default=pipeline.DEMO_CUSTOMERS)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--start", type=_date, default=date(2022, 1, 1), help="first signup day")
+    gen.add_argument("--end", type=_date, default=date(2025, 12, 31), help="last day of history")
+    gen.add_argument("--dirty-rate", type=_rate, default=0.0, help="share of defective extra rows")
+    gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+
+    sub.add_parser("load", help="load new landing files into raw.*")
+
+    def add_build_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--as-of", type=_iso_date, help="reporting date (default: latest order)")
+        p.add_argument("--target", choices=TARGETS, help="dbt target (default: duckdb)")
+        p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
+
+    build = sub.add_parser("build", help="dbt build: models, CLV and all tests")
+    add_build_options(build)
+    build.add_argument("--select", help="dbt node selection (default: everything)")
+
+    sub.add_parser("validate", help="run the Great Expectations suites")
+    sub.add_parser("publish", help="atomically replace serving/ from the validated marts")
+    sub.add_parser("report", help="write the HTML report")
+
+    run = sub.add_parser("run", help="load, build, validate, publish, report")
+    add_build_options(run)
+
+    demo = sub.add_parser("demo", help="generate sample data if landing is empty, then run")
+    demo.add_argument("--customers", type=_positive_int, default=pipeline.DEMO_CUSTOMERS)
+    return parser
+
+
+def _not_yet(name: str) -> int:
+    _say(f"retention {name}: not available in this version yet")
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.data_dir:
+        os.environ["RETENTION_DATA_DIR"] = str(args.data_dir.resolve())
+    started = time.perf_counter()
+    try:
+        paths = Paths.from_env()
+        if args.command == "generate":
+            summary = pipeline.generate_step(
+                paths,
+                args.customers,
+                args.seed,
+                args.start,
+                args.end,
+                args.dirty_rate,
+                args.format,
+                _say,
+            )
+            _say(f"wrote {len(summary.files)} files under {paths.landing}")
+        elif args.command == "load":
+            pipeline.load_step(paths, _say)
+        elif args.command == "build":
+            pipeline.build_step(
+                paths,
+                _say,
+                as_of=args.as_of,
+                target=args.target,
+                full_refresh=args.full_refresh,
+                select=args.select,
+            )
+        elif args.command == "run":
+            pipeline.run(
+                paths, _say, as_of=args.as_of, target=args.target, full_refresh=args.full_refresh
+            )
+            _say(pipeline.outputs_message(paths))
+        elif args.command == "demo":
+            pipeline.demo(paths, _say, customers=args.customers)
+            _say(pipeline.outputs_message(paths))
+        else:
+            return _not_yet(args.command)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    _say(f"retention {args.command} finished in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

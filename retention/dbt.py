@@ -1,0 +1,148 @@
+"""Run dbt for the pipeline: one subprocess per command, output streamed, failures summarised.
+
+dbt runs as a subprocess of the same environment (not in-process) so that its DuckDB connection
+is always closed when the command ends and a crash in dbt cannot take the pipeline state with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retention.config import Paths, project_dir
+from retention.errors import UserError
+
+TARGETS = ("duckdb", "postgres", "spark")
+
+
+class DbtFailure(UserError):
+    """dbt finished with errors or failing tests; the message lists them."""
+
+    def __init__(self, command: str, failures: list[str], returncode: int) -> None:
+        self.failures = failures
+        self.returncode = returncode
+        lines = [f"dbt {command} failed ({len(failures)} problem(s)):"]
+        lines += [f"- {f}" for f in failures] or ["- see the dbt output above"]
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class DbtResult:
+    command: str
+    returncode: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def by_status(self, status: str) -> list[dict[str, Any]]:
+        return [r for r in self.results if r.get("status") == status]
+
+
+def dbt_executable() -> str:
+    """The dbt next to this interpreter (works from an unactivated virtualenv), else PATH."""
+    candidate = Path(sys.executable).parent / "dbt"
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which("dbt")
+    if not found:
+        raise UserError("dbt is not installed in this environment; run `make install`.")
+    return found
+
+
+def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
+    """Environment for a dbt process: data dir, target and where dbt writes its artifacts."""
+    env = dict(os.environ)
+    env["RETENTION_DATA_DIR"] = str(paths.data_dir)
+    env["DBT_PROFILES_DIR"] = str(project_dir())
+    env["DBT_PROJECT_DIR"] = str(project_dir())
+    env["DBT_TARGET_PATH"] = str(paths.dbt_target)
+    env["DBT_LOG_PATH"] = str(paths.dbt_logs)
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    if target:
+        env["RETENTION_DBT_TARGET"] = target
+    return env
+
+
+def build_vars(as_of: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    values: dict[str, Any] = dict(extra or {})
+    if as_of:
+        values["as_of_date"] = as_of
+    return values
+
+
+def _summarise(results: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    for r in results:
+        if r.get("status") not in ("error", "fail"):
+            continue
+        unique_id = r.get("unique_id", "?")
+        kind, _, name = unique_id.partition(".")
+        name = name.split(".", 1)[-1]
+        message = [m.strip() for m in (r.get("message") or "").strip().splitlines() if m.strip()]
+        # dbt's first line repeats the node name; the cause is on the next one
+        detail = " ".join(message[1:3]) if len(message) > 1 else (message or [r.get("status")])[0]
+        if r.get("status") == "fail":
+            detail = f"{r.get('failures')} failing row(s)"
+        problems.append(f"{kind} {name}: {detail}")
+    return problems
+
+
+def _error_lines(tail: list[str]) -> list[str]:
+    """The lines dbt prints after "Encountered an error" (compile and parse errors)."""
+    text = [re.sub(r"^\d\d:\d\d:\d\d\s+", "", line).strip() for line in tail]
+    starts = [i for i, line in enumerate(text) if "Encountered an error" in line]
+    lines = text[starts[-1] + 1 :] if starts else text[-5:]
+    return [" ".join(line for line in lines if line)] if any(lines) else []
+
+
+def run_dbt(
+    args: Sequence[str],
+    paths: Paths,
+    target: str | None = None,
+    dbt_vars: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+    check: bool = True,
+) -> DbtResult:
+    """Run ``dbt <args>`` and return its results; raise ``DbtFailure`` on errors if ``check``."""
+    if target and target not in TARGETS:
+        raise UserError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    command = [dbt_executable(), *args, "--no-use-colors"]
+    if dbt_vars:
+        command += ["--vars", json.dumps(dbt_vars)]
+    say = progress or (lambda line: None)
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    run_results = paths.dbt_target / "run_results.json"
+    if run_results.exists():
+        run_results.unlink()
+    process = subprocess.Popen(
+        command,
+        cwd=project_dir(),
+        env=dbt_env(paths, target),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    assert process.stdout is not None
+    tail: list[str] = []
+    for line in process.stdout:
+        line = line.rstrip()
+        say(line)
+        tail = [*tail[-30:], line]
+    returncode = process.wait()
+    results: list[dict[str, Any]] = []
+    if run_results.exists():
+        results = json.loads(run_results.read_text()).get("results", [])
+    result = DbtResult(args[0], returncode, results)
+    if check and returncode != 0:
+        problems = _summarise(results)
+        if not problems:
+            problems = _error_lines(tail)
+        raise DbtFailure(args[0], problems, returncode)
+    return result

@@ -1,0 +1,135 @@
+"""The pipeline steps as plain functions: the CLI and the Dagster assets both call these."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+from retention import dbt
+from retention.config import ENTITIES, Paths
+from retention.generate import GenerateSummary, generate
+from retention.load import LoadSummary, load
+
+Say = Callable[[str], None]
+
+DEMO_CUSTOMERS = 20_000
+
+
+@dataclass
+class BuildSummary:
+    as_of: str | None
+    models: int
+    tests: int
+    seconds: float
+
+
+@contextmanager
+def step(name: str, say: Say) -> Iterator[None]:
+    """Print a step header and its wall time."""
+    say(f"==> {name}")
+    started = time.perf_counter()
+    yield
+    say(f"    {name} done in {time.perf_counter() - started:.1f}s")
+
+
+def landing_is_empty(paths: Paths) -> bool:
+    for entity in ENTITIES:
+        folder = paths.landing_dir(entity)
+        if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
+            return False
+    return True
+
+
+def generate_step(
+    paths: Paths,
+    customers: int,
+    seed: int,
+    start: date,
+    end: date,
+    dirty_rate: float,
+    fmt: str,
+    say: Say,
+) -> GenerateSummary:
+    with step("generate", say):
+        return generate(paths.landing, customers, seed, start, end, dirty_rate, fmt, progress=say)
+
+
+def load_step(paths: Paths, say: Say) -> LoadSummary:
+    with step("load", say):
+        paths.ensure()
+        return load(paths, progress=say)
+
+
+def build_step(
+    paths: Paths,
+    say: Say,
+    as_of: str | None = None,
+    target: str | None = None,
+    full_refresh: bool = False,
+    select: str | None = None,
+) -> BuildSummary:
+    """``dbt seed`` + ``dbt build``: models, the CLV model and every data and unit test."""
+    with step("build", say):
+        started = time.perf_counter()
+        args = ["build"]
+        if full_refresh:
+            args.append("--full-refresh")
+        if select:
+            args += ["--select", select]
+        result = dbt.run_dbt(
+            args,
+            paths,
+            target=target,
+            dbt_vars=dbt.build_vars(as_of),
+            progress=lambda line: say(f"    {line}"),
+        )
+        models = sum(1 for r in result.results if r.get("unique_id", "").startswith("model."))
+        tests = sum(
+            1 for r in result.results if r.get("unique_id", "").startswith(("test.", "unit_test."))
+        )
+        return BuildSummary(as_of, models, tests, time.perf_counter() - started)
+
+
+def outputs_message(paths: Paths) -> str:
+    lines = [
+        "outputs:",
+        f"  warehouse (dbt build target): {paths.warehouse}",
+        "    schemas: raw, staging, quarantine, marts",
+        f"  serving copy for BI tools:     {paths.serving}",
+        f"  report:                        {paths.reports / 'retention_report.html'}",
+    ]
+    return "\n".join(lines)
+
+
+def run(
+    paths: Paths,
+    say: Say,
+    as_of: str | None = None,
+    target: str | None = None,
+    full_refresh: bool = False,
+) -> BuildSummary:
+    """The production job: load, build (then validate, publish and report)."""
+    load_step(paths, say)
+    summary = build_step(paths, say, as_of=as_of, target=target, full_refresh=full_refresh)
+    return summary
+
+
+def demo(paths: Paths, say: Say, customers: int = DEMO_CUSTOMERS) -> BuildSummary:
+    """Generate sample data when the landing folder is empty, then run the pipeline."""
+    if landing_is_empty(paths):
+        generate_step(
+            paths,
+            customers=customers,
+            seed=42,
+            start=date(2022, 1, 1),
+            end=date(2025, 12, 31),
+            dirty_rate=0.01,
+            fmt="csv",
+            say=say,
+        )
+    else:
+        say(f"landing folder {paths.landing} has files; using them")
+    return run(paths, say)

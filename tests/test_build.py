@@ -1,0 +1,268 @@
+"""dbt build end to end: staging, quarantine, reconciliation and the core marts.
+
+A small hand-written landing set pins exact values (time zones, FX, versions, duplicates, every
+reject reason); a generated set with dirty rows checks reconciliation at row level.
+"""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from retention import dbt, pipeline
+from retention.config import Paths
+from retention.generate import DIRTY_KINDS
+from retention.load import COLUMNS
+from tests.conftest import Warehouse, quiet, write_csv
+
+CUSTOMER_HEADER = list(COLUMNS["customers"])
+ORDER_HEADER = list(COLUMNS["orders"])
+
+CUSTOMERS = [
+    ["C1", "one@example.com", "2024-01-01T10:00:00+02:00", "DE", "Google Ads", ""],
+    ["C2", "two@example.com", "2024-02-01 12:00:00", "us", "carrier pigeon", ""],
+    # C3: the newer version comes first in the file; updated_at decides, not file order
+    ["C3", "new@example.com", "2024-05-01T00:00:00Z", "GB", "referral", "2024-06-01T00:00:00Z"],
+    ["C3", "old@example.com", "2024-05-01T00:00:00Z", "GB", "referral", "2024-05-01T00:00:00Z"],
+    ["C1", "one@example.com", "2024-01-01T10:00:00+02:00", "DE", "Google Ads", ""],  # exact copy
+    ["  ", "blank@example.com", "2024-01-01", "FR", "seo", ""],
+    ["C9", "nine@example.com", "not a date", "FR", "seo", ""],
+]
+
+ORDERS = [
+    # 23:30 at -02:00 is 01:30 UTC the next day
+    ["O1", "C1", "2024-01-05T23:30:00-02:00", "completed", "100.00", "EUR", ""],
+    ["O2", "C1", "2024-02-10T09:00:00Z", "completed", "50.00", "GBP", "2024-02-10T09:00:00Z"],
+    ["O2", "C1", "2024-02-10T09:00:00Z", "refunded", "50.00", "GBP", "2024-03-01T00:00:00Z"],
+    ["O3", "C2", "2024-03-01T10:00:00Z", "cancelled", "10.00", "USD", ""],
+    ["O4", "C2", "2024-03-15T10:00:00Z", "COMPLETED", "1000", "jpy", ""],
+    ["O5", "C404", "2024-04-01T10:00:00Z", "completed", "20.00", "USD", ""],
+    ["O1", "C1", "2024-01-05T23:30:00-02:00", "completed", "100.00", "EUR", ""],  # exact copy
+    ["O7", "C1", "2024-04-01T10:00:00Z", "completed", "-5.00", "USD", ""],
+    ["O8", "C1", "2024-04-01T10:00:00Z", "completed", "abc", "USD", ""],
+    ["O9", "C1", "2024-04-01T10:00:00Z", "completed", "5.00", "XXX", ""],
+    ["O10", "C1", "2024-04-01T10:00:00Z", "shipped", "5.00", "USD", ""],
+    ["O11", "C1", "2099-01-01T00:00:00Z", "completed", "5.00", "USD", ""],
+    ["O12", "C1", "2024-02-30T10:00:00Z", "completed", "5.00", "USD", ""],
+    ["", "C1", "2024-04-01T10:00:00Z", "completed", "5.00", "USD", ""],
+    ["O13", "C1", "2024-04-01T10:00:00Z", "completed", "5000000", "USD", ""],
+    ["O14", "C3", "2024-06-15T10:00:00Z", "completed", "30.00", "USD", ""],
+    ["O15", "C3", "2024-06-20T10:00:00Z", "pending", "12.00", "USD", ""],
+]
+
+EXPECTED_REJECTS = {
+    "O5": "unknown_customer",
+    "O7": "negative_amount",
+    "O8": "unparseable_amount",
+    "O9": "unknown_currency",
+    "O10": "unknown_status",
+    "O11": "future_timestamp",
+    "O12": "unparseable_timestamp",
+    "": "missing_id",
+    "O13": "amount_out_of_range",
+}
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    paths = Paths(tmp_path_factory.mktemp("handmade"))
+    paths.ensure()
+    write_csv(paths.landing_dir("customers") / "customers.csv", CUSTOMER_HEADER, CUSTOMERS)
+    write_csv(paths.landing_dir("orders") / "orders.csv", ORDER_HEADER, ORDERS)
+    pipeline.load_step(paths, quiet)
+    pipeline.build_step(paths, quiet)
+    return Warehouse(paths)
+
+
+def _copy(warehouse: Warehouse, tmp_path: Path) -> Warehouse:
+    shutil.copytree(warehouse.paths.data_dir, tmp_path / "copy")
+    return Warehouse(Paths(tmp_path / "copy"))
+
+
+def test_timestamps_are_normalised_to_utc(handmade: Warehouse) -> None:
+    rows = dict(
+        handmade.query("select customer_id, signup_at::varchar from staging.stg_shop__customers")
+    )
+    assert rows["C1"] == "2024-01-01 08:00:00"  # +02:00 honoured
+    assert rows["C2"] == "2024-02-01 12:00:00"  # naive is UTC
+    ordered = handmade.query(
+        "select ordered_at::varchar, ordered_date::varchar, order_month::varchar "
+        "from marts.orders where order_id = 'O1'"
+    )
+    assert ordered == [("2024-01-06 01:30:00", "2024-01-06", "2024-01-01")]
+
+
+def test_money_is_converted_with_the_fx_seed(handmade: Warehouse) -> None:
+    amounts = dict(handmade.query("select order_id, amount from marts.orders"))
+    assert amounts["O1"] == Decimal("108.00")  # 100 EUR x 1.08 (2024)
+    assert amounts["O2"] == Decimal("64.00")  # 50 GBP x 1.28
+    assert amounts["O4"] == Decimal("6.60")  # 1000 JPY x 0.0066
+    assert amounts["O3"] == Decimal("10.00")
+
+
+def test_latest_version_wins_and_exact_duplicates_go(handmade: Warehouse) -> None:
+    assert handmade.scalar("select status from marts.orders where order_id = 'O2'") == "refunded"
+    assert handmade.scalar("select email from marts.customers where customer_id = 'C3'") == (
+        "new@example.com"
+    )
+    dispositions = dict(
+        handmade.query("select row_disposition, count(*) from staging.base_shop__orders group by 1")
+    )
+    assert dispositions == {"current": 6, "superseded": 1, "duplicate": 1, "quarantined": 9}
+
+
+def test_every_reject_reason_is_recorded_with_lineage(handmade: Warehouse) -> None:
+    rejected = handmade.query(
+        "select order_id, reject_reason, _source_file, _source_row from quarantine.orders"
+    )
+    assert {r[0]: r[1] for r in rejected} == EXPECTED_REJECTS
+    assert all(r[2] == "orders/orders.csv" and r[3] >= 1 for r in rejected)
+    customers = dict(handmade.query("select customer_id, reject_reason from quarantine.customers"))
+    assert customers == {"  ": "missing_id", "C9": "unparseable_timestamp"}
+
+
+def test_core_marts_hold_hand_computed_values(handmade: Warehouse) -> None:
+    rows = handmade.query("""
+        select customer_id, purchase_count, total_revenue, avg_order_value, order_count,
+               cancelled_order_count, refunded_order_count, cohort_month::varchar,
+               acquisition_channel, region, country_code
+        from marts.customers order by customer_id
+    """)
+    assert rows == [
+        (
+            "C1",
+            1,
+            Decimal("108.00"),
+            Decimal("108.00"),
+            2,
+            0,
+            1,
+            "2024-01-01",
+            "paid_search",
+            "Europe",
+            "DE",
+        ),
+        (
+            "C2",
+            1,
+            Decimal("6.60"),
+            Decimal("6.60"),
+            2,
+            1,
+            0,
+            "2024-03-01",
+            "other",
+            "North America",
+            "US",
+        ),
+        (
+            "C3",
+            1,
+            Decimal("30.00"),
+            Decimal("30.00"),
+            2,
+            0,
+            0,
+            "2024-06-01",
+            "referral",
+            "Europe",
+            "GB",
+        ),
+    ]
+    revenue = dict(handmade.query("select order_id, revenue from marts.orders"))
+    assert revenue["O2"] == 0 and revenue["O3"] == 0 and revenue["O15"] == 0
+    assert handmade.scalar("select max(as_of_date)::varchar from marts.customers") == "2024-06-20"
+
+
+def test_as_of_date_ignores_later_orders(handmade: Warehouse, tmp_path: Path) -> None:
+    past = _copy(handmade, tmp_path)
+    pipeline.build_step(past.paths, quiet, as_of="2024-02-28")
+    rows = past.query(
+        "select customer_id, purchase_count, order_count from marts.customers order by 1"
+    )
+    assert rows == [("C1", 1, 2), ("C2", 0, 0)]  # C3 signed up later; O3, O4 are in March
+    assert past.scalar("select max(ordered_date)::varchar from marts.orders") == "2024-02-10"
+
+
+def test_quarantined_order_passes_once_its_customer_arrives(
+    handmade: Warehouse, tmp_path: Path
+) -> None:
+    later = _copy(handmade, tmp_path)
+    write_csv(
+        later.paths.landing_dir("customers") / "customers_late.csv",
+        CUSTOMER_HEADER,
+        [["C404", "late@example.com", "2024-03-30T00:00:00Z", "SE", "email", ""]],
+    )
+    pipeline.load_step(later.paths, quiet)
+    pipeline.build_step(later.paths, quiet)
+    assert later.scalar("select revenue from marts.orders where order_id = 'O5'") == Decimal(
+        "20.00"
+    )
+    assert later.scalar("select count(*) from quarantine.orders where order_id = 'O5'") == 0
+
+
+def test_reconciliation_test_catches_a_lost_row(handmade: Warehouse, tmp_path: Path) -> None:
+    broken = _copy(handmade, tmp_path)
+    # a raw row that staging has not seen: the row accounting no longer adds up
+    with duckdb.connect(str(broken.paths.warehouse)) as con:
+        con.execute("""
+            insert into raw.orders (order_id, customer_id, _source_file, _source_row, _loaded_at)
+            values ('O99', 'C1', 'orders/sneaked.csv', 1, now())
+        """)
+    with pytest.raises(dbt.DbtFailure) as caught:
+        dbt.run_dbt(["test", "--select", "assert_raw_rows_reconcile"], broken.paths)
+    assert "assert_raw_rows_reconcile" in str(caught.value)
+
+
+def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path) -> None:
+    copy = _copy(handmade, tmp_path)
+    for dbt_vars, expected in [
+        ({"as_of_date": "2024-01-01'; drop table marts.orders; --"}, "must be a date"),
+        ({"max_order_amount": "90 or 1=1"}, "must be a non-negative whole number"),
+        ({"future_tolerance_hours": "x"}, "must be a non-negative whole number"),
+    ]:
+        with pytest.raises(dbt.DbtFailure) as caught:
+            dbt.run_dbt(["build", "--select", "base_shop__orders+"], copy.paths, dbt_vars=dbt_vars)
+        assert expected in str(caught.value)
+    assert copy.scalar("select count(*) from marts.orders") == 6
+
+
+def test_generated_data_reconciles_row_by_row(generated_build: Warehouse) -> None:
+    """Every raw order row is in marts.orders, superseded, a duplicate or quarantined."""
+    unaccounted = generated_build.query("""
+        select raw._source_file, raw._source_row
+        from raw.orders as raw
+        left join marts.orders as mart
+            using (_source_file, _source_row)
+        left join staging.base_shop__orders as base
+            on base._source_file = raw._source_file and base._source_row = raw._source_row
+            and base.row_disposition in ('superseded', 'duplicate')
+        left join quarantine.orders as q
+            on q._source_file = raw._source_file and q._source_row = raw._source_row
+        where mart.order_id is null and base.order_key is null and q.reject_reason is null
+    """)
+    assert unaccounted == []
+    counts = dict(
+        generated_build.query(
+            "select row_disposition, count(*) from staging.base_shop__orders group by 1"
+        )
+    )
+    assert counts["duplicate"] > 0 and counts["superseded"] > 0 and counts["quarantined"] > 0
+    reasons = {
+        r for (r,) in generated_build.query("select distinct reject_reason from quarantine.orders")
+    }
+    assert set(DIRTY_KINDS["orders"]) - {"exact_duplicate"} <= reasons
+
+
+def test_generated_marts_agree_with_each_other(generated_build: Warehouse) -> None:
+    purchases, revenue = generated_build.query(
+        "select count(*), sum(revenue) from marts.orders where is_purchase"
+    )[0]
+    assert generated_build.query(
+        "select sum(purchase_count), sum(total_revenue) from marts.customers"
+    )[0] == (purchases, revenue)
+    assert purchases > 3_000

@@ -1,0 +1,71 @@
+"""The command line: clear errors without tracebacks, and the whole run from landing files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from tests.conftest import write_csv
+
+
+def retention(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "retention", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_bad_date_is_a_usage_error(tmp_path: Path) -> None:
+    result = retention("build", "--as-of", "2024-13-01", data_dir=tmp_path)
+    assert result.returncode == 2
+    assert "'2024-13-01' is not a date written YYYY-MM-DD" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_broken_landing_file_is_named_without_a_traceback(tmp_path: Path) -> None:
+    write_csv(tmp_path / "landing" / "customers" / "customers.csv", ["id", "email"], [["1", "x"]])
+    result = retention("load", data_dir=tmp_path)
+    assert result.returncode == 1
+    assert "customers/customers.csv" in result.stderr
+    assert "missing required column(s) customer_id" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_goes_from_generated_files_to_marts(tmp_path: Path) -> None:
+    generated = retention(
+        "generate",
+        "--customers",
+        "800",
+        "--seed",
+        "3",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-12-31",
+        "--dirty-rate",
+        "0.01",
+        "--format",
+        "parquet",
+        data_dir=tmp_path,
+    )
+    assert generated.returncode == 0, generated.stderr
+    result = retention("run", data_dir=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    for header in ("==> load", "==> build", "outputs:"):
+        assert header in result.stdout
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        customers = con.execute("select count(*) from marts.customers").fetchone()[0]
+        buyers = con.execute("select count(*) from marts.customers where has_purchased").fetchone()[
+            0
+        ]
+    assert customers == 800
+    assert 0.6 * 800 < buyers < 800
+    # the second run loads nothing new and rebuilds the same marts
+    again = retention("run", data_dir=tmp_path)
+    assert again.returncode == 0
+    assert "load: 0 new file(s), 0 rows" in again.stdout

@@ -1,0 +1,174 @@
+"""The loader: landing files to raw.* as text, idempotent, never half-loading a broken file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from retention.config import Paths
+from retention.load import COLUMNS, LoadErrors, load
+from tests.conftest import quiet, write_csv
+
+ORDER_HEADER = list(COLUMNS["orders"])
+
+
+def _orders(n: int, start: int = 1) -> list[list[str]]:
+    return [
+        [f"O{i}", "C1", "2024-03-01T10:00:00Z", "completed", "10.50", "EUR", ""]
+        for i in range(start, start + n)
+    ]
+
+
+def _count(paths: Paths, table: str) -> int:
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        return con.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    p = Paths(tmp_path)
+    p.ensure()
+    return p
+
+
+def test_rows_land_as_text_with_lineage(paths: Paths) -> None:
+    write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(3))
+    summary = load(paths, progress=quiet)
+    assert summary.rows("orders") == 3
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select order_id, amount, _source_file, _source_row, updated_at from raw.orders "
+            "order by _source_row"
+        ).fetchall()
+        types = {
+            name: dtype
+            for name, dtype in con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'raw' and table_name = 'orders'"
+            ).fetchall()
+        }
+    assert rows == [
+        ("O1", "10.50", "orders/a.csv", 1, ""),
+        ("O2", "10.50", "orders/a.csv", 2, ""),
+        ("O3", "10.50", "orders/a.csv", 3, ""),
+    ]
+    assert types["amount"] == "VARCHAR" and types["_source_row"] == "BIGINT"
+
+
+def test_loading_twice_loads_nothing_new(paths: Paths) -> None:
+    write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(5))
+    load(paths, progress=quiet)
+    again = load(paths, progress=quiet)
+    assert again.rows() == 0
+    assert [f.status for f in again.files] == ["skipped"]
+    assert _count(paths, "raw.orders") == 5
+
+
+def test_same_content_under_another_name_is_skipped(paths: Paths) -> None:
+    first = write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(2))
+    load(paths, progress=quiet)
+    (paths.landing_dir("orders") / "copy_of_a.csv").write_bytes(first.read_bytes())
+    again = load(paths, progress=quiet)
+    assert again.rows() == 0
+    assert again.skipped[-1].note == "same content as orders/a.csv"
+
+
+def test_a_new_version_of_a_file_is_loaded(paths: Paths) -> None:
+    path = write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(2))
+    load(paths, progress=quiet)
+    write_csv(path, ORDER_HEADER, _orders(3))  # one row added upstream, file re-exported
+    again = load(paths, progress=quiet)
+    assert again.rows() == 3
+    assert _count(paths, "raw.orders") == 5  # append-only: staging sorts out duplicates
+
+
+def test_missing_required_column_names_the_file_and_loads_nothing_from_it(paths: Paths) -> None:
+    write_csv(paths.landing_dir("orders") / "good.csv", ORDER_HEADER, _orders(2))
+    header = [c for c in ORDER_HEADER if c != "amount"]
+    write_csv(paths.landing_dir("orders") / "bad.csv", header, [r[:4] + r[5:] for r in _orders(4)])
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    message = str(caught.value)
+    assert "orders/bad.csv" in message and "missing required column(s) amount" in message
+    assert _count(paths, "raw.orders") == 2  # the good file loaded, nothing from the bad one
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        logged = con.execute("select source_file from raw._landing_files").fetchall()
+    assert logged == [("orders/good.csv",)]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "the file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV text file"),
+        (
+            b'order_id,customer_id,ordered_at,status,amount,currency\nO1,C1,"2024-01-01,completed\n',
+            "not a well-formed CSV file",
+        ),
+        (
+            b"order_id,customer_id,ordered_at,status,amount,currency\nO1,C1,x,completed,1,EUR,extra\n",
+            "not a well-formed CSV file",
+        ),
+        (b"order_id,order_id,customer_id,ordered_at,status,amount,currency\n", "duplicate column"),
+    ],
+    ids=["empty", "binary", "unterminated-quote", "too-many-fields", "duplicate-header"],
+)
+def test_structurally_broken_files_are_rejected_whole(
+    paths: Paths, content: bytes, problem: str
+) -> None:
+    (paths.landing_dir("orders") / "broken.csv").write_bytes(content)
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    assert "orders/broken.csv" in str(caught.value)
+    assert problem in str(caught.value)
+    assert _count(paths, "raw.orders") == 0
+
+
+def test_unsupported_file_type(paths: Paths) -> None:
+    (paths.landing_dir("customers") / "customers.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(LoadErrors, match=r"unsupported file type '\.xlsx'"):
+        load(paths, progress=quiet)
+
+
+def test_header_only_file_loads_zero_rows(paths: Paths) -> None:
+    write_csv(paths.landing_dir("orders") / "empty.csv", ORDER_HEADER, [])
+    assert load(paths, progress=quiet).rows() == 0
+    assert _count(paths, "raw._landing_files") == 1
+
+
+def test_bom_reordered_extra_and_missing_optional_columns(paths: Paths) -> None:
+    text = (
+        "\ufeffCurrency,Order_ID,customer_id,ordered_at,status,amount,coupon\n"
+        'EUR,O1,C1,2024-01-01T00:00:00Z,completed,"1,000.00",SPRING\n'
+    )
+    (paths.landing_dir("orders") / "b.csv").write_text(text, encoding="utf-8")
+    load(paths, progress=quiet)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        row = con.execute(
+            "select order_id, currency, amount, updated_at, _extra from raw.orders"
+        ).fetchone()
+    assert row == ("O1", "EUR", "1,000.00", None, '{"coupon":"SPRING"}')
+
+
+def test_typed_parquet_is_loaded_as_text(paths: Paths) -> None:
+    table = pa.table(
+        {
+            "order_id": ["O1"],
+            "customer_id": ["C1"],
+            "ordered_at": pa.array([1_700_000_000_000_000], pa.timestamp("us", tz="UTC")),
+            "status": ["completed"],
+            "amount": pa.array([12.5]),
+            "currency": ["USD"],
+        }
+    )
+    pq.write_table(table, paths.landing_dir("orders") / "o.parquet")
+    load(paths, progress=quiet)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        row = con.execute("select ordered_at, amount from raw.orders").fetchone()
+        parsed = con.execute("select (?::timestamptz at time zone 'UTC')", [row[0]]).fetchone()[0]
+    assert row[1] == "12.5"
+    assert parsed.isoformat() == "2023-11-14T22:13:20"
