@@ -11,9 +11,9 @@ orders as (
 
 ),
 
-reporting_window as (
+reporting_dates as (
 
-    select {{ as_of_date() }} as as_of_date
+    select * from {{ ref('int_reporting_dates') }}
 
 ),
 
@@ -21,8 +21,8 @@ in_window as (
 
     select orders.*
     from orders
-    cross join reporting_window
-    where cast(orders.ordered_at as date) <= reporting_window.as_of_date
+    cross join reporting_dates
+    where cast(orders.ordered_at as date) <= reporting_dates.as_of_date
 
 ),
 

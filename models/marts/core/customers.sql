@@ -2,7 +2,7 @@ with
 
 customers as (
 
-    select * from {{ ref('stg_shop__customers') }}
+    select * from {{ ref('int_customers_segmented') }}
 
 ),
 
@@ -12,21 +12,50 @@ purchases as (
 
 ),
 
-channel_groups as (
+purchase_days as (
 
-    select * from {{ ref('channel_groups') }}
-
-),
-
-country_regions as (
-
-    select * from {{ ref('country_regions') }}
+    select * from {{ ref('int_customer_purchase_days') }}
 
 ),
 
-reporting_window as (
+customer_months as (
 
-    select {{ as_of_date() }} as as_of_date
+    select * from {{ ref('int_customer_months') }}
+
+),
+
+rfm as (
+
+    select * from {{ ref('int_customers_rfm_scored') }}
+
+),
+
+reporting_dates as (
+
+    select * from {{ ref('int_reporting_dates') }}
+
+),
+
+purchase_day_spans as (
+
+    select
+        customer_id,
+        count(*) as purchase_days,
+        min(purchase_date) as first_purchase_date,
+        max(purchase_date) as last_purchase_date
+    from purchase_days
+    group by customer_id
+
+),
+
+current_month as (
+
+    select
+        customer_months.customer_id,
+        customer_months.lifecycle_stage
+    from customer_months
+    inner join reporting_dates
+        on customer_months.month = reporting_dates.as_of_month
 
 ),
 
@@ -37,8 +66,8 @@ joined as (
         customers.email,
         customers.signup_at,
         customers.country_code,
-        coalesce(country_regions.region, 'Unknown') as region,
-        coalesce(channel_groups.channel_group, 'other') as acquisition_channel,
+        customers.region,
+        customers.acquisition_channel,
         customers.acquisition_channel_raw,
         purchases.first_purchase_at,
         purchases.last_purchase_at,
@@ -47,19 +76,41 @@ joined as (
         coalesce(purchases.order_count, 0) as order_count,
         coalesce(purchases.cancelled_order_count, 0) as cancelled_order_count,
         coalesce(purchases.refunded_order_count, 0) as refunded_order_count,
-        reporting_window.as_of_date
+        purchase_day_spans.purchase_days,
+        purchase_day_spans.first_purchase_date,
+        purchase_day_spans.last_purchase_date,
+        current_month.lifecycle_stage,
+        rfm.recency_score,
+        rfm.frequency_score,
+        rfm.monetary_score,
+        rfm.frequency_monetary_score,
+        rfm.rfm_segment,
+        reporting_dates.as_of_date,
+        reporting_dates.churn_inactivity_days
     from customers
-    cross join reporting_window
+    cross join reporting_dates
     left join purchases
         on customers.customer_id = purchases.customer_id
-    left join channel_groups
-        on lower(customers.acquisition_channel_raw) = channel_groups.channel_raw
-    left join country_regions
-        on customers.country_code = country_regions.country_code
+    left join purchase_day_spans
+        on customers.customer_id = purchase_day_spans.customer_id
+    left join current_month
+        on customers.customer_id = current_month.customer_id
+    left join rfm
+        on customers.customer_id = rfm.customer_id
     where
         customers.signup_at is null
-        or cast(customers.signup_at as date) <= reporting_window.as_of_date
+        or cast(customers.signup_at as date) <= reporting_dates.as_of_date
         or purchases.customer_id is not null
+
+),
+
+measured as (
+
+    select
+        *,
+        {{ dbt.datediff('last_purchase_date', 'as_of_date', 'day') }}
+            as days_since_last_purchase
+    from joined
 
 ),
 
@@ -86,8 +137,28 @@ final as (
         cast(cancelled_order_count as integer) as cancelled_order_count,
         cast(refunded_order_count as integer) as refunded_order_count,
         purchase_count > 0 as has_purchased,
+        cast(days_since_last_purchase as integer) as days_since_last_purchase,
+        cast(
+            case
+                when purchase_days > 1
+                    then 1.0 * {{ dbt.datediff('first_purchase_date', 'last_purchase_date', 'day') }}
+                    / (purchase_days - 1)
+            end
+            as {{ type_double() }}
+        ) as avg_days_between_purchases,
+        lifecycle_stage,
+        recency_score,
+        frequency_score,
+        monetary_score,
+        frequency_monetary_score,
+        rfm_segment,
+        days_since_last_purchase >= churn_inactivity_days as is_churned,
+        case
+            when days_since_last_purchase >= churn_inactivity_days
+                then cast({{ dbt.dateadd('day', 'churn_inactivity_days', 'last_purchase_date') }} as date)
+        end as churned_at,
         as_of_date
-    from joined
+    from measured
 
 )
 

@@ -1,0 +1,30 @@
+-- Each customer's lifecycle stage in every month from their first purchase to as_of_date.
+with
+
+customer_months as (
+
+    select * from {{ ref('int_customer_months') }}
+
+),
+
+final as (
+
+    select
+        customer_id,
+        month,
+        cohort_month,
+        period_number,
+        acquisition_channel,
+        region,
+        lifecycle_stage,
+        is_active_at_start,
+        is_active_at_end,
+        cast(purchases as integer) as purchases,
+        cast(revenue as decimal(18, 2)) as revenue,
+        cast(cumulative_purchases as integer) as cumulative_purchases,
+        cast(days_since_last_purchase as integer) as days_since_last_purchase
+    from customer_months
+
+)
+
+select * from final

@@ -1,0 +1,51 @@
+{#-
+    Customers to win back: at least one purchase, inactive for winback_min_inactive_days or
+    more at as_of_date. Ranked by the value they brought (total revenue), ready for a CRM export.
+-#}
+with
+
+customers as (
+
+    select * from {{ ref('customers') }}
+
+),
+
+reporting_dates as (
+
+    select * from {{ ref('int_reporting_dates') }}
+
+),
+
+candidates as (
+
+    select customers.*
+    from customers
+    cross join reporting_dates
+    where
+        customers.purchase_count > 0
+        and customers.days_since_last_purchase >= reporting_dates.winback_min_inactive_days
+
+),
+
+final as (
+
+    select
+        cast(row_number() over (order by total_revenue desc, customer_id asc) as integer)
+            as winback_rank,
+        customer_id,
+        email,
+        acquisition_channel,
+        region,
+        rfm_segment,
+        lifecycle_stage,
+        last_purchase_at,
+        days_since_last_purchase,
+        purchase_count,
+        total_revenue,
+        avg_order_value,
+        as_of_date
+    from candidates
+
+)
+
+select * from final
