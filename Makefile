@@ -23,18 +23,19 @@ test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## ruff and sqlfluff
-	$(BIN)/ruff check retention orchestration tests benchmarks
-	$(BIN)/ruff format --check retention orchestration tests benchmarks
+	$(BIN)/ruff check retention orchestration tests benchmarks models
+	$(BIN)/ruff format --check retention orchestration tests benchmarks models
 	mkdir -p data && $(BIN)/sqlfluff lint models tests/dbt
 
 format: $(STAMP)
-	$(BIN)/ruff format retention orchestration tests benchmarks
-	$(BIN)/ruff check --fix retention orchestration tests benchmarks
+	$(BIN)/ruff format retention orchestration tests benchmarks models
+	$(BIN)/ruff check --fix retention orchestration tests benchmarks models
 
 docs: $(STAMP)  ## dbt docs generate (needs a built warehouse: run `make demo` first)
 	RETENTION_DATA_DIR=$${RETENTION_DATA_DIR:-data} $(BIN)/dbt docs generate --profiles-dir .
 
-bench: $(STAMP)  ## benchmarks at realistic scale (see benchmarks/)
+bench: $(STAMP)  ## benchmarks at realistic scale (see benchmarks/); CUSTOMERS=100000 for less
+	$(BIN)/python benchmarks/bench_clv.py
 	$(BIN)/python benchmarks/bench.py --customers $(or $(CUSTOMERS),1000000)
 
 clean:

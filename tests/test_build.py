@@ -312,3 +312,13 @@ def test_results_for_a_past_date_are_reproducible(
         later.scalar("select count(*) from staging.stg_shop__orders where order_id like 'LATE%'")
         == 20
     )
+
+
+def test_clv_is_not_fitted_on_too_little_data(handmade: Warehouse) -> None:
+    """Three customers without repeat purchases: nothing to fit, and the marts say so."""
+    statuses = handmade.query("select distinct status from marts.clv_model_parameters")
+    assert statuses == [("insufficient_data",)]
+    assert (
+        handmade.scalar("select count(*) from marts.clv_model_parameters where value is null") == 7
+    )
+    assert handmade.scalar("select count(p_alive) from marts.customers") == 0

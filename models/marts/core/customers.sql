@@ -30,6 +30,12 @@ rfm as (
 
 ),
 
+lifetime_value as (
+
+    select * from {{ ref('customer_lifetime_value') }}
+
+),
+
 reporting_dates as (
 
     select * from {{ ref('int_reporting_dates') }}
@@ -85,6 +91,8 @@ joined as (
         rfm.monetary_score,
         rfm.frequency_monetary_score,
         rfm.rfm_segment,
+        lifetime_value.p_alive,
+        lifetime_value.predicted_clv,
         reporting_dates.as_of_date,
         reporting_dates.churn_inactivity_days
     from customers
@@ -97,6 +105,8 @@ joined as (
         on customers.customer_id = current_month.customer_id
     left join rfm
         on customers.customer_id = rfm.customer_id
+    left join lifetime_value
+        on customers.customer_id = lifetime_value.customer_id
     where
         customers.signup_at is null
         or cast(customers.signup_at as date) <= reporting_dates.as_of_date
@@ -157,6 +167,8 @@ final as (
             when days_since_last_purchase >= churn_inactivity_days
                 then cast({{ dbt.dateadd('day', 'churn_inactivity_days', 'last_purchase_date') }} as date)
         end as churned_at,
+        cast(p_alive as {{ type_double() }}) as p_alive,
+        cast(predicted_clv as decimal(18, 2)) as predicted_clv,
         as_of_date
     from measured
 

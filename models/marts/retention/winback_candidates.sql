@@ -1,6 +1,7 @@
 {#-
     Customers to win back: at least one purchase, inactive for winback_min_inactive_days or
-    more at as_of_date. Ranked by the value they brought (total revenue), ready for a CRM export.
+    more at as_of_date. Ranked by predicted CLV (which weighs their value by the probability that
+    they are still alive), then by the revenue they brought; ready for a CRM export.
 -#}
 with
 
@@ -18,7 +19,14 @@ reporting_dates as (
 
 candidates as (
 
-    select customers.*
+    select
+        customers.*,
+        row_number() over (
+            order by
+                coalesce(customers.predicted_clv, 0) desc,
+                customers.total_revenue desc,
+                customers.customer_id asc
+        ) as winback_rank
     from customers
     cross join reporting_dates
     where
@@ -30,8 +38,7 @@ candidates as (
 final as (
 
     select
-        cast(row_number() over (order by total_revenue desc, customer_id asc) as integer)
-            as winback_rank,
+        cast(winback_rank as integer) as winback_rank,
         customer_id,
         email,
         acquisition_channel,
@@ -43,6 +50,8 @@ final as (
         purchase_count,
         total_revenue,
         avg_order_value,
+        p_alive,
+        predicted_clv,
         as_of_date
     from candidates
 

@@ -1,0 +1,53 @@
+{#-
+    The BTYD summary per customer with a purchase up to as_of_date (time unit: days):
+    frequency = repeat purchase days, recency = age at the last purchase day, t_days = age at
+    as_of_date, monetary_value = mean revenue of the repeat purchase days.
+-#}
+with
+
+purchase_days as (
+
+    select * from {{ ref('int_customer_purchase_days') }}
+
+),
+
+reporting_dates as (
+
+    select * from {{ ref('int_reporting_dates') }}
+
+),
+
+per_customer as (
+
+    select
+        customer_id,
+        min(purchase_date) as first_purchase_date,
+        max(purchase_date) as last_purchase_date,
+        count(*) - 1 as frequency,
+        sum(case when purchase_day_number > 1 then revenue end) as repeat_revenue
+    from purchase_days
+    group by customer_id
+
+),
+
+final as (
+
+    select
+        per_customer.customer_id,
+        per_customer.first_purchase_date,
+        per_customer.frequency,
+        {{ dbt.datediff('per_customer.first_purchase_date', 'per_customer.last_purchase_date', 'day') }}
+            as recency,
+        {{ dbt.datediff('per_customer.first_purchase_date', 'reporting_dates.as_of_date', 'day') }}
+            as t_days,
+        case
+            when per_customer.frequency > 0
+                then per_customer.repeat_revenue / per_customer.frequency
+        end as monetary_value,
+        reporting_dates.as_of_date
+    from per_customer
+    cross join reporting_dates
+
+)
+
+select * from final

@@ -1,0 +1,234 @@
+"""Predictive CLV: BG/NBD and Gamma-Gamma fits, closed forms and the dbt models."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from retention import clv, pipeline
+from retention.config import Paths
+from tests.conftest import Warehouse, quiet
+
+BG_TRUE = {"r": 0.8, "alpha": 12.0, "a": 0.6, "b": 1.5}
+GG_TRUE = {"p": 5.0, "q": 4.0, "gamma": 45.0}
+
+
+def _standard_errors(log_likelihood, params: dict[str, float]) -> np.ndarray:
+    """Standard errors of log-parameters from the observed information (finite differences of
+    the analytic gradient)."""
+    theta = np.log(list(params.values()))
+
+    def grad(log_params: np.ndarray) -> np.ndarray:
+        values = np.exp(log_params)
+        return log_likelihood(values)[1] * values
+
+    step = 1e-5
+    hessian = np.array(
+        [(grad(theta + step * e) - grad(theta - step * e)) / (2 * step) for e in np.eye(len(theta))]
+    )
+    return np.sqrt(np.diag(np.linalg.inv(-(hessian + hessian.T) / 2)))
+
+
+@pytest.fixture(scope="module")
+def bg_sample() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(20)
+    return clv.simulate_bg_nbd(BG_TRUE, rng.uniform(100, 700, 20_000), rng)
+
+
+def test_bg_nbd_recovers_known_parameters(bg_sample) -> None:
+    """With 20,000 customers each parameter is recovered within 4 standard errors (on the log
+    scale, from the observed information): a tolerance that follows the sample size."""
+    x, t_x, t = bg_sample
+    fit = clv.fit_bg_nbd(x, t_x, t)
+    se = _standard_errors(
+        lambda p: clv.bg_nbd_log_likelihood(p, x, t_x, t, gradient=True), fit.params
+    )
+    errors = np.log(list(fit.params.values())) - np.log(list(BG_TRUE.values()))
+    assert np.all(np.abs(errors) < 4 * se), (fit.params, se)
+    assert np.all(se < 0.15)  # the sample is informative: within ~15 % at one SE
+    assert set(fit.params) == {"r", "alpha", "a", "b"}
+    assert fit.n_customers == 20_000 and fit.gradient_norm < 1e-4
+
+
+def test_gamma_gamma_recovers_known_parameters(bg_sample) -> None:
+    x, _, _ = bg_sample
+    rng = np.random.default_rng(21)
+    spend = clv.simulate_gamma_gamma(GG_TRUE, x, rng)
+    fit = clv.fit_gamma_gamma(x, np.nan_to_num(spend))
+    repeat = x > 0
+    se = _standard_errors(
+        lambda p: clv.gamma_gamma_log_likelihood(p, x[repeat], spend[repeat], gradient=True),
+        fit.params,
+    )
+    errors = np.log(list(fit.params.values())) - np.log(list(GG_TRUE.values()))
+    assert np.all(np.abs(errors) < 4 * se), (fit.params, se)
+    assert fit.n_customers == int(repeat.sum())
+
+
+def test_analytic_gradients_match_finite_differences(bg_sample) -> None:
+    x, t_x, t = bg_sample
+    point = np.array([0.7, 10.0, 0.5, 1.2])
+    error = optimize.check_grad(
+        lambda p: clv.bg_nbd_log_likelihood(p, x, t_x, t),
+        lambda p: clv.bg_nbd_log_likelihood(p, x, t_x, t, gradient=True)[1],
+        point,
+    )
+    scale = np.abs(clv.bg_nbd_log_likelihood(point, x, t_x, t, gradient=True)[1]).max()
+    assert error / scale < 1e-4
+    spend = clv.simulate_gamma_gamma(GG_TRUE, x, np.random.default_rng(3))
+    repeat = x > 0
+    point = np.array([4.0, 3.0, 40.0])
+    error = optimize.check_grad(
+        lambda p: clv.gamma_gamma_log_likelihood(p, x[repeat], spend[repeat]),
+        lambda p: clv.gamma_gamma_log_likelihood(p, x[repeat], spend[repeat], gradient=True)[1],
+        point,
+    )
+    scale = np.abs(
+        clv.gamma_gamma_log_likelihood(point, x[repeat], spend[repeat], gradient=True)[1]
+    ).max()
+    assert error / scale < 1e-4
+
+
+def test_compressed_weighted_rows_give_the_same_fit() -> None:
+    rng = np.random.default_rng(5)
+    x, t_x, t = clv.simulate_bg_nbd(BG_TRUE, rng.integers(50, 400, 3_000).astype(float), rng)
+    t_x = np.floor(t_x)
+    (cx, ctx, ct), counts = clv.compress(x, t_x, t)
+    assert len(cx) < len(x) and counts.sum() == len(x)
+    weighted = clv.fit_bg_nbd(cx, ctx, ct, weights=counts)
+    direct = clv.bg_nbd_log_likelihood(list(weighted.params.values()), x, t_x, t)
+    assert direct == pytest.approx(weighted.log_likelihood, rel=1e-9)
+
+
+def test_p_alive_closed_form() -> None:
+    params = {"r": 1.0, "alpha": 1.0, "a": 1.0, "b": 1.0}
+    p = clv.bg_nbd_p_alive(params, [0, 1, 1], [0, 1, 2], [2, 2, 2])
+    # x = 0: alive for sure; x = 1, t_x = 1, T = 2: 1 / (1 + 1/1 * (3/2)^2) = 1 / 3.25
+    # x = 1, t_x = T: 1 / (1 + 1) = 0.5
+    assert p == pytest.approx([1.0, 1 / 3.25, 0.5])
+
+
+def _posterior_expectation(params, horizon, x, t_x, t, grid=1500):
+    """E[purchases in (T, T+h] | x, t_x, T] by integrating the model over a quantile grid of
+    the priors, from the individual-level BG/NBD definitions."""
+    r, alpha, a, b = (params[k] for k in clv.BG_NBD_PARAMETERS)
+    u = (np.arange(grid) + 0.5) / grid
+    lam = stats.gamma.ppf(u, r, scale=1 / alpha)[:, None]
+    p = stats.beta.ppf(u, a, b)[None, :]
+    alive = (1 - p) ** x * lam**x * np.exp(-lam * t)
+    died = p * (1 - p) ** (x - 1) * lam**x * np.exp(-lam * t_x) if x > 0 else 0.0
+    future = (1 - np.exp(-lam * p * horizon)) / p  # E[X(h) | lambda, p, alive]
+    return float((alive * future).sum() / (alive + died).sum())
+
+
+@pytest.mark.parametrize(
+    ("x", "t_x", "t"), [(0, 0, 100), (3, 80, 100), (10, 250, 300), (4, 60, 300)]
+)
+def test_expected_purchases_match_the_model_definition(x, t_x, t) -> None:
+    params = {"r": 2.0, "alpha": 30.0, "a": 1.5, "b": 4.0}
+    closed = clv.bg_nbd_expected_purchases(params, 90.0, [x], [t_x], [t])[0]
+    assert closed == pytest.approx(_posterior_expectation(params, 90.0, x, t_x, t), rel=5e-3)
+
+
+def test_expected_purchases_of_a_new_customer() -> None:
+    params = {"r": 2.0, "alpha": 30.0, "a": 1.5, "b": 4.0}
+    unconditional = clv.bg_nbd_expected_purchases_new(params, 90.0)
+    assert clv.bg_nbd_expected_purchases(params, 90.0, [0], [0], [0])[0] == pytest.approx(
+        unconditional
+    )
+    assert unconditional == pytest.approx(_posterior_expectation(params, 90.0, 0, 0, 0), rel=5e-3)
+
+
+def test_gamma_gamma_expected_value_closed_form() -> None:
+    params = {"p": 2.0, "q": 3.0, "gamma": 10.0}
+    value = clv.gamma_gamma_expected_value(params, [2, 0], [5.0, np.nan])
+    # 2 (10 + 2 x 5) / (2 x 2 + 3 - 1) = 40 / 6; no repeats: population mean 2 x 10 / (3 - 1)
+    assert value == pytest.approx([40 / 6, 10.0])
+
+
+def test_discounting() -> None:
+    params = {"r": 2.0, "alpha": 30.0, "a": 1.5, "b": 4.0}
+    args = ([3.0], [80.0], [100.0])
+    plain = clv.bg_nbd_expected_purchases(params, 365.0, *args)
+    assert clv.discounted_expected_purchases(params, *args, 365.0, 0.0) == pytest.approx(plain)
+    discounted = clv.discounted_expected_purchases(params, *args, 365.0, 0.10)
+    assert plain / 1.1 < discounted < plain
+    prediction = clv.predict_clv(params, GG_TRUE, [3.0], [80.0], [100.0], [50.0], 365.0, 0.10)
+    expected_value = clv.gamma_gamma_expected_value(GG_TRUE, [3.0], [50.0])
+    assert prediction.predicted_clv == pytest.approx(discounted * expected_value)
+
+
+def test_a_fit_that_cannot_converge_fails_loudly() -> None:
+    # everybody keeps buying up to the last day: no evidence of dropout, b runs away
+    with pytest.raises(clv.ClvFitError, match="did not converge"):
+        clv.fit_bg_nbd(np.full(200, 5.0), np.full(200, 100.0), np.full(200, 100.0))
+    with pytest.raises(clv.ClvFitError, match="repeat purchases"):
+        clv.fit_bg_nbd(np.zeros(10), np.zeros(10), np.full(10, 30.0))
+    with pytest.raises(ValueError, match="recency must be between 0 and T"):
+        clv.fit_bg_nbd([1.0], [50.0], [40.0])
+
+
+# ---------------------------------------------------------------------------- dbt models
+def test_clv_marts_build_on_generated_data(generated_build: Warehouse) -> None:
+    params = dict(
+        generated_build.query(
+            "select model || '.' || parameter, value from marts.clv_model_parameters"
+        )
+    )
+    assert set(params) == {
+        "bg_nbd.r",
+        "bg_nbd.alpha",
+        "bg_nbd.a",
+        "bg_nbd.b",
+        "gamma_gamma.p",
+        "gamma_gamma.q",
+        "gamma_gamma.gamma",
+    }
+    assert all(v > 0 for v in params.values())
+    units = generated_build.query(
+        "select distinct time_unit, status from marts.clv_model_parameters"
+    )
+    assert units == [("day", "converged")]
+    # the Gamma-Gamma story of the generator is recovered from the warehouse
+    assert params["gamma_gamma.p"] == pytest.approx(5.0, rel=0.25)
+    n, n_customers = generated_build.query("""
+        select count(*), (select count(*) from marts.customers where has_purchased)
+        from marts.customer_lifetime_value
+    """)[0]
+    assert n == n_customers
+    bounds = generated_build.query("""
+        select min(p_alive), max(p_alive), min(predicted_clv),
+               count(*) filter (predicted_clv is null)
+        from marts.customers where has_purchased
+    """)[0]
+    assert 0 <= bounds[0] < bounds[1] <= 1 and bounds[2] >= 0 and bounds[3] == 0
+    total = generated_build.query(
+        "select actual_purchases, predicted_purchases from marts.clv_backtest "
+        "where frequency_bucket = 'total'"
+    )[0]
+    assert total[0] > 0 and abs(total[1] - total[0]) / total[0] < 0.5
+
+
+def test_as_of_date_changes_the_fit(generated_build: Warehouse, tmp_path: Path) -> None:
+    shutil.copytree(generated_build.paths.data_dir, tmp_path / "copy")
+    earlier = Warehouse(Paths(tmp_path / "copy"))
+    before = dict(
+        generated_build.query(
+            "select parameter, value from marts.clv_model_parameters where model = 'bg_nbd'"
+        )
+    )
+    pipeline.build_step(earlier.paths, quiet, as_of="2024-09-30")
+    after = dict(
+        earlier.query(
+            "select parameter, value from marts.clv_model_parameters where model = 'bg_nbd'"
+        )
+    )
+    assert earlier.scalar(
+        "select distinct as_of_date::varchar from marts.clv_model_parameters"
+    ) == ("2024-09-30")
+    assert not any(math.isclose(before[k], after[k], rel_tol=1e-6) for k in before)
