@@ -22,6 +22,8 @@ STEPS = {
     "generate": ["generate", "--customers", "{customers}", "--seed", "42"],
     "load": ["load"],
     "build": ["build"],
+    "validate": ["validate"],
+    "publish": ["publish"],
 }
 
 

@@ -137,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 full_refresh=args.full_refresh,
                 select=args.select,
             )
+        elif args.command == "validate":
+            pipeline.validate_step(paths, _say)
+        elif args.command == "publish":
+            pipeline.publish_step(paths, _say)
         elif args.command == "run":
             pipeline.run(
                 paths, _say, as_of=args.as_of, target=args.target, full_refresh=args.full_refresh

@@ -57,6 +57,10 @@ class Paths:
         return self.data_dir / "serving"
 
     @property
+    def validation(self) -> Path:
+        return self.data_dir / "validation"
+
+    @property
     def reports(self) -> Path:
         return self.data_dir / "reports"
 

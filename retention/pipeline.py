@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
-from retention import dbt
+from retention import dbt, publish, validation
 from retention.config import ENTITIES, Paths
 from retention.generate import GenerateSummary, generate
 from retention.load import LoadSummary, load
+from retention.validation import ValidationReport
 
 Say = Callable[[str], None]
 
@@ -93,6 +94,24 @@ def build_step(
         return BuildSummary(as_of, models, tests, time.perf_counter() - started)
 
 
+def validate_step(paths: Paths, say: Say) -> ValidationReport:
+    """Run the GX suites; raise ``ValidationFailed`` (after printing the summary) on failure."""
+    with step("validate", say):
+        report = validation.validate(paths, progress=say)
+        for line in validation.summary_lines(report):
+            say(line)
+        if not report.success:
+            raise validation.ValidationFailed(report)
+        return report
+
+
+def publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
+    with step("publish", say):
+        summary = publish.publish(paths, progress=say)
+        say(f"  published {len(summary.tables)} marts to {paths.serving} -> {summary.release.name}")
+        return summary
+
+
 def outputs_message(paths: Paths) -> str:
     lines = [
         "outputs:",
@@ -111,9 +130,14 @@ def run(
     target: str | None = None,
     full_refresh: bool = False,
 ) -> BuildSummary:
-    """The production job: load, build (then validate, publish and report)."""
+    """The production job: load, build, validate, publish (then report).
+
+    Stops before publishing when validation fails: serving/ keeps the previous copy.
+    """
     load_step(paths, say)
     summary = build_step(paths, say, as_of=as_of, target=target, full_refresh=full_refresh)
+    validate_step(paths, say)
+    publish_step(paths, say)
     return summary
 
 

@@ -1,0 +1,38 @@
+{#-
+    Every `dbt build` / `dbt run` leaves a trace in raw._dbt_builds: a 'started' row when it
+    begins and a 'success' or 'failed' row when it ends. A build killed half-way has no end row.
+    `retention publish` only publishes marts whose latest build ended in success and was then
+    validated, so marts left half-built (or built by hand after validation) never reach BI.
+    Insert-only, so it works on every engine.
+-#}
+
+{% macro record_build_start() -%}
+    {%- if execute and flags.WHICH in ('build', 'run') -%}
+        {% do adapter.create_schema(api.Relation.create(database=target.database, schema='raw')) %}
+        create table if not exists raw._dbt_builds (
+            invocation_id {{ dbt.type_string() }},
+            event {{ dbt.type_string() }},
+            happened_at {{ dbt.type_timestamp() }},
+            command {{ dbt.type_string() }},
+            as_of_date {{ dbt.type_string() }},
+            failures {{ dbt.type_int() }}
+        );
+        insert into raw._dbt_builds
+        values (
+            '{{ invocation_id }}', 'started', {{ dbt.current_timestamp() }},
+            '{{ flags.WHICH }}', '{{ var("as_of_date") | string | replace("'", "") }}', 0
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro record_build_end(results) -%}
+    {%- if execute and flags.WHICH in ('build', 'run') -%}
+        {%- set failures = results | selectattr('status', 'in', ['error', 'fail', 'runtime error']) | list -%}
+        insert into raw._dbt_builds
+        values (
+            '{{ invocation_id }}', '{{ "failed" if failures else "success" }}',
+            {{ dbt.current_timestamp() }}, '{{ flags.WHICH }}',
+            '{{ var("as_of_date") | string | replace("'", "") }}', {{ failures | length }}
+        )
+    {%- endif -%}
+{%- endmacro %}

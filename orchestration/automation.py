@@ -1,0 +1,97 @@
+"""The job, its daily schedule, the landing-file sensor and the run-failure log."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from retention.config import ENTITIES, Paths
+
+from .dbt import marts_dbt_assets, staging_dbt_assets
+from .ingest import raw_tables
+from .serving import serving_marts
+
+retention_job = dg.define_asset_job(
+    "retention_job",
+    selection=dg.AssetSelection.assets(
+        raw_tables, staging_dbt_assets, marts_dbt_assets, serving_marts
+    ),
+    description="load -> dbt staging -> checks -> dbt marts (with CLV) -> checks -> publish",
+)
+
+
+def run_config(as_of_date: str | None = None, full_refresh: bool = False) -> dict[str, Any]:
+    """Run config giving both dbt steps the same as_of_date."""
+    config = {"as_of_date": as_of_date or "", "full_refresh": full_refresh}
+    return {
+        "ops": {
+            "staging_dbt_assets": {"config": config},
+            "marts_dbt_assets": {"config": config},
+        }
+    }
+
+
+@dg.schedule(job=retention_job, cron_schedule="0 5 * * *", execution_timezone="UTC")
+def daily_retention_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Every day at 05:00 UTC, with as_of_date = the scheduled day."""
+    day = context.scheduled_execution_time.date().isoformat()
+    return dg.RunRequest(
+        run_key=f"daily-{day}", run_config=run_config(day), tags={"as_of_date": day}
+    )
+
+
+def landing_signatures(paths: Paths) -> dict[str, str]:
+    """Every landing file with its size and modification time."""
+    signatures = {}
+    for entity in ENTITIES:
+        folder = paths.landing_dir(entity)
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                stat = path.stat()
+                relative = path.relative_to(paths.landing).as_posix()
+                signatures[relative] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    return signatures
+
+
+@dg.sensor(job=retention_job, minimum_interval_seconds=60)
+def landing_file_sensor(context: dg.SensorEvaluationContext):
+    """Start a run when new or changed landing files appear; each file version triggers once."""
+    seen = json.loads(context.cursor) if context.cursor else {}
+    current = landing_signatures(Paths.from_env())
+    new = sorted(name for name, signature in current.items() if seen.get(name) != signature)
+    context.update_cursor(json.dumps(current, sort_keys=True))
+    if not new:
+        return dg.SkipReason("no new landing files")
+    key = "|".join(f"{name}@{current[name]}" for name in new)
+    return dg.RunRequest(
+        run_key=key,
+        run_config=run_config(),
+        tags={"new_landing_files": str(len(new))},
+    )
+
+
+def record_failure(log_file: Path, run_id: str, job_name: str, message: str) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    line = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "job": job_name,
+        "error": message,
+    }
+    with log_file.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+@dg.run_failure_sensor(monitored_jobs=[retention_job])
+def run_failure_log(context: dg.RunFailureSensorContext) -> None:
+    """Append each failed run to $RETENTION_DATA_DIR/logs/run_failures.log (JSON lines)."""
+    record_failure(
+        Paths.from_env().data_dir / "logs" / "run_failures.log",
+        context.dagster_run.run_id,
+        context.dagster_run.job_name,
+        context.failure_event.message or "run failed",
+    )

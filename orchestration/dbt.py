@@ -1,0 +1,137 @@
+"""The dbt project as Dagster assets: staging and marts in two separate @dbt_assets so that a
+failing check on staging really stops the marts."""
+
+import json
+import subprocess
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from retention import dbt as retention_dbt
+from retention.config import project_dir
+
+PROJECT_DIR = project_dir()
+
+dbt_project = DbtProject(
+    project_dir=PROJECT_DIR,
+    profiles_dir=PROJECT_DIR,
+    target_path=PROJECT_DIR / "target",
+)
+dbt_project.prepare_if_dev()
+
+RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
+
+STAGING_SELECT = "resource_type:seed path:models/staging"
+MARTS_SELECT = "path:models/intermediate path:models/marts"
+
+
+def ensure_manifest() -> None:
+    """Parse the project when the manifest is missing or older than the project's files.
+
+    `make install` prepares it; this keeps a checkout whose models changed since then loadable.
+    In production, run `dbt parse` (or `dagster-dbt project prepare-and-package`) when building
+    the image.
+    """
+    manifest = dbt_project.manifest_path
+    sources = [PROJECT_DIR / "dbt_project.yml"]
+    for folder in ("models", "macros", "seeds", "tests/dbt"):
+        sources.extend(p for p in (PROJECT_DIR / folder).rglob("*") if p.is_file())
+    newest = max(p.stat().st_mtime for p in sources)
+    if manifest.exists() and manifest.stat().st_mtime >= newest:
+        return
+    subprocess.run(
+        [
+            retention_dbt.dbt_executable(),
+            "parse",
+            "--quiet",
+            "--target-path",
+            str(dbt_project.target_path),
+            "--profiles-dir",
+            str(PROJECT_DIR),
+        ],
+        cwd=PROJECT_DIR,
+        check=True,
+    )
+
+
+ensure_manifest()
+
+
+class RetentionTranslator(DagsterDbtTranslator):
+    """Asset keys follow the warehouse: [schema, table] (sources are the raw tables)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        schema = dbt_resource_props.get("schema") or "main"
+        name = dbt_resource_props.get("alias") or dbt_resource_props["name"]
+        return dg.AssetKey([schema, name])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        schema = dbt_resource_props.get("schema")
+        return {"staging": "staging", "quarantine": "staging", "reference": "reference"}.get(
+            schema, "marts"
+        )
+
+
+translator = RetentionTranslator()
+
+
+class BuildConfig(dg.Config):
+    """Run configuration shared by the dbt steps."""
+
+    as_of_date: str = ""  # YYYY-MM-DD; empty: the date of the latest valid order
+    full_refresh: bool = False
+
+
+def build_args(config: BuildConfig) -> list[str]:
+    args = ["build"]
+    if config.full_refresh:
+        args.append("--full-refresh")
+    as_of = config.as_of_date.strip() or None
+    if as_of:
+        try:
+            date.fromisoformat(as_of)
+        except ValueError:
+            raise dg.Failure(
+                f"as_of_date {as_of!r} is not a date written YYYY-MM-DD", allow_retries=False
+            ) from None
+    return [*args, "--vars", json.dumps(retention_dbt.build_vars(as_of))]
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=STAGING_SELECT,
+    dagster_dbt_translator=translator,
+    retry_policy=RETRY,
+    name="staging_dbt_assets",
+)
+def staging_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: BuildConfig):
+    """Seeds, typed staging and quarantine, with their dbt tests as asset checks."""
+    yield from dbt.cli(build_args(config), context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=MARTS_SELECT,
+    dagster_dbt_translator=translator,
+    retry_policy=RETRY,
+    name="marts_dbt_assets",
+)
+def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: BuildConfig):
+    """Intermediate models and marts, including the CLV Python models."""
+    yield from dbt.cli(build_args(config), context=context).stream()
+
+
+MART_KEYS = sorted(
+    (key for key in marts_dbt_assets.keys if key.path[0] == "marts"), key=lambda k: k.path
+)
+
+dbt_resource = DbtCliResource(
+    project_dir=dbt_project, dbt_executable=retention_dbt.dbt_executable()
+)

@@ -1,0 +1,29 @@
+"""Publishing the validated marts to serving/ for BI tools."""
+
+import dagster as dg
+
+from retention import publish
+from retention.config import Paths
+
+from .dbt import MART_KEYS, RETRY
+
+
+@dg.asset(
+    key=["serving", "marts"],
+    deps=MART_KEYS,
+    group_name="serving",
+    retry_policy=RETRY,
+    description="Parquet + serving.duckdb of the validated marts, swapped in atomically.",
+)
+def serving_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    try:
+        summary = publish.publish(Paths.from_env(), progress=context.log.info)
+    except publish.PublishRefused as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    return dg.MaterializeResult(
+        metadata={
+            "release": str(summary.release),
+            "rows": dg.MetadataValue.json(summary.tables),
+            "seconds": summary.seconds,
+        }
+    )

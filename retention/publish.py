@@ -1,0 +1,226 @@
+"""Publish validated marts for BI tools: Parquet files plus a DuckDB file of views, swapped in
+atomically.
+
+Each publish writes a complete, immutable release under ``$RETENTION_DATA_DIR/serving_releases/``
+(one Parquet file per mart, ``serving.duckdb`` with one view per mart, ``_manifest.json``), then
+points the symlink ``$RETENTION_DATA_DIR/serving`` at it with one atomic rename. A reader opens
+either the old release or the new one, never a mix, and a reader holding the old file open keeps
+reading it: the build warehouse is never opened by BI tools, so they never block a build.
+
+Publishing refuses unless the latest dbt build finished successfully and was validated after
+it, with every expectation passing. Columns marked ``meta: {pii: true}`` in the dbt yml (and any
+column named ``email``) never reach serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from retention.config import Paths
+from retention.errors import UserError
+from retention.load import connect
+from retention.validation import latest_build, read_report
+
+log = logging.getLogger(__name__)
+
+KEEP_RELEASES = 3
+ALWAYS_PII = {"email"}
+
+
+class PublishRefused(UserError):
+    """Publishing was refused; serving/ is unchanged."""
+
+
+@dataclass
+class PublishSummary:
+    release: Path
+    tables: dict[str, int]
+    seconds: float
+
+
+def published_manifest(paths: Paths) -> dict | None:
+    manifest = paths.serving / "_manifest.json"
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text())
+
+
+def published_row_counts(paths: Paths) -> dict[str, int]:
+    """Row counts of the currently published marts, by "marts.<name>"."""
+    manifest = published_manifest(paths)
+    if not manifest:
+        return {}
+    return {f"marts.{name}": info["rows"] for name, info in manifest["tables"].items()}
+
+
+def pii_columns(paths: Paths) -> dict[str, set[str]]:
+    """Columns tagged ``meta: {pii: true}`` per mart, from the dbt manifest."""
+    manifest_path = paths.dbt_target / "manifest.json"
+    if not manifest_path.exists():
+        raise PublishRefused(
+            f"{manifest_path} is missing, so PII columns cannot be identified; "
+            "run `retention build`"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    tagged: dict[str, set[str]] = {}
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model":
+            continue
+        name = node.get("alias") or node["name"]
+        for column, spec in (node.get("columns") or {}).items():
+            meta = {**(spec.get("config", {}) or {}).get("meta", {}), **(spec.get("meta") or {})}
+            if meta.get("pii"):
+                tagged.setdefault(name, set()).add(column)
+    return tagged
+
+
+def _check_publishable(paths: Paths, con: duckdb.DuckDBPyConnection) -> str:
+    build = latest_build(con)
+    if build is None:
+        raise PublishRefused(
+            "nothing to publish: no dbt build has been recorded; run `retention run`"
+        )
+    build_id, state = build
+    if state != "success":
+        raise PublishRefused(
+            f"the latest build ({build_id}) {'did not finish' if state == 'started' else 'failed'};"
+            " serving/ keeps the previous copy. Fix the build and run `retention run`."
+        )
+    report = read_report(paths)
+    if report is None:
+        raise PublishRefused("the marts have not been validated; run `retention validate`")
+    if report.build_id != build_id:
+        raise PublishRefused(
+            "the latest validation is older than the latest build "
+            f"(validated {report.build_id}, built {build_id}); run `retention validate`"
+        )
+    if not report.success:
+        raise PublishRefused(
+            f"the latest validation did not pass ({len(report.failures)} failed, "
+            f"{len(report.errors)} errors); serving/ keeps the previous copy. "
+            f"See {report.data_docs}"
+        )
+    return build_id
+
+
+def _read_only(path: Path) -> None:
+    for item in path.rglob("*"):
+        if item.is_file():
+            item.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    path.chmod(
+        stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+    )
+
+
+def _remove(path: Path) -> None:
+    """Delete a (read-only) release folder."""
+    if not path.exists():
+        return
+    path.chmod(stat.S_IRWXU)
+    for item in path.rglob("*"):
+        item.chmod(stat.S_IRWXU)
+    shutil.rmtree(path)
+
+
+def _swap_link(link: Path, target: Path) -> None:
+    """Point ``link`` at ``target`` atomically (rename of a fresh symlink over the old one)."""
+    if link.exists() and not link.is_symlink():
+        raise PublishRefused(
+            f"{link} is a real folder, not the serving symlink; move it away and publish again"
+        )
+    temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    if temporary.is_symlink():
+        temporary.unlink()
+    temporary.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
+    os.replace(temporary, link)
+
+
+def publish(paths: Paths, progress: Callable[[str], None] | None = None) -> PublishSummary:
+    """Publish the validated marts as a new serving release and swap it in."""
+    say = progress or log.info
+    started = time.perf_counter()
+    con = connect(paths, read_only=True)
+    try:
+        build_id = _check_publishable(paths, con)
+        report = read_report(paths)
+        pii = pii_columns(paths)
+        marts = [
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'marts' order by table_name"
+            ).fetchall()
+        ]
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        releases = paths.data_dir / "serving_releases"
+        # Written in place: nobody reads a release before the serving link points at it, and a
+        # release without _manifest.json (a publish that died) is removed by the next publish.
+        release = releases / f"{stamp}-{build_id[:8]}"
+        staging = release
+        staging.mkdir(parents=True)
+        tables: dict[str, dict] = {}
+        try:
+            for name in marts:
+                columns = [
+                    c
+                    for (c,) in con.execute(
+                        "select column_name from information_schema.columns "
+                        "where table_schema = 'marts' and table_name = ? order by ordinal_position",
+                        [name],
+                    ).fetchall()
+                ]
+                hidden = pii.get(name, set()) | ALWAYS_PII
+                kept = [c for c in columns if c not in hidden]
+                select = ", ".join(f'"{c}"' for c in kept)
+                target = staging / f"{name}.parquet"
+                con.execute(
+                    f"copy (select {select} from marts.{name}) to '{target}' "
+                    "(format parquet, compression zstd)"
+                )
+                rows = con.execute(f"select count(*) from marts.{name}").fetchone()[0]
+                tables[name] = {
+                    "rows": rows,
+                    "columns": kept,
+                    "dropped_pii": sorted(set(columns) & hidden),
+                }
+                say(f"  {name}: {rows:,} rows")
+            views = duckdb.connect(str(staging / "serving.duckdb"))
+            try:
+                for name in marts:
+                    parquet = (release / f"{name}.parquet").as_posix().replace("'", "''")
+                    views.execute(f"create view {name} as select * from read_parquet('{parquet}')")
+            finally:
+                views.close()
+            manifest = {
+                "build_id": build_id,
+                "as_of_date": report.as_of_date if report else None,
+                "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "tables": tables,
+            }
+            (staging / "_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            _read_only(staging)
+        except BaseException:
+            _remove(staging)
+            raise
+    finally:
+        con.close()
+    _swap_link(paths.serving, release)
+    complete = sorted(p for p in releases.iterdir() if (p / "_manifest.json").exists())
+    for old in complete[:-KEEP_RELEASES]:
+        _remove(old)
+    for broken in (p for p in releases.iterdir() if not (p / "_manifest.json").exists()):
+        _remove(broken)
+    return PublishSummary(
+        release, {k: v["rows"] for k, v in tables.items()}, round(time.perf_counter() - started, 2)
+    )

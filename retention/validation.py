@@ -1,0 +1,345 @@
+"""Great Expectations validation of raw inputs, staging and every mart (write-audit-publish).
+
+Tables are read from the build warehouse (read-only) through Arrow into pandas and validated
+with GX's pandas datasource: GX's SQL datasource does not work on DuckDB. Only the columns a
+suite uses are read. The suites are code in ``gx/suites.py``.
+
+Each expectation ends as ``passed``, ``failed`` (the data broke it) or ``error`` (GX itself
+raised): an engine error is never reported as passing, nor as a data failure. The report is
+written to ``$RETENTION_DATA_DIR/validation/latest.json`` and Data Docs to
+``$RETENTION_DATA_DIR/validation/data_docs/``; ``retention publish`` reads the report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import duckdb
+
+from retention.config import Paths, project_dir
+from retention.errors import UserError
+from retention.load import connect
+
+log = logging.getLogger(__name__)
+
+PASSED, FAILED, ERROR = "passed", "failed", "error"
+
+
+@dataclass
+class Outcome:
+    """One expectation on one table."""
+
+    table: str
+    expectation: str
+    column: str
+    status: str
+    observed: str = ""
+    detail: str = ""
+
+
+@dataclass
+class ValidationReport:
+    build_id: str | None
+    as_of_date: str | None
+    validated_at: str
+    seconds: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    data_docs: str = ""
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == FAILED]
+
+    @property
+    def errors(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == ERROR]
+
+    @property
+    def success(self) -> bool:
+        return bool(self.outcomes) and not self.failures and not self.errors
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["success"] = self.success
+        return json.dumps(data, indent=2, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ValidationReport:
+        data = json.loads(text)
+        data.pop("success", None)
+        data["outcomes"] = [Outcome(**o) for o in data["outcomes"]]
+        return cls(**data)
+
+
+class ValidationFailed(UserError):
+    """Validation found failing expectations or engine errors; the report says which."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        parts = []
+        if report.failures:
+            parts.append(f"{len(report.failures)} expectation(s) failed")
+        if report.errors:
+            parts.append(f"{len(report.errors)} expectation(s) could not be evaluated (GX error)")
+        super().__init__(
+            "validation did not pass: " + " and ".join(parts) + f"; see {report.data_docs}"
+        )
+
+
+def _load_suites_module() -> ModuleType:
+    path = project_dir() / "gx" / "suites.py"
+    spec = importlib.util.spec_from_file_location("retention_gx_suites", path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"cannot load the expectation suites from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def latest_build(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """(invocation_id, state) of the latest dbt build: state is success, failed or started
+    (a build that never finished)."""
+    try:
+        rows = con.execute(
+            """
+            select invocation_id,
+                   coalesce(max(case when event != 'started' then event end), 'started')
+            from raw._dbt_builds
+            group by invocation_id
+            order by min(happened_at) desc
+            limit 1
+            """
+        ).fetchall()
+    except duckdb.CatalogException:
+        return None
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def read_report(paths: Paths) -> ValidationReport | None:
+    path = paths.validation / "latest.json"
+    if not path.exists():
+        return None
+    return ValidationReport.from_json(path.read_text())
+
+
+def _columns(suite: Any) -> list[str]:
+    names: list[str] = []
+    for expectation in suite.expectations:
+        config = expectation.configuration.kwargs
+        for key in ("column", "column_A", "column_B"):
+            if config.get(key):
+                names.append(config[key])
+        names.extend(config.get("column_list") or [])
+    names.extend(suite.extra_columns)
+    return list(dict.fromkeys(names))
+
+
+def _frame(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]):
+    """The table's columns as pandas via Arrow; decimals as doubles, dates as timestamps."""
+    described = {
+        name: dtype.upper() for name, dtype, *_ in con.execute(f"describe {table}").fetchall()
+    }
+    missing = [c for c in columns if c not in described]
+    if missing:
+        raise KeyError(f"{table} has no column(s) {', '.join(missing)}")
+    select = []
+    for name in columns or list(described)[:1]:
+        dtype = described[name]
+        if dtype.startswith("DECIMAL") or dtype == "HUGEINT":
+            select.append(f'cast("{name}" as double) as "{name}"')
+        elif dtype == "DATE":
+            select.append(f'cast("{name}" as timestamp) as "{name}"')
+        else:
+            select.append(f'"{name}"')
+    return con.execute(f"select {', '.join(select)} from {table}").to_arrow_table().to_pandas()
+
+
+def _engine_error(exception_info: Any) -> str | None:
+    """The message of a GX engine exception inside a result, whatever the nesting."""
+    if not isinstance(exception_info, dict):
+        return None
+    if exception_info.get("raised_exception"):
+        return str(exception_info.get("exception_message") or "GX raised an exception")
+    for value in exception_info.values():
+        if isinstance(value, dict):
+            message = _engine_error(value)
+            if message:
+                return message
+    return None
+
+
+def _observed(result: dict[str, Any]) -> str:
+    if "observed_value" in result and result["observed_value"] is not None:
+        return str(result["observed_value"])
+    if result.get("unexpected_count"):
+        sample = result.get("partial_unexpected_list") or []
+        return f"{result['unexpected_count']} unexpected, e.g. {sample[:3]}"
+    return ""
+
+
+def _as_of(con: duckdb.DuckDBPyConnection) -> date:
+    try:
+        value = con.execute("select max(as_of_date) from marts.customers").fetchone()[0]
+    except duckdb.CatalogException as exc:
+        raise UserError("marts.customers does not exist: run `retention build` first") from exc
+    if value is None:
+        raise UserError("marts.customers is empty: nothing to validate")
+    return value
+
+
+def _context(docs_dir: Path):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(
+        site_name="retention",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return context
+
+
+def validate(
+    paths: Paths,
+    progress: Callable[[str], None] | None = None,
+    tables: Iterable[str] | None = None,
+    previous_row_counts: dict[str, int] | None = None,
+    write_report: bool = True,
+) -> ValidationReport:
+    """Run the suites against the build warehouse and write Data Docs.
+
+    Args:
+        paths: the data directory.
+        progress: callback for one line per table.
+        tables: validate only these tables ("marts.customers", ...); default all.
+        previous_row_counts: row counts to compare with; default the published copy's.
+        write_report: write ``validation/latest.json``, the report ``retention publish`` reads.
+            A partial validation (``tables``) should not replace it.
+    """
+    import great_expectations as gx
+
+    say = progress or log.info
+    started = time.perf_counter()
+    suites_module = _load_suites_module()
+    docs_dir = paths.validation / "data_docs"
+    con = connect(paths, read_only=True)
+    try:
+        build = latest_build(con)
+        as_of = _as_of(con)
+        if previous_row_counts is None:
+            from retention.publish import published_row_counts
+
+            previous_row_counts = published_row_counts(paths)
+        params = suites_module.SuiteParameters(
+            as_of_date=datetime.combine(as_of, dtime()),
+            project_dir=project_dir(),
+            previous_row_counts=previous_row_counts,
+        )
+        suites = suites_module.build_suites(params)
+        if tables is not None:
+            wanted = set(tables)
+            suites = [s for s in suites if s.table in wanted]
+        report = ValidationReport(
+            build_id=build[0] if build else None,
+            as_of_date=str(as_of),
+            validated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            data_docs=str(docs_dir / "index.html"),
+        )
+        context = _context(docs_dir)
+        source = context.data_sources.add_pandas("warehouse")
+        for suite_spec in suites:
+            table = suite_spec.table
+            columns = _columns(suite_spec)
+            try:
+                frame = _frame(con, table, columns)
+            except (duckdb.CatalogException, KeyError) as exc:
+                report.outcomes.append(Outcome(table, "table_readable", "", ERROR, "", str(exc)))
+                say(f"  ERROR  {table}: {exc}")
+                continue
+            report.row_counts[table] = len(frame)
+            asset = source.add_dataframe_asset(name=table)
+            batch = asset.add_batch_definition_whole_dataframe(f"{table} whole")
+            suite = context.suites.add(gx.ExpectationSuite(name=table))
+            for expectation in suite_spec.expectations:
+                suite.add_expectation(expectation)
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(name=table, data=batch, suite=suite)
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = definition.run(batch_parameters={"dataframe": frame})
+            table_failures = 0
+            for item in result.results:
+                kwargs = item.expectation_config.kwargs
+                column = kwargs.get("column") or ",".join(kwargs.get("column_list") or [])
+                condition = kwargs.get("row_condition")
+                if isinstance(condition, dict):
+                    condition = condition.get("pass_through_filter") or str(condition)
+                if condition:
+                    column += f" where {condition}"
+                error = _engine_error(item.exception_info)
+                status = ERROR if error else (PASSED if item.success else FAILED)
+                if status != PASSED:
+                    table_failures += 1
+                report.outcomes.append(
+                    Outcome(
+                        table,
+                        item.expectation_config.type,
+                        column,
+                        status,
+                        _observed(item.result or {}),
+                        (error or "").splitlines()[0] if error else "",
+                    )
+                )
+            mark = "ok    " if table_failures == 0 else "FAILED"
+            say(f"  {mark} {table}: {len(result.results)} expectations, {len(frame):,} rows")
+        context.build_data_docs()
+    finally:
+        con.close()
+    report.seconds = round(time.perf_counter() - started, 2)
+    if write_report:
+        paths.validation.mkdir(parents=True, exist_ok=True)
+        (paths.validation / "latest.json").write_text(report.to_json())
+    return report
+
+
+def summary_lines(report: ValidationReport) -> list[str]:
+    """A readable table of what did not pass: suite (table), expectation, column, observed."""
+    bad = [o for o in report.outcomes if o.status != PASSED]
+    passed = len(report.outcomes) - len(bad)
+    lines = [
+        f"validation: {passed} of {len(report.outcomes)} expectations passed on "
+        f"{len(report.row_counts)} tables in {report.seconds:.1f}s (as of {report.as_of_date})"
+    ]
+    if bad:
+        lines.append(f"  {'status':<7} {'table':<34} {'expectation':<44} {'column':<28} observed")
+        for o in bad:
+            observed = o.detail if o.status == ERROR else o.observed
+            lines.append(
+                f"  {o.status:<7} {o.table:<34} {o.expectation:<44} {o.column:<28} {observed}"
+            )
+    lines.append(f"  Data Docs: {report.data_docs}")
+    return lines

@@ -1,0 +1,197 @@
+"""Great Expectations validation and write-audit-publish."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+import great_expectations.expectations as gxe
+import pytest
+
+from retention import publish, validation
+from retention.config import Paths
+from tests.conftest import Warehouse, quiet
+
+
+@pytest.fixture(scope="module")
+def published(generated_build: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    """A copy of the generated build, validated and published once."""
+    target = tmp_path_factory.mktemp("published") / "data"
+    shutil.copytree(generated_build.paths.data_dir, target)
+    warehouse = Warehouse(Paths(target))
+    report = validation.validate(warehouse.paths, progress=quiet)
+    assert report.success, validation.summary_lines(report)
+    publish.publish(warehouse.paths, progress=quiet)
+    return warehouse
+
+
+@pytest.fixture
+def copy(published: Warehouse, tmp_path: Path) -> Warehouse:
+    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
+    return Warehouse(Paths(tmp_path / "data"))
+
+
+def _sql(warehouse: Warehouse, *statements: str) -> None:
+    with duckdb.connect(str(warehouse.paths.warehouse)) as con:
+        for statement in statements:
+            con.execute(statement)
+
+
+def _serving_state(warehouse: Warehouse) -> tuple[str, dict[str, str]]:
+    serving = warehouse.paths.serving
+    files = {p.name: p.read_bytes().hex()[:64] + str(p.stat().st_size) for p in serving.iterdir()}
+    return str(serving.resolve()), files
+
+
+def test_suites_pass_on_good_data(published: Warehouse) -> None:
+    report = validation.read_report(published.paths)
+    assert report is not None and report.success
+    assert not report.errors and not report.failures
+    tables = {o.table for o in report.outcomes}
+    assert {
+        "raw.orders",
+        "staging.stg_shop__orders",
+        "marts.customers",
+        "marts.customer_cohorts",
+        "marts.customer_lifetime_value",
+        "marts.nps_monthly",
+    } <= tables
+    assert len(report.outcomes) > 60
+    assert Path(report.data_docs).is_file()
+    # period-0 retention is checked as a distribution expectation
+    assert any("period_number == 0" in o.column for o in report.outcomes)
+
+
+def test_broken_marts_fail_with_the_right_expectation(copy: Warehouse) -> None:
+    _sql(
+        copy,
+        "insert into marts.customers select * from marts.customers limit 1",
+        "update marts.customer_lifetime_value set predicted_clv = -5 "
+        "where customer_id = (select min(customer_id) from marts.customer_lifetime_value)",
+        "update marts.retention_monthly set churn_rate = 1.5 "
+        "where month = (select max(month) from marts.retention_monthly) and segment_type = 'all'",
+    )
+    report = validation.validate(copy.paths, progress=quiet)
+    failed = {(o.table, o.expectation, o.column) for o in report.failures}
+    assert ("marts.customers", "expect_column_values_to_be_unique", "customer_id") in failed
+    assert (
+        "marts.customer_lifetime_value",
+        "expect_column_values_to_be_between",
+        "predicted_clv",
+    ) in failed
+    assert ("marts.retention_monthly", "expect_column_values_to_be_between", "churn_rate") in failed
+    assert not report.errors and not report.success
+    lines = "\n".join(validation.summary_lines(report))
+    assert "marts.customer_lifetime_value" in lines and "1 unexpected" in lines
+
+
+def test_publish_refuses_after_a_failed_validation_and_keeps_serving(copy: Warehouse) -> None:
+    before = _serving_state(copy)
+    _sql(copy, "update marts.customer_cohorts set retention_rate = 0.5 where period_number = 0")
+    report = validation.validate(copy.paths, progress=quiet)
+    assert (
+        "marts.customer_cohorts",
+        "expect_column_values_to_be_between",
+        "retention_rate where period_number == 0",
+    ) in {(o.table, o.expectation, o.column) for o in report.failures}
+    with pytest.raises(publish.PublishRefused, match="did not pass"):
+        publish.publish(copy.paths, progress=quiet)
+    assert _serving_state(copy) == before
+
+
+def test_publish_refuses_a_validation_older_than_the_build(copy: Warehouse) -> None:
+    before = _serving_state(copy)
+    # a build after validation (a dbt build by hand, say) makes the validation stale
+    from retention import dbt
+
+    dbt.run_dbt(["build", "--select", "fx_rates"], copy.paths)
+    with pytest.raises(publish.PublishRefused, match="older than the latest build"):
+        publish.publish(copy.paths, progress=quiet)
+    # and a build that never finished (killed half-way) blocks publishing too
+    _sql(
+        copy, "insert into raw._dbt_builds values ('killed-run', 'started', now(), 'build', '', 0)"
+    )
+    with pytest.raises(publish.PublishRefused, match="did not finish"):
+        publish.publish(copy.paths, progress=quiet)
+    assert _serving_state(copy) == before
+
+
+def test_a_shrinking_mart_fails_the_row_count_check(copy: Warehouse) -> None:
+    _sql(
+        copy,
+        "delete from marts.orders where order_id > (select quantile_disc(order_id, 0.3) "
+        "from marts.orders)",
+    )
+    report = validation.validate(copy.paths, progress=quiet, tables=["marts.orders"])
+    failed = {(o.table, o.expectation) for o in report.failures}
+    assert ("marts.orders", "expect_table_row_count_to_be_between") in failed
+
+
+def test_an_engine_error_is_an_error_not_a_pass(copy: Warehouse, monkeypatch) -> None:
+    real = validation._load_suites_module()
+
+    def suites(params):
+        broken = real.TableSuite(
+            "marts.customers",
+            [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="lifecycle_stage", min_value=0, max_value=1
+                ),
+                gxe.ExpectColumnValuesToBeUnique(column="customer_id"),
+            ],
+        )
+        return [broken]
+
+    module = SimpleNamespace(SuiteParameters=real.SuiteParameters, build_suites=suites)
+    monkeypatch.setattr(validation, "_load_suites_module", lambda: module)
+    report = validation.validate(copy.paths, progress=quiet)
+    statuses = {o.expectation: o.status for o in report.outcomes}
+    assert statuses["expect_column_values_to_be_between"] == validation.ERROR
+    assert statuses["expect_column_values_to_be_unique"] == validation.PASSED
+    assert not report.success and report.errors and not report.failures
+    with pytest.raises(publish.PublishRefused):
+        publish.publish(copy.paths, progress=quiet)
+
+
+def test_serving_has_no_pii_and_is_read_only(published: Warehouse) -> None:
+    serving = published.paths.serving
+    assert serving.is_symlink()
+    with duckdb.connect(str(serving / "serving.duckdb"), read_only=True) as con:
+        views = [
+            v
+            for (v,) in con.execute(
+                "select view_name from duckdb_views() where not internal"
+            ).fetchall()
+        ]
+        assert {"customers", "orders", "winback_candidates", "customer_cohorts"} <= set(views)
+        for view in views:
+            columns = [r[0] for r in con.execute(f"describe {view}").fetchall()]
+            assert "email" not in columns, view
+        assert con.execute("select count(*) from customers").fetchone()[0] > 1000
+    manifest = json.loads((serving / "_manifest.json").read_text())
+    assert manifest["tables"]["customers"]["dropped_pii"] == ["email"]
+    assert not any(p.stat().st_mode & 0o222 for p in serving.iterdir())
+
+
+def test_a_reader_holding_serving_open_does_not_block_a_run(copy: Warehouse) -> None:
+    reader = duckdb.connect(str(copy.paths.serving / "serving.duckdb"), read_only=True)
+    old_release = copy.paths.serving.resolve()
+    before = reader.execute("select count(*) from orders").fetchone()[0]
+    result = subprocess.run(
+        [sys.executable, "-m", "retention", "--data-dir", str(copy.paths.data_dir), "run"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert "==> publish" in result.stdout
+    assert reader.execute("select count(*) from orders").fetchone()[0] == before  # old copy
+    reader.close()
+    assert copy.paths.serving.resolve() != old_release
+    with duckdb.connect(str(copy.paths.serving / "serving.duckdb"), read_only=True) as fresh:
+        assert fresh.execute("select count(*) from orders").fetchone()[0] == before
