@@ -6,12 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export RETENTION_PROJECT_DIR := $(CURDIR)
 
-.PHONY: install demo test lint format docs bench clean
+.PHONY: install demo test lint format docs bench dev clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	# the dbt manifest Dagster loads its assets from (production: the same step in the image build)
+	RETENTION_DATA_DIR=$${RETENTION_DATA_DIR:-data} $(BIN)/dbt parse --quiet --profiles-dir . --target-path target
 	@touch $@
 
 install: $(STAMP)  ## create .venv and install the pinned environment
@@ -37,6 +39,9 @@ docs: $(STAMP)  ## dbt docs generate (needs a built warehouse: run `make demo` f
 bench: $(STAMP)  ## benchmarks at realistic scale (see benchmarks/); CUSTOMERS=100000 for less
 	$(BIN)/python benchmarks/bench_clv.py
 	$(BIN)/python benchmarks/bench.py --customers $(or $(CUSTOMERS),1000000)
+
+dev: $(STAMP)  ## Dagster UI on http://localhost:3000 (local storage under .dagster/)
+	mkdir -p .dagster && DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/dagster dev -m orchestration.definitions
 
 clean:
 	rm -rf $(VENV) target logs data/dbt .pytest_cache

@@ -88,7 +88,9 @@ class BuildConfig(dg.Config):
 
 
 def build_args(config: BuildConfig) -> list[str]:
-    args = ["build"]
+    # "buildable": a test runs in the step that builds the last of its parents, so a test that
+    # spans staging and marts runs with the marts, never against marts not yet rebuilt
+    args = ["build", "--indirect-selection", "buildable"]
     if config.full_refresh:
         args.append("--full-refresh")
     as_of = config.as_of_date.strip() or None

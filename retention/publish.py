@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from retention.config import Paths
+from retention.config import Paths, project_dir
 from retention.errors import UserError
 from retention.load import connect
 from retention.validation import latest_build, read_report
@@ -65,13 +65,16 @@ def published_row_counts(paths: Paths) -> dict[str, int]:
 
 
 def pii_columns(paths: Paths) -> dict[str, set[str]]:
-    """Columns tagged ``meta: {pii: true}`` per mart, from the dbt manifest."""
-    manifest_path = paths.dbt_target / "manifest.json"
-    if not manifest_path.exists():
+    """Columns tagged ``meta: {pii: true}`` per mart, from the newest dbt manifest (the CLI's,
+    under the data directory, or the project's, which Dagster uses)."""
+    candidates = [paths.dbt_target / "manifest.json", project_dir() / "target" / "manifest.json"]
+    existing = [p for p in candidates if p.exists()]
+    if not existing:
         raise PublishRefused(
-            f"{manifest_path} is missing, so PII columns cannot be identified; "
+            f"{candidates[0]} is missing, so PII columns cannot be identified; "
             "run `retention build`"
         )
+    manifest_path = max(existing, key=lambda p: p.stat().st_mtime)
     manifest = json.loads(manifest_path.read_text())
     tagged: dict[str, set[str]] = {}
     for node in manifest.get("nodes", {}).values():

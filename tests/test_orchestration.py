@@ -1,0 +1,178 @@
+"""Dagster: definitions, asset graph, in-process runs, blocking checks, schedule and sensor."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from retention.config import ENTITIES, Paths
+from retention.generate import generate
+from tests.conftest import quiet, write_csv
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    monkeypatch.setenv("RETENTION_DATA_DIR", str(tmp_path))
+    return Paths(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    from orchestration.definitions import defs
+
+    return defs
+
+
+def _key(path: str) -> dg.AssetKey:
+    return dg.AssetKey(path.split("/"))
+
+
+def test_definitions_load(defs: dg.Definitions) -> None:
+    dg.Definitions.validate_loadable(defs)
+    assert defs.resolve_job_def("retention_job")
+    assert defs.resolve_schedule_def("daily_retention_schedule")
+    assert defs.resolve_sensor_def("landing_file_sensor")
+    assert defs.resolve_sensor_def("run_failure_log")
+
+
+def test_asset_graph_has_real_lineage(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {"/".join(k.path) for k in graph.get_all_asset_keys()}
+    assert {f"landing/{e}" for e in ENTITIES} | {f"raw/{e}" for e in ENTITIES} <= keys
+    assert {
+        "staging/stg_shop__orders",
+        "quarantine/orders",
+        "marts/customers",
+        "marts/customer_lifetime_value",
+        "marts/clv_model_parameters",
+        "serving/marts",
+    } <= keys
+
+    def upstream(key: str) -> set[str]:
+        return {"/".join(k.path) for k in graph.get(_key(key)).parent_keys}
+
+    assert upstream("raw/orders") == {"landing/orders"}
+    assert upstream("staging/base_shop__orders") >= {
+        "raw/orders",
+        "staging/stg_shop__customers",
+        "reference/fx_rates",
+    }
+    assert "marts/customer_lifetime_value" in upstream("marts/customers")
+    assert "marts/customers" in upstream("serving/marts")
+    checks = {(".".join(c.asset_key.path), c.name) for c in graph.asset_check_keys}
+    assert ("staging.stg_shop__orders", "gx_suite") in checks
+    assert ("marts.customer_cohorts", "gx_suite") in checks
+    assert any(name.startswith("unique_orders_order_id") for _, name in checks)  # dbt tests
+
+
+def test_job_materialises_every_asset(defs: dg.Definitions, data_dir: Paths) -> None:
+    generate(
+        data_dir.landing,
+        customers=600,
+        seed=4,
+        start=date(2024, 1, 1),
+        end=date(2024, 12, 31),
+        progress=quiet,
+    )
+    job = defs.resolve_job_def("retention_job")
+    from orchestration.automation import run_config
+
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), run_config=run_config()
+    )
+    assert result.success
+    materialised = {"/".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
+    expected = {"/".join(k.path) for k in job.asset_layer.executable_asset_keys}
+    assert materialised == expected
+    assert "serving/marts" in materialised and "marts/customer_lifetime_value" in materialised
+    checks = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert checks and all(c.passed for c in checks)
+    assert (data_dir.serving / "serving.duckdb").exists()
+
+
+def test_failing_staging_check_blocks_marts_and_publish(
+    defs: dg.Definitions, data_dir: Paths
+) -> None:
+    # customers but no orders at all: the raw.orders suite (at least one row) fails
+    data_dir.ensure()
+    write_csv(
+        data_dir.landing_dir("customers") / "customers.csv",
+        ["customer_id", "email", "signup_at", "country", "acquisition_channel"],
+        [["C1", "a@example.com", "2024-01-01", "DE", "email"]],
+    )
+    job = defs.resolve_job_def("retention_job")
+    from orchestration.automation import run_config
+
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), run_config=run_config(), raise_on_error=False
+    )
+    assert not result.success
+    materialised = {"/".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
+    assert "raw/orders" in materialised
+    assert not any(k.startswith("marts/") for k in materialised)
+    assert "serving/marts" not in materialised
+    failed_checks = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+    ]
+    assert any(c.asset_key == _key("raw/orders") for c in failed_checks)
+    assert not data_dir.serving.exists()
+
+
+def test_sensor_triggers_once_per_new_file(defs: dg.Definitions, data_dir: Paths) -> None:
+    sensor = defs.resolve_sensor_def("landing_file_sensor")
+    data_dir.ensure()
+    first = dg.build_sensor_context(cursor=None)
+    assert isinstance(sensor(first), dg.SkipReason)
+    write_csv(data_dir.landing_dir("orders") / "orders_1.csv", ["order_id"], [["O1"]])
+    context = dg.build_sensor_context(cursor=first.cursor)
+    request = sensor(context)
+    assert isinstance(request, dg.RunRequest) and "orders/orders_1.csv" in request.run_key
+    again = dg.build_sensor_context(cursor=context.cursor)
+    assert isinstance(sensor(again), dg.SkipReason)  # the same file does not trigger twice
+    write_csv(data_dir.landing_dir("orders") / "orders_2.csv", ["order_id"], [["O2"]])
+    later = dg.build_sensor_context(cursor=again.cursor)
+    request = sensor(later)
+    assert isinstance(request, dg.RunRequest)
+    assert "orders_2.csv" in request.run_key and "orders_1.csv" not in request.run_key
+
+
+def test_schedule_passes_the_scheduled_day(defs: dg.Definitions) -> None:
+    schedule = defs.resolve_schedule_def("daily_retention_schedule")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2025, 3, 4, 5, 0))
+    request = schedule.evaluate_tick(context).run_requests[0]
+    ops = request.run_config["ops"]
+    assert ops["staging_dbt_assets"]["config"]["as_of_date"] == "2025-03-04"
+    assert ops["marts_dbt_assets"]["config"]["as_of_date"] == "2025-03-04"
+    assert request.tags["as_of_date"] == "2025-03-04"
+
+
+def test_run_failures_are_logged(tmp_path: Path) -> None:
+    from orchestration.automation import record_failure
+
+    log_file = tmp_path / "logs" / "run_failures.log"
+    record_failure(log_file, "run-1", "retention_job", "staging check failed")
+    record_failure(log_file, "run-2", "retention_job", "lock")
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [line["run_id"] for line in lines] == ["run-1", "run-2"]
+    assert lines[0]["error"] == "staging check failed"
+
+
+def test_production_instance_config_uses_postgres_from_the_environment(tmp_path: Path) -> None:
+    from dagster._core.instance.config import dagster_instance_config
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "dagster.yaml").write_text((root / "orchestration/dagster.prod.yaml").read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    database = config["storage"]["postgres"]["postgres_db"]
+    assert database["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    assert all(isinstance(v, dict) and "env" in v for v in database.values())
