@@ -34,7 +34,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix retention orchestration tests benchmarks models
 
 docs: $(STAMP)  ## dbt docs generate (needs a built warehouse: run `make demo` first)
-	RETENTION_DATA_DIR=$${RETENTION_DATA_DIR:-data} $(BIN)/dbt docs generate --profiles-dir .
+	RETENTION_DATA_DIR=$${RETENTION_DATA_DIR:-$(CURDIR)/data} $(BIN)/dbt docs generate --profiles-dir . \
+	  --target-path $${RETENTION_DATA_DIR:-$(CURDIR)/data}/dbt/target
 
 bench: $(STAMP)  ## benchmarks at realistic scale (see benchmarks/); CUSTOMERS=100000 for less
 	$(BIN)/python benchmarks/bench_clv.py

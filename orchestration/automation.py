@@ -11,14 +11,15 @@ from retention.config import ENTITIES, Paths
 
 from .dbt import marts_dbt_assets, staging_dbt_assets
 from .ingest import raw_tables
-from .serving import serving_marts
+from .serving import retention_report, serving_marts
 
 retention_job = dg.define_asset_job(
     "retention_job",
     selection=dg.AssetSelection.assets(
-        raw_tables, staging_dbt_assets, marts_dbt_assets, serving_marts
+        raw_tables, staging_dbt_assets, marts_dbt_assets, serving_marts, retention_report
     ),
-    description="load -> dbt staging -> checks -> dbt marts (with CLV) -> checks -> publish",
+    description="load -> dbt staging -> checks -> dbt marts (with CLV) -> checks -> publish "
+    "-> report",
 )
 
 

@@ -11,10 +11,17 @@ from .automation import (
 from .dbt import dbt_resource, marts_dbt_assets, staging_dbt_assets
 from .ingest import landing_files, raw_tables
 from .quality import marts_quality, raw_quality, staging_quality
-from .serving import serving_marts
+from .serving import retention_report, serving_marts
 
 defs = dg.Definitions(
-    assets=[*landing_files, raw_tables, staging_dbt_assets, marts_dbt_assets, serving_marts],
+    assets=[
+        *landing_files,
+        raw_tables,
+        staging_dbt_assets,
+        marts_dbt_assets,
+        serving_marts,
+        retention_report,
+    ],
     asset_checks=[raw_quality, staging_quality, marts_quality],
     jobs=[retention_job],
     schedules=[daily_retention_schedule],

@@ -1,8 +1,8 @@
-"""Publishing the validated marts to serving/ for BI tools."""
+"""Publishing the validated marts to serving/ for BI tools, and the report built from it."""
 
 import dagster as dg
 
-from retention import publish
+from retention import publish, report
 from retention.config import Paths
 
 from .dbt import MART_KEYS, RETRY
@@ -25,5 +25,22 @@ def serving_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "release": str(summary.release),
             "rows": dg.MetadataValue.json(summary.tables),
             "seconds": summary.seconds,
+        }
+    )
+
+
+@dg.asset(
+    key=["reports", "retention_report"],
+    deps=[serving_marts],
+    group_name="serving",
+    description="The HTML retention report, built from the published serving copy.",
+)
+def retention_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    built = report.build_report(Paths.from_env(), progress=context.log.info)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(built.path)),
+            "charts": built.charts,
+            "as_of_date": built.as_of_date,
         }
     )

@@ -98,11 +98,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _not_yet(name: str) -> int:
-    _say(f"retention {name}: not available in this version yet")
-    return 2
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -141,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             pipeline.validate_step(paths, _say)
         elif args.command == "publish":
             pipeline.publish_step(paths, _say)
+        elif args.command == "report":
+            pipeline.report_step(paths, _say)
         elif args.command == "run":
             pipeline.run(
                 paths, _say, as_of=args.as_of, target=args.target, full_refresh=args.full_refresh
@@ -149,8 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             pipeline.demo(paths, _say, customers=args.customers)
             _say(pipeline.outputs_message(paths))
-        else:
-            return _not_yet(args.command)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
-from retention import dbt, publish, validation
+from retention import dbt, publish, report, validation
 from retention.config import ENTITIES, Paths
 from retention.generate import GenerateSummary, generate
 from retention.load import LoadSummary, load
@@ -112,6 +112,11 @@ def publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
         return summary
 
 
+def report_step(paths: Paths, say: Say) -> report.Report:
+    with step("report", say):
+        return report.build_report(paths, progress=say)
+
+
 def outputs_message(paths: Paths) -> str:
     lines = [
         "outputs:",
@@ -130,7 +135,7 @@ def run(
     target: str | None = None,
     full_refresh: bool = False,
 ) -> BuildSummary:
-    """The production job: load, build, validate, publish (then report).
+    """The production job: load, build, validate, publish, report.
 
     Stops before publishing when validation fails: serving/ keeps the previous copy.
     """
@@ -138,6 +143,7 @@ def run(
     summary = build_step(paths, say, as_of=as_of, target=target, full_refresh=full_refresh)
     validate_step(paths, say)
     publish_step(paths, say)
+    report_step(paths, say)
     return summary
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -57,3 +58,17 @@ def generated_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wareho
     pipeline.load_step(paths, quiet)
     pipeline.build_step(paths, quiet)
     yield Warehouse(paths)
+
+
+@pytest.fixture(scope="session")
+def published(generated_build: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    """A copy of the generated build, validated and published once."""
+    from retention import publish, validation
+
+    target = tmp_path_factory.mktemp("published") / "data"
+    shutil.copytree(generated_build.paths.data_dir, target)
+    warehouse = Warehouse(Paths(target))
+    report = validation.validate(warehouse.paths, progress=quiet)
+    assert report.success, validation.summary_lines(report)
+    publish.publish(warehouse.paths, progress=quiet)
+    return warehouse

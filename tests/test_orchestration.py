@@ -63,6 +63,7 @@ def test_asset_graph_has_real_lineage(defs: dg.Definitions) -> None:
     }
     assert "marts/customer_lifetime_value" in upstream("marts/customers")
     assert "marts/customers" in upstream("serving/marts")
+    assert upstream("reports/retention_report") == {"serving/marts"}
     checks = {(".".join(c.asset_key.path), c.name) for c in graph.asset_check_keys}
     assert ("staging.stg_shop__orders", "gx_suite") in checks
     assert ("marts.customer_cohorts", "gx_suite") in checks
@@ -89,6 +90,7 @@ def test_job_materialises_every_asset(defs: dg.Definitions, data_dir: Paths) -> 
     expected = {"/".join(k.path) for k in job.asset_layer.executable_asset_keys}
     assert materialised == expected
     assert "serving/marts" in materialised and "marts/customer_lifetime_value" in materialised
+    assert "reports/retention_report" in materialised
     checks = [
         e.event_specific_data
         for e in result.all_events

@@ -18,18 +18,6 @@ from retention.config import Paths
 from tests.conftest import Warehouse, quiet
 
 
-@pytest.fixture(scope="module")
-def published(generated_build: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
-    """A copy of the generated build, validated and published once."""
-    target = tmp_path_factory.mktemp("published") / "data"
-    shutil.copytree(generated_build.paths.data_dir, target)
-    warehouse = Warehouse(Paths(target))
-    report = validation.validate(warehouse.paths, progress=quiet)
-    assert report.success, validation.summary_lines(report)
-    publish.publish(warehouse.paths, progress=quiet)
-    return warehouse
-
-
 @pytest.fixture
 def copy(published: Warehouse, tmp_path: Path) -> Warehouse:
     shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
