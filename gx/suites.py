@@ -21,6 +21,8 @@ LIFECYCLE_STAGES = ["new", "active", "at_risk", "churned", "reactivated"]
 SEGMENT_TYPES = ["all", "acquisition_channel", "region"]
 ORDER_STATUSES = ["completed", "cancelled", "refunded", "pending"]
 REJECT_REASONS = [
+    "malformed_row",
+    "invalid_encoding",
     "missing_id",
     "unparseable_timestamp",
     "future_timestamp",

@@ -15,6 +15,7 @@ from retention import pipeline
 from retention.config import Paths
 from retention.dbt import TARGETS
 from retention.errors import UserError
+from retention.locking import exclusive
 
 
 def _say(message: str) -> None:
@@ -65,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $RETENTION_DATA_DIR or ./data)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="if another command holds the data directory, wait this long (default: exit)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="write realistic synthetic landing files")
@@ -109,49 +117,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         paths = Paths.from_env()
-        if args.command == "generate":
-            summary = pipeline.generate_step(
-                paths,
-                args.customers,
-                args.seed,
-                args.start,
-                args.end,
-                args.dirty_rate,
-                args.format,
-                _say,
-            )
-            _say(f"wrote {len(summary.files)} files under {paths.landing}")
-        elif args.command == "load":
-            pipeline.load_step(paths, _say)
-        elif args.command == "build":
-            pipeline.build_step(
-                paths,
-                _say,
-                as_of=args.as_of,
-                target=args.target,
-                full_refresh=args.full_refresh,
-                select=args.select,
-            )
-        elif args.command == "validate":
-            pipeline.validate_step(paths, _say)
-        elif args.command == "publish":
-            pipeline.publish_step(paths, _say)
-        elif args.command == "report":
-            pipeline.report_step(paths, _say)
-        elif args.command == "run":
-            pipeline.run(
-                paths, _say, as_of=args.as_of, target=args.target, full_refresh=args.full_refresh
-            )
-            _say(pipeline.outputs_message(paths))
-        elif args.command == "demo":
-            pipeline.demo(paths, _say, customers=args.customers)
-            _say(pipeline.outputs_message(paths))
+        with exclusive(paths, args.command, wait_seconds=args.wait):
+            return _dispatch(args, paths, started)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _dispatch(args: argparse.Namespace, paths: Paths, started: float) -> int:
+    """Run one command (the data directory is locked by the caller)."""
+    if args.command == "generate":
+        summary = pipeline.generate_step(
+            paths,
+            args.customers,
+            args.seed,
+            args.start,
+            args.end,
+            args.dirty_rate,
+            args.format,
+            _say,
+        )
+        _say(f"wrote {len(summary.files)} files under {paths.landing}")
+    elif args.command == "load":
+        pipeline.load_step(paths, _say)
+    elif args.command == "build":
+        pipeline.build_step(
+            paths,
+            _say,
+            as_of=args.as_of,
+            target=args.target,
+            full_refresh=args.full_refresh,
+            select=args.select,
+        )
+    elif args.command == "validate":
+        pipeline.validate_step(paths, _say)
+    elif args.command == "publish":
+        pipeline.publish_step(paths, _say)
+    elif args.command == "report":
+        pipeline.report_step(paths, _say)
+    elif args.command == "run":
+        pipeline.run(
+            paths, _say, as_of=args.as_of, target=args.target, full_refresh=args.full_refresh
+        )
+        _say(pipeline.outputs_message(paths))
+    elif args.command == "demo":
+        pipeline.demo(paths, _say, customers=args.customers)
+        _say(pipeline.outputs_message(paths))
     _say(f"retention {args.command} finished in {time.perf_counter() - started:.1f}s")
     return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "nps_responses": ("response_id", "customer_id", "responded_at", "score"),
 }
 
-LINEAGE = ("_extra", "_source_file", "_source_row", "_loaded_at")
+LINEAGE = ("_extra", "_source_file", "_source_row", "_loaded_at", "_load_issue")
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _BOM = b"\xef\xbb\xbf"
 
@@ -166,7 +167,7 @@ def _read_csv(path: Path, entity: str) -> pa.Table:
         raise LoadError(path, f"cannot read the header row: {exc}") from exc
     names = _check_header(path, entity, header)
     try:
-        table = pacsv.read_csv(
+        return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
@@ -176,14 +177,58 @@ def _read_csv(path: Path, entity: str) -> pa.Table:
                 quoted_strings_can_be_null=False,
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
-        problem = str(exc).splitlines()[0]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
+        # a row with the wrong number of fields, or bytes that are not UTF-8: read the file
+        # record by record and keep such rows, marked, for staging to quarantine
+        return _read_csv_by_record(path, names)
+
+
+def _read_csv_by_record(path: Path, names: list[str]) -> pa.Table:
+    """The slow, forgiving reader. Every record is kept: one with the wrong number of fields
+    gets ``_load_issue = 'malformed_row'`` (its fields are kept in ``_extra``), one with bytes
+    that are not UTF-8 gets ``'invalid_encoding'`` (the bytes are replaced by U+FFFD). Only a
+    file the CSV grammar cannot read at all (an unterminated quote) is rejected."""
+    data = path.read_bytes()
+    data = data.removeprefix(_BOM)
+    text = data.decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        records = list(reader)
+    except csv.Error as exc:
         raise LoadError(
             path,
-            f"not a well-formed CSV file: {problem}",
+            f"not a well-formed CSV file: {exc} (near line {reader.line_num})",
             "fix or re-export the file; nothing from it was loaded",
         ) from exc
-    return table
+    columns: dict[str, list[str | None]] = {n: [] for n in names}
+    issues: list[str | None] = []
+    raw_fields: list[str | None] = []
+    for fields in records[1:]:
+        if not fields:
+            continue  # blank line, as the fast reader skips them
+        encoded = any(_has_undecodable(f) for f in fields)
+        clean = [_replace_undecodable(f) for f in fields]
+        if len(clean) != len(names):
+            issues.append("malformed_row")
+            raw_fields.append(json.dumps(clean, ensure_ascii=False))
+        else:
+            issues.append("invalid_encoding" if encoded else None)
+            raw_fields.append(None)
+        for i, name in enumerate(names):
+            columns[name].append(clean[i] if i < len(clean) else None)
+    table = pa.table({**{n: pa.array(v, pa.string()) for n, v in columns.items()}})
+    table = table.append_column("_raw_fields", pa.array(raw_fields, pa.string()))
+    return table.append_column("_load_issue", pa.array(issues, pa.string()))
+
+
+def _has_undecodable(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _replace_undecodable(text: str) -> str:
+    if not _has_undecodable(text):
+        return text
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def _read_parquet(path: Path, entity: str) -> pa.Table:
@@ -229,8 +274,10 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"create table if not exists raw.{entity} ("
             f"{cols}, _extra varchar, _source_file varchar not null, "
-            f"_source_row bigint not null, _loaded_at timestamp not null)"
+            f"_source_row bigint not null, _loaded_at timestamp not null, _load_issue varchar)"
         )
+        # warehouses created before _load_issue existed
+        con.execute(f"alter table raw.{entity} add column if not exists _load_issue varchar")
 
 
 def _insert(
@@ -241,19 +288,30 @@ def _insert(
     loaded_at: datetime,
 ) -> None:
     present = set(table.column_names)
-    extras = [c for c in table.column_names if c not in COLUMNS[entity]]
+    special = {"_load_issue", "_raw_fields"}
+    extras = [c for c in table.column_names if c not in COLUMNS[entity] and c not in special]
     select = [(f'"{c}"' if c in present else "null::varchar") + f" as {c}" for c in COLUMNS[entity]]
+    extra = "null::varchar"
     if extras:
         pairs = ", ".join(f"'{e.replace(chr(39), chr(39) * 2)}': \"{e}\"" for e in extras)
-        select.append(f"to_json({{{pairs}}})::varchar as _extra")
-    else:
-        select.append("null::varchar as _extra")
+        extra = f"to_json({{{pairs}}})::varchar"
+    if "_raw_fields" in present:
+        # a malformed record keeps all its fields; its columns cannot be trusted anyway
+        extra = (
+            "case when _raw_fields is not null then to_json({'_raw_fields': _raw_fields})::varchar "
+            f"else {extra} end"
+        )
+    select.append(f"{extra} as _extra")
+    select.append("_load_issue" if "_load_issue" in present else "null::varchar as _load_issue")
     rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     batch = table.append_column("__row", rows)
+    target = ", ".join(
+        [*COLUMNS[entity], "_extra", "_load_issue", "_source_file", "_source_row", "_loaded_at"]
+    )
     con.register("landing_batch", batch)
     try:
         con.execute(
-            f"insert into raw.{entity} select {', '.join(select)}, "
+            f"insert into raw.{entity} ({target}) select {', '.join(select)}, "
             f"? as _source_file, __row as _source_row, ? as _loaded_at from landing_batch",
             [source_file, loaded_at],
         )

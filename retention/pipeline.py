@@ -79,7 +79,8 @@ def build_step(
         if full_refresh:
             args.append("--full-refresh")
         if select:
-            args += ["--select", select]
+            # tests that also read models outside the selection wait for a full build
+            args += ["--select", select, "--indirect-selection", "buildable"]
         result = dbt.run_dbt(
             args,
             paths,

@@ -14,7 +14,8 @@ from retention import clv
 def model(dbt, session):
     dbt.config(materialized="table")
     minimum = int(dbt.config.get("clv_min_repeat_customers"))
-    data = dbt.ref("int_clv_backtest_summary").df()
+    # a fixed row order keeps the floating-point sums, and so the table, identical run to run
+    data = dbt.ref("int_clv_backtest_summary").df().sort_values("customer_id", ignore_index=True)
     columns = [
         "frequency_bucket",
         "customers",

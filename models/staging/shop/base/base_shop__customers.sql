@@ -27,6 +27,7 @@ typed as (
         acquisition_channel,
         updated_at,
         _extra,
+        _load_issue,
         _source_file,
         _source_row,
         _loaded_at
@@ -39,6 +40,7 @@ validated as (
     select
         *,
         case
+            when _load_issue is not null then _load_issue
             when customer_key is null then 'missing_id'
             when {{ clean_text('signup_at') }} is not null and signup_at_utc is null
                 then 'unparseable_timestamp'

@@ -37,6 +37,7 @@ typed as (
         amount,
         currency,
         _extra,
+        _load_issue,
         _source_file,
         _source_row,
         _loaded_at
@@ -77,6 +78,7 @@ validated as (
     select
         *,
         case
+            when _load_issue is not null then _load_issue
             when channel_key is null then 'missing_id'
             when spend_month is null then 'unparseable_timestamp'
             when spend_month > cast(_loaded_at as date) then 'future_timestamp'

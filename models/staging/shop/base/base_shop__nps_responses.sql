@@ -28,6 +28,7 @@ typed as (
         responded_at,
         score,
         _extra,
+        _load_issue,
         _source_file,
         _source_row,
         _loaded_at
@@ -40,6 +41,7 @@ validated as (
     select
         typed.*,
         case
+            when typed._load_issue is not null then typed._load_issue
             when typed.response_key is null then 'missing_id'
             when typed.responded_at_utc is null then 'unparseable_timestamp'
             when typed.responded_at_utc

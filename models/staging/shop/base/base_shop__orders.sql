@@ -44,6 +44,7 @@ typed as (
         currency,
         updated_at,
         _extra,
+        _load_issue,
         _source_file,
         _source_row,
         _loaded_at
@@ -85,6 +86,7 @@ validated as (
     select
         *,
         case
+            when _load_issue is not null then _load_issue
             when order_key is null then 'missing_id'
             when ordered_at_utc is null then 'unparseable_timestamp'
             when {{ clean_text('updated_at') }} is not null and updated_at_utc is null
