@@ -104,30 +104,27 @@ def build_args(config: BuildConfig) -> list[str]:
     return [*args, "--vars", json.dumps(retention_dbt.build_vars(as_of))]
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select=STAGING_SELECT,
-    dagster_dbt_translator=translator,
-    retry_policy=RETRY,
-    name="staging_dbt_assets",
-)
-def staging_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: BuildConfig):
-    """Seeds, typed staging and quarantine, with their dbt tests as asset checks."""
-    yield from dbt.cli(build_args(config), context=context).stream()
+def _dbt_step(name: str, select: str) -> dg.AssetsDefinition:
+    """One `dbt build` step over a part of the project; its tests become asset checks."""
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        select=select,
+        dagster_dbt_translator=translator,
+        retry_policy=RETRY,
+        name=name,
+    )
+    def step(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: BuildConfig):
+        yield from dbt.cli(build_args(config), context=context).stream()
+
+    return step
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select=MARTS_SELECT,
-    dagster_dbt_translator=translator,
-    retry_policy=RETRY,
-    name="marts_dbt_assets",
-)
-def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: BuildConfig):
-    """Intermediate models and marts, including the CLV Python models."""
-    yield from dbt.cli(build_args(config), context=context).stream()
+# Seeds, typed staging and quarantine.
+staging_dbt_assets = _dbt_step("staging_dbt_assets", STAGING_SELECT)
+# Intermediate models and marts, including the CLV Python models.
+marts_dbt_assets = _dbt_step("marts_dbt_assets", MARTS_SELECT)
 
 
 MART_KEYS = sorted(
