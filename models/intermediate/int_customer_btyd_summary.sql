@@ -35,6 +35,7 @@ final as (
     select
         per_customer.customer_id,
         per_customer.first_purchase_date,
+        per_customer.last_purchase_date,
         per_customer.frequency,
         {{ dbt.datediff('per_customer.first_purchase_date', 'per_customer.last_purchase_date', 'day') }}
             as recency,

@@ -12,9 +12,9 @@ purchases as (
 
 ),
 
-purchase_days as (
+purchase_summary as (
 
-    select * from {{ ref('int_customer_purchase_days') }}
+    select * from {{ ref('int_customer_btyd_summary') }}
 
 ),
 
@@ -39,18 +39,6 @@ lifetime_value as (
 reporting_dates as (
 
     select * from {{ ref('int_reporting_dates') }}
-
-),
-
-purchase_day_spans as (
-
-    select
-        customer_id,
-        count(*) as purchase_days,
-        min(purchase_date) as first_purchase_date,
-        max(purchase_date) as last_purchase_date
-    from purchase_days
-    group by customer_id
 
 ),
 
@@ -82,9 +70,9 @@ joined as (
         coalesce(purchases.order_count, 0) as order_count,
         coalesce(purchases.cancelled_order_count, 0) as cancelled_order_count,
         coalesce(purchases.refunded_order_count, 0) as refunded_order_count,
-        purchase_day_spans.purchase_days,
-        purchase_day_spans.first_purchase_date,
-        purchase_day_spans.last_purchase_date,
+        purchase_summary.frequency + 1 as purchase_days,
+        purchase_summary.first_purchase_date,
+        purchase_summary.last_purchase_date,
         current_month.lifecycle_stage,
         rfm.recency_score,
         rfm.frequency_score,
@@ -99,8 +87,8 @@ joined as (
     cross join reporting_dates
     left join purchases
         on customers.customer_id = purchases.customer_id
-    left join purchase_day_spans
-        on customers.customer_id = purchase_day_spans.customer_id
+    left join purchase_summary
+        on customers.customer_id = purchase_summary.customer_id
     left join current_month
         on customers.customer_id = current_month.customer_id
     left join rfm
