@@ -289,6 +289,31 @@ def _run(data_dir: Path, *args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+def _kill_group(process: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGKILL the run's whole process group and wait until every member has exited.
+
+    ``process.wait()`` only reaps the direct child; the dbt grandchild that holds the
+    warehouse lock may still be tearing down, so poll /proc until no live (non-zombie)
+    process of the group is left.
+    """
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == process.pid and fields[0] != "Z":
+                alive.append(stat.parent.name)
+        if not alive:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes {alive} of the killed run did not exit")
+
+
 def test_a_run_killed_during_the_build_leaves_serving_alone(
     published: Warehouse, tmp_path: Path
 ) -> None:
@@ -302,8 +327,7 @@ def test_a_run_killed_during_the_build_leaves_serving_alone(
     for line in process.stdout:
         if "START sql table model" in line or time.monotonic() > deadline:
             break
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    _kill_group(process)
     assert paths.serving.resolve() == before
     assert (paths.serving / "_manifest.json").read_text() == manifest
     with pytest.raises(publish.PublishRefused, match="did not finish"):
