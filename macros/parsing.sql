@@ -2,11 +2,47 @@
     Parsing helpers for the staging layer: raw columns are text, exactly as landed.
     Each macro returns NULL when the text cannot be parsed, never an error, so staging can route
     the row to quarantine with a reason instead of failing the build.
+
+    What parses is decided by one grammar per kind (a regular expression, the same on every
+    engine) before the engine's cast runs: the engines' own parsers accept different extras
+    (DuckDB reads "7.5" as the integer 8 and "1_000" as 1000, PostgreSQL raises instead of
+    returning NULL), and the same landing file must give the same staging rows everywhere.
+    The patterns avoid backslashes, which Spark string literals would treat as escapes.
 -#}
 
+{#- An ISO-8601 date or date-time: YYYY-MM-DD[(T| )hh:mm[:ss[.fraction]]][Z|+hh[[:]mm]]. -#}
+{% macro iso_timestamp_pattern() -%}
+    ^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]+)?)?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?$
+{%- endmacro %}
+
+
+{#- A plain decimal number with at most max_integer_digits before the point ("12.50", "-3", ".5"). -#}
+{% macro decimal_pattern(max_integer_digits) -%}
+    ^[+-]?([0-9]{1,{{ max_integer_digits }}}([.][0-9]*)?|[.][0-9]+)$
+{%- endmacro %}
+
+
+{#- True when the text matches the regular expression (a pattern without quotes). -#}
+{% macro matches_pattern(expr, pattern) -%}
+    {{ return(adapter.dispatch('matches_pattern', 'retention')(expr, pattern)) }}
+{%- endmacro %}
+
+{% macro default__matches_pattern(expr, pattern) -%}
+    ({{ expr }} ~ '{{ pattern }}')
+{%- endmacro %}
+
+{% macro duckdb__matches_pattern(expr, pattern) -%}
+    regexp_matches({{ expr }}, '{{ pattern }}')
+{%- endmacro %}
+
+{% macro spark__matches_pattern(expr, pattern) -%}
+    ({{ expr }} rlike '{{ pattern }}')
+{%- endmacro %}
+
+
 {#-
-    cast() that gives NULL instead of an error. dbt's own safe_cast is a plain cast on DuckDB,
-    so the engines that have a real try_cast get it here.
+    cast() that gives NULL instead of an error where the engine has such a cast. Use it only on
+    text that matched the grammar (engines without try_cast raise on anything else).
 -#}
 {% macro try_cast(expr, type) -%}
     {{ return(adapter.dispatch('try_cast', 'retention')(expr, type)) }}
@@ -20,6 +56,10 @@
     try_cast({{ expr }} as {{ type }})
 {%- endmacro %}
 
+{% macro spark__try_cast(expr, type) -%}
+    try_cast({{ expr }} as {{ type }})
+{%- endmacro %}
+
 
 {#- Blank or whitespace-only text is missing. -#}
 {% macro clean_text(expr) -%}
@@ -29,31 +69,70 @@
 
 {#-
     ISO-8601 text to a UTC timestamp (without time zone). An offset (+02:00, Z) is honoured;
-    naive text is read as UTC. Unparseable or impossible values (2024-02-30) give NULL.
+    naive text is read as UTC. Text outside the grammar and impossible values (2024-02-30) give
+    NULL.
 -#}
 {% macro parse_timestamp_utc(expr) -%}
-    {{ return(adapter.dispatch('parse_timestamp_utc', 'retention')(expr)) }}
+    {%- set text = clean_text(expr) -%}
+    case
+        when {{ matches_pattern(text, iso_timestamp_pattern()) }}
+            then {{ adapter.dispatch('cast_iso_timestamp_utc', 'retention')(text) }}
+    end
 {%- endmacro %}
 
-{% macro default__parse_timestamp_utc(expr) -%}
-    cast({{ retention.try_cast(clean_text(expr), api.Column.translate_type('timestamp')) }} as timestamp)
+{#- The cast itself, for text that matched iso_timestamp_pattern(). -#}
+{% macro default__cast_iso_timestamp_utc(text) -%}
+    cast({{ retention.try_cast(text, api.Column.translate_type('timestamp')) }} as timestamp)
 {%- endmacro %}
 
-{% macro duckdb__parse_timestamp_utc(expr) -%}
+{% macro duckdb__cast_iso_timestamp_utc(text) -%}
     {#- the profile sets TimeZone=UTC, so naive text is UTC and the offset is applied -#}
-    (try_cast({{ clean_text(expr) }} as timestamptz) at time zone 'UTC')
+    (try_cast({{ text }} as timestamptz) at time zone 'UTC')
+{%- endmacro %}
+
+{% macro postgres__cast_iso_timestamp_utc(text) -%}
+    {#-
+        PostgreSQL raises on an impossible day (2024-02-30), so the day is checked against the
+        length of the month first (nested cases keep that order). With an offset the text is a
+        timestamptz converted to UTC; without one it is read as UTC wall time, whatever the
+        session time zone. More than 6 fraction digits are cut (PostgreSQL would round).
+    -#}
+    case
+        when cast(substr({{ text }}, 9, 2) as integer) <= extract(day from
+            make_date(cast(substr({{ text }}, 1, 4) as integer), cast(substr({{ text }}, 6, 2) as integer), 1)
+            + interval '1 month' - interval '1 day')
+            then case
+                when substr({{ text }}, 11) ~ '[Z+-]'
+                    then cast(regexp_replace({{ text }}, '([.][0-9]{6})[0-9]+', '\1') as timestamptz)
+                    at time zone 'UTC'
+                else cast(regexp_replace({{ text }}, '([.][0-9]{6})[0-9]+', '\1') as timestamp)
+            end
+    end
+{%- endmacro %}
+
+{% macro spark__cast_iso_timestamp_utc(text) -%}
+    {#- the session time zone is UTC: naive text is UTC, an offset is applied -#}
+    try_cast({{ text }} as timestamp)
 {%- endmacro %}
 
 
 {#- Decimal text ("12.50", " 7 ") to a number; anything else gives NULL. -#}
 {% macro parse_decimal(expr, precision=18, scale=4) -%}
-    {{ retention.try_cast(clean_text(expr), 'decimal(' ~ precision ~ ', ' ~ scale ~ ')') }}
+    {%- set text = clean_text(expr) -%}
+    case
+        when {{ matches_pattern(text, decimal_pattern(precision - scale)) }}
+            then cast({{ text }} as decimal({{ precision }}, {{ scale }}))
+    end
 {%- endmacro %}
 
 
-{#- Whole-number text to an integer; "7.5" or "x" give NULL. -#}
+{#- Whole-number text ("7", "-2") to an integer; "7.5", "1e2" or "x" give NULL. -#}
 {% macro parse_integer(expr) -%}
-    {{ retention.try_cast(clean_text(expr), dbt.type_int()) }}
+    {%- set text = clean_text(expr) -%}
+    case
+        when {{ matches_pattern(text, '^[+-]?[0-9]{1,9}$') }}
+            then cast({{ text }} as {{ dbt.type_int() }})
+    end
 {%- endmacro %}
 
 
