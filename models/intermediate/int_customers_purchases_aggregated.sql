@@ -14,7 +14,7 @@ aggregated as (
         min(case when is_purchase then ordered_at end) as first_purchase_at,
         max(case when is_purchase then ordered_at end) as last_purchase_at,
         sum(case when is_purchase then 1 else 0 end) as purchase_count,
-        sum(revenue) as total_revenue,
+        cast(sum(revenue) as decimal(18, 2)) as total_revenue,
         count(*) as order_count,
         sum(case when is_cancelled then 1 else 0 end) as cancelled_order_count,
         sum(case when is_refunded then 1 else 0 end) as refunded_order_count

@@ -137,7 +137,7 @@ final as (
         cast(rates.customers as integer) as customers,
         cast(rates.purchases as integer) as purchases,
         cast(rates.revenue as decimal(18, 2)) as revenue,
-        cast(rates.revenue / rates.purchases as decimal(18, 2)) as avg_order_value,
+        {{ divide_money('rates.revenue', 'rates.purchases') }} as avg_order_value,
         cast(
             case
                 when rates.customers_last_365_days > 0
@@ -151,15 +151,12 @@ final as (
             case when rates.annual_churn_rate > 0 then 1 / rates.annual_churn_rate end
             as {{ type_double() }}
         ) as avg_customer_lifespan_years,
-        cast(
-            case
-                when rates.annual_churn_rate > 0 and rates.customers_last_365_days > 0
-                    then (rates.revenue / rates.purchases)
-                    * (1.0 * rates.purchases_last_365_days / rates.customers_last_365_days)
-                    / rates.annual_churn_rate
-            end
-            as decimal(18, 2)
-        ) as historical_clv,
+        {{ round_money(
+            'case when rates.annual_churn_rate > 0 and rates.customers_last_365_days > 0'
+            ~ ' then (rates.revenue / rates.purchases)'
+            ~ ' * (1.0 * rates.purchases_last_365_days / rates.customers_last_365_days)'
+            ~ ' / rates.annual_churn_rate end'
+        ) }} as historical_clv,
         reporting_dates.as_of_date
     from rates
     cross join reporting_dates

@@ -127,10 +127,7 @@ final as (
         cast({{ dbt.date_trunc('month', 'first_purchase_at') }} as date) as cohort_month,
         cast(purchase_count as integer) as purchase_count,
         cast(total_revenue as decimal(18, 2)) as total_revenue,
-        cast(
-            case when purchase_count > 0 then total_revenue / purchase_count end
-            as decimal(18, 2)
-        ) as avg_order_value,
+        {{ divide_money('total_revenue', 'nullif(purchase_count, 0)') }} as avg_order_value,
         cast(order_count as integer) as order_count,
         cast(cancelled_order_count as integer) as cancelled_order_count,
         cast(refunded_order_count as integer) as refunded_order_count,

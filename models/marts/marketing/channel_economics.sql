@@ -97,14 +97,10 @@ final as (
         cast(revenue as decimal(18, 2)) as revenue,
         cast(acquisition_spend as decimal(18, 2)) as acquisition_spend,
         cast(retention_spend as decimal(18, 2)) as retention_spend,
-        cast(
-            case when new_customers > 0 then acquisition_spend / new_customers end
-            as decimal(18, 2)
-        ) as acquisition_cost_per_customer,
-        cast(
-            case when active_customers > 0 then retention_spend / active_customers end
-            as decimal(18, 2)
-        ) as retention_cost_per_active_customer,
+        {{ divide_money('acquisition_spend', 'nullif(new_customers, 0)') }}
+            as acquisition_cost_per_customer,
+        {{ divide_money('retention_spend', 'nullif(active_customers, 0)') }}
+            as retention_cost_per_active_customer,
         cast(historical_clv as decimal(18, 2)) as historical_clv,
         cast(
             case

@@ -77,8 +77,7 @@ final as (
         cast(active_customers as integer) as active_customers,
         cast(1.0 * active_customers / cohort_size as {{ type_double() }}) as retention_rate,
         cast(revenue as decimal(18, 2)) as revenue,
-        cast(cumulative_revenue / cohort_size as decimal(18, 2))
-            as cumulative_revenue_per_customer,
+        {{ divide_money('cumulative_revenue', 'cohort_size') }} as cumulative_revenue_per_customer,
         cast(
             case when period_0_revenue > 0 then revenue / period_0_revenue end
             as {{ type_double() }}

@@ -56,10 +56,8 @@ final as (
         cast(revenue as decimal(18, 2)) as revenue,
         cast(orders as integer) as orders,
         cast(retention_spend as decimal(18, 2)) as retention_spend,
-        cast(
-            case when customers_end > 0 then retention_spend / customers_end end
-            as decimal(18, 2)
-        ) as retention_cost_per_active_customer
+        {{ divide_money('retention_spend', 'nullif(customers_end, 0)') }}
+            as retention_cost_per_active_customer
     from counts
 
 )

@@ -53,11 +53,9 @@ converted as (
         case
             -- beyond any real order; keeps the conversion below from overflowing
             when abs(typed.amount_value) < 1000000000000
-                then round(
-                    cast(typed.amount_value as decimal(38, 12))
-                    * spend_fx.rate_to_usd / reporting_fx.rate_to_usd,
-                    2
-                )
+                then {{ convert_to_reporting(
+                    'typed.amount_value', 'spend_fx.rate_to_usd', 'reporting_fx.rate_to_usd'
+                ) }}
         end as amount_reporting
     from typed
     left join channel_groups

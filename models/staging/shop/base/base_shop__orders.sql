@@ -60,11 +60,9 @@ converted as (
         case
             -- beyond any real order; keeps the conversion below from overflowing
             when abs(typed.amount_value) < 1000000000000
-                then round(
-                    cast(typed.amount_value as decimal(38, 12))
-                    * order_fx.rate_to_usd / reporting_fx.rate_to_usd,
-                    2
-                )
+                then {{ convert_to_reporting(
+                    'typed.amount_value', 'order_fx.rate_to_usd', 'reporting_fx.rate_to_usd'
+                ) }}
         end as amount_reporting,
         customers.customer_id is not null as has_known_customer
     from typed
