@@ -11,7 +11,7 @@ source as (
 
 ),
 
-typed as (
+typed as {{ cte_materialized() }} (
 
     select
         {{ clean_text('customer_id') }} as customer_key,

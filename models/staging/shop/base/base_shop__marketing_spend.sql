@@ -23,7 +23,7 @@ fx_rates as (
 
 ),
 
-typed as (
+typed as {{ cte_materialized() }} (
 
     select
         {{ parse_month('month') }} as spend_month,

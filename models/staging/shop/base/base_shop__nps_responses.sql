@@ -16,7 +16,7 @@ customers as (
 
 ),
 
-typed as (
+typed as {{ cte_materialized() }} (
 
     select
         {{ clean_text('response_id') }} as response_key,

@@ -26,7 +26,7 @@ fx_rates as (
 
 ),
 
-typed as (
+typed as {{ cte_materialized() }} (
 
     select
         {{ clean_text('order_id') }} as order_key,
