@@ -1,7 +1,9 @@
 {#-
     The BTYD summary per customer with a purchase up to as_of_date (time unit: days):
     frequency = repeat purchase days, recency = age at the last purchase day, t_days = age at
-    as_of_date, monetary_value = mean revenue of the repeat purchase days.
+    as_of_date, repeat_revenue = revenue of the repeat purchase days (exact decimal; the CLV code
+    divides it by frequency itself, so every engine fits on bit-identical numbers) and
+    monetary_value = repeat_revenue / frequency.
 -#}
 with
 
@@ -41,10 +43,14 @@ final as (
             as recency,
         {{ dbt.datediff('per_customer.first_purchase_date', 'reporting_dates.as_of_date', 'day') }}
             as t_days,
-        case
-            when per_customer.frequency > 0
-                then per_customer.repeat_revenue / per_customer.frequency
-        end as monetary_value,
+        cast(coalesce(per_customer.repeat_revenue, 0) as decimal(18, 2)) as repeat_revenue,
+        cast(
+            case
+                when per_customer.frequency > 0
+                    then per_customer.repeat_revenue / per_customer.frequency
+            end
+            as {{ type_double() }}
+        ) as monetary_value,
         reporting_dates.as_of_date
     from per_customer
     cross join reporting_dates

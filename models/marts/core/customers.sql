@@ -32,7 +32,7 @@ rfm as (
 
 lifetime_value as (
 
-    select * from {{ ref('customer_lifetime_value') }}
+    select * from {{ clv_mart('customer_lifetime_value') }}
 
 ),
 
