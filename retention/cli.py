@@ -83,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--dirty-rate", type=_rate, default=0.0, help="share of defective extra rows")
     gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
 
-    sub.add_parser("load", help="load new landing files into raw.*")
+    load = sub.add_parser("load", help="load new landing files into raw.*")
+    load.add_argument(
+        "--target", choices=TARGETS, help="also ship raw.* to this dbt target (default: duckdb)"
+    )
 
     def add_build_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--as-of", type=_iso_date, help="reporting date (default: latest order)")
@@ -142,7 +145,7 @@ def _dispatch(args: argparse.Namespace, paths: Paths, started: float) -> int:
         )
         _say(f"wrote {len(summary.files)} files under {paths.landing}")
     elif args.command == "load":
-        pipeline.load_step(paths, _say)
+        pipeline.load_step(paths, _say, target=args.target)
     elif args.command == "build":
         pipeline.build_step(
             paths,

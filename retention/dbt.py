@@ -69,6 +69,14 @@ def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     return env
 
 
+def resolve_target(target: str | None = None) -> str:
+    """The dbt target a command uses: ``--target``, else $RETENTION_DBT_TARGET, else duckdb."""
+    chosen = target or os.environ.get("RETENTION_DBT_TARGET") or "duckdb"
+    if chosen not in TARGETS:
+        raise UserError(f"unknown target {chosen!r}; choose one of {', '.join(TARGETS)}")
+    return chosen
+
+
 def build_vars(as_of: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     values: dict[str, Any] = dict(extra or {})
     if as_of:

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
-from retention import dbt, publish, report, validation
+from retention import dbt, publish, report, targets, validation
 from retention.config import ENTITIES, Paths
 from retention.generate import GenerateSummary, generate
-from retention.load import LoadSummary, load
+from retention.load import LoadErrors, LoadSummary, load
 from retention.validation import ValidationReport
 
 Say = Callable[[str], None]
@@ -58,10 +58,21 @@ def generate_step(
         return generate(paths.landing, customers, seed, start, end, dirty_rate, fmt, progress=say)
 
 
-def load_step(paths: Paths, say: Say) -> LoadSummary:
+def load_step(paths: Paths, say: Say, target: str | None = None) -> LoadSummary:
+    """Load new landing files into DuckDB's raw.*; on PostgreSQL or Spark, ship them there too."""
+    target = dbt.resolve_target(target)
     with step("load", say):
         paths.ensure()
-        return load(paths, progress=say)
+        try:
+            summary = load(paths, progress=say)
+        except LoadErrors:
+            # the good files were loaded: they still go to the target before the error is shown
+            if target in targets.EXTERNAL_TARGETS:
+                targets.ship_raw(paths, target, say)
+            raise
+        if target in targets.EXTERNAL_TARGETS:
+            targets.ship_raw(paths, target, say)
+        return summary
 
 
 def build_step(
@@ -72,25 +83,42 @@ def build_step(
     full_refresh: bool = False,
     select: str | None = None,
 ) -> BuildSummary:
-    """``dbt seed`` + ``dbt build``: models, the CLV model and every data and unit test."""
+    """``dbt build``: seeds, models, the CLV models and every data and unit test.
+
+    On targets without dbt Python models (PostgreSQL, Spark) the predictive CLV is fitted by the
+    pipeline between two dbt steps: everything except the models that read the CLV marts, then
+    ``targets.run_clv``, then those models (``source:clv+``) and their tests.
+    """
+    target = dbt.resolve_target(target)
     with step("build", say):
         started = time.perf_counter()
+        dbt_vars = dbt.build_vars(as_of)
         args = ["build"]
         if full_refresh:
             args.append("--full-refresh")
         if select:
             # tests that also read models outside the selection wait for a full build
             args += ["--select", select, "--indirect-selection", "buildable"]
-        result = dbt.run_dbt(
-            args,
-            paths,
-            target=target,
-            dbt_vars=dbt.build_vars(as_of),
-            progress=lambda line: say(f"    {line}"),
-        )
-        models = sum(1 for r in result.results if r.get("unique_id", "").startswith("model."))
+
+        def dbt_build(extra: list[str]) -> list[dict]:
+            return dbt.run_dbt(
+                args + extra,
+                paths,
+                target=target,
+                dbt_vars=dbt_vars,
+                progress=lambda line: say(f"    {line}"),
+            ).results
+
+        if target in targets.EXTERNAL_TARGETS and not select:
+            clv_dependents = f"source:{targets.CLV_SOURCE}+"
+            results = dbt_build(["--exclude", clv_dependents])
+            targets.run_clv(paths, target, dbt_vars, say=lambda line: say(f"    {line}"))
+            results += dbt_build(["--select", clv_dependents])
+        else:
+            results = dbt_build([])
+        models = sum(1 for r in results if r.get("unique_id", "").startswith("model."))
         tests = sum(
-            1 for r in result.results if r.get("unique_id", "").startswith(("test.", "unit_test."))
+            1 for r in results if r.get("unique_id", "").startswith(("test.", "unit_test."))
         )
         return BuildSummary(as_of, models, tests, time.perf_counter() - started)
 
@@ -140,7 +168,7 @@ def run(
 
     Stops before publishing when validation fails: serving/ keeps the previous copy.
     """
-    load_step(paths, say)
+    load_step(paths, say, target=target)
     summary = build_step(paths, say, as_of=as_of, target=target, full_refresh=full_refresh)
     validate_step(paths, say)
     publish_step(paths, say)

@@ -1,0 +1,473 @@
+"""Scale-out targets: the same warehouse on PostgreSQL or Apache Spark.
+
+DuckDB stays the one landing parser. ``retention load`` always reads new landing files into the
+DuckDB ``raw.*`` tables (the raw contract: text columns, lineage, malformed rows kept, a file
+loaded whole or not at all, idempotency by content hash). With ``--target postgres|spark``,
+``ship_raw`` then copies every landing file the target does not have yet:
+
+- PostgreSQL: the file's rows are streamed with ``COPY ... FROM STDIN`` (CSV batches written
+  from Arrow) in one transaction with its ``raw._landing_files`` row, so a file is on the
+  server whole or not at all, and shipping twice never duplicates it.
+- Spark: one Parquet file per landing file, named by its content hash, under the raw location
+  (``$RETENTION_DATA_DIR/spark/raw``, or ``RETENTION_SPARK_RAW_LOCATION`` for storage a cluster
+  can read). It is written under a hidden name and renamed, so shipping again overwrites and
+  never duplicates. The folders are registered as external Parquet tables ``raw.*``.
+
+Predictive CLV on targets without dbt Python models: ``run_clv`` reads the BTYD summaries from
+the target, calls the same code as the DuckDB Python models (``retention.clv_marts``) and
+writes ``marts.clv_model_parameters``, ``marts.customer_lifetime_value`` and
+``marts.clv_backtest`` back. dbt declares them as the source ``clv`` on those targets and
+builds their dependents (``customers``, ``winback_candidates``) afterwards.
+
+Connection settings are read from ``profiles.yml`` (rendered by dbt, with the same environment as
+the dbt process), so the credentials live in one place.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import yaml
+
+from retention import clv_marts
+from retention.config import Paths, project_dir
+from retention.errors import UserError
+from retention.load import COLUMNS, connect
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+#: Targets whose tables the pipeline loads and whose CLV marts it writes itself.
+EXTERNAL_TARGETS = ("postgres", "spark")
+
+#: The dbt source (models/marts/clv/_clv__sources.yml) under which those marts are declared.
+CLV_SOURCE = "clv"
+CLV_TABLES = ("clv_model_parameters", "customer_lifetime_value", "clv_backtest")
+
+RAW_COLUMNS = ("_extra", "_source_file", "_source_row", "_loaded_at", "_load_issue")
+LEDGER_COLUMNS = ("entity", "source_file", "sha256", "size_bytes", "row_count", "loaded_at")
+BATCH_ROWS = 100_000
+
+
+@dataclass
+class ShipSummary:
+    target: str
+    files: int = 0
+    rows: int = 0
+    skipped: int = 0
+
+
+# ---------------------------------------------------------------------------------- profile
+def profile_credentials(paths: Paths, target: str) -> Any:
+    """The credentials of ``target`` in profiles.yml, rendered exactly as the dbt process would
+    render them (same environment variables, same data directory)."""
+    from argparse import Namespace
+
+    from dbt.config.runtime import load_profile
+    from dbt.flags import set_from_args
+    from dbt_common.context import set_invocation_context
+
+    from retention.dbt import dbt_env
+
+    env = dbt_env(paths, target)
+    set_invocation_context(env)
+    set_from_args(Namespace(PROFILES_DIR=env["DBT_PROFILES_DIR"]), None)
+    try:
+        profile = load_profile(str(project_dir()), {}, target_override=target)
+    except Exception as exc:  # dbt's own errors explain the problem
+        raise UserError(f"cannot read the dbt profile for target {target}: {exc}") from exc
+    return profile.credentials
+
+
+def clv_settings(dbt_vars: dict[str, Any] | None = None) -> dict[str, float]:
+    """The CLV vars as dbt sees them: dbt_project.yml defaults overridden by ``--vars``."""
+    project = yaml.safe_load((project_dir() / "dbt_project.yml").read_text())
+    values = {**project.get("vars", {}), **(dbt_vars or {})}
+    return {
+        "clv_min_repeat_customers": int(values["clv_min_repeat_customers"]),
+        "clv_horizon_days": float(values["clv_horizon_days"]),
+        "clv_annual_discount_rate": float(values["clv_annual_discount_rate"]),
+    }
+
+
+def _duckdb_ledger(paths: Paths) -> list[tuple]:
+    with connect(paths, read_only=True) as con:
+        exists = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'raw' and table_name = '_landing_files'"
+        ).fetchone()[0]
+        if not exists:
+            return []
+        return con.execute(
+            f"select {', '.join(LEDGER_COLUMNS)} from raw._landing_files "
+            "order by loaded_at, entity, source_file"
+        ).fetchall()
+
+
+def _raw_rows_sql(entity: str, for_csv: bool) -> str:
+    """The rows of one landed file from DuckDB's raw table, in landing order."""
+    # PostgreSQL text cannot hold NUL characters: they become U+FFFD, as undecodable bytes do
+    text = [
+        f"replace({c}, chr(0), '\ufffd') as {c}" if for_csv else c
+        for c in (*COLUMNS[entity], "_extra", "_source_file")
+    ]
+    loaded_at = "cast(_loaded_at as varchar)" if for_csv else "_loaded_at"
+    return (
+        f"select {', '.join(text)}, _source_row, {loaded_at} as _loaded_at, _load_issue "
+        f"from raw.{entity} where _source_file = ? and _loaded_at = ? order by _source_row"
+    )
+
+
+# --------------------------------------------------------------------------------- postgres
+def postgres_connect(paths: Paths):
+    """A psycopg2 connection to the ``postgres`` target of profiles.yml."""
+    import psycopg2
+
+    creds = profile_credentials(paths, "postgres")
+    try:
+        return psycopg2.connect(
+            host=creds.host,
+            port=creds.port,
+            user=creds.user,
+            password=creds.password or None,
+            dbname=creds.database,
+            connect_timeout=creds.connect_timeout,
+            sslmode=creds.sslmode,
+            application_name="retention",
+        )
+    except psycopg2.OperationalError as exc:
+        raise UserError(
+            f"cannot connect to PostgreSQL at {creds.host}:{creds.port} as {creds.user}, "
+            f"database {creds.database}: {str(exc).strip()}\n"
+            "  what to do: start the server or set PGHOST, PGPORT, PGUSER, PGPASSWORD and "
+            "PGDATABASE"
+        ) from exc
+
+
+class _CsvStream(io.RawIOBase):
+    """A readable file of CSV text made from Arrow record batches, for ``COPY FROM STDIN``."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self._buffer = b""
+        self.rows = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            batch = next(self._batches, None)
+            if batch is None:
+                break
+            sink = io.BytesIO()
+            pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
+            self._buffer += sink.getvalue()
+            self.rows += batch.num_rows
+        if size < 0:
+            size = len(self._buffer)
+        chunk, self._buffer = self._buffer[:size], self._buffer[size:]
+        return chunk
+
+
+def _postgres_raw_ddl() -> list[str]:
+    statements = [
+        "create schema if not exists raw",
+        "create table if not exists raw._landing_files (entity text not null, "
+        "source_file text not null, sha256 text not null, size_bytes bigint not null, "
+        "row_count bigint not null, loaded_at timestamp not null)",
+    ]
+    for entity, columns in COLUMNS.items():
+        cols = ", ".join(f"{c} text" for c in columns)
+        statements.append(
+            f"create table if not exists raw.{entity} ({cols}, _extra text, "
+            "_source_file text not null, _source_row bigint not null, "
+            "_loaded_at timestamp not null, _load_issue text)"
+        )
+    return statements
+
+
+def _ship_postgres(paths: Paths, say: Say) -> ShipSummary:
+    summary = ShipSummary("postgres")
+    ledger = _duckdb_ledger(paths)
+    pg = postgres_connect(paths)
+    try:
+        with pg, pg.cursor() as cur:
+            for statement in _postgres_raw_ddl():
+                cur.execute(statement)
+            cur.execute("select entity, sha256 from raw._landing_files")
+            shipped = set(cur.fetchall())
+        with connect(paths, read_only=True) as duck:
+            for entry in ledger:
+                entity, source_file, sha256, _, row_count, loaded_at = entry
+                if (entity, sha256) in shipped:
+                    summary.skipped += 1
+                    continue
+                reader = duck.execute(
+                    _raw_rows_sql(entity, for_csv=True), [source_file, loaded_at]
+                ).to_arrow_reader(BATCH_ROWS)
+                stream = _CsvStream(iter(reader))
+                columns = ", ".join((*COLUMNS[entity], *RAW_COLUMNS))
+                with pg, pg.cursor() as cur:  # one transaction per landing file
+                    cur.copy_expert(
+                        f"copy raw.{entity} ({columns}) from stdin with (format csv)", stream
+                    )
+                    if stream.rows != row_count:  # rolls the file back
+                        raise UserError(
+                            f"{source_file}: the DuckDB warehouse holds {stream.rows} rows of it, "
+                            f"its raw._landing_files entry says {row_count}; nothing was shipped"
+                        )
+                    cur.execute(
+                        f"insert into raw._landing_files ({', '.join(LEDGER_COLUMNS)}) "
+                        "values (%s, %s, %s, %s, %s, %s)",
+                        entry,
+                    )
+                shipped.add((entity, sha256))
+                summary.files += 1
+                summary.rows += stream.rows
+    finally:
+        pg.close()
+    return summary
+
+
+def _postgres_read(paths: Paths, relation: str) -> pd.DataFrame:
+    pg = postgres_connect(paths)
+    try:
+        sink = io.BytesIO()
+        with pg, pg.cursor() as cur:
+            cur.copy_expert(
+                f"copy (select * from {relation}) to stdout with (format csv, header true)", sink
+            )
+            cur.execute(f"select * from {relation} limit 0")
+            names = [d.name for d in cur.description]
+    finally:
+        pg.close()
+    sink.seek(0)
+    # keys stay text whatever they look like
+    types = {n: pa.string() for n in names if n.endswith("_id")}
+    return pacsv.read_csv(
+        sink, convert_options=pacsv.ConvertOptions(column_types=types)
+    ).to_pandas()
+
+
+_PG_TYPES = {
+    pa.string(): "text",
+    pa.int64(): "bigint",
+    pa.float64(): "double precision",
+    pa.date32(): "date",
+}
+
+
+def _postgres_replace(paths: Paths, schema: str, tables: dict[str, pa.Table]) -> None:
+    """Replace the tables in one transaction: readers see all old or all new tables."""
+    pg = postgres_connect(paths)
+    try:
+        with pg, pg.cursor() as cur:
+            cur.execute(f"create schema if not exists {schema}")
+            for name, table in tables.items():
+                columns = ", ".join(f"{f.name} {_PG_TYPES[f.type]}" for f in table.schema)
+                cur.execute(f"drop table if exists {schema}.{name}")
+                cur.execute(f"create table {schema}.{name} ({columns})")
+                stream = _CsvStream(iter(table.to_batches(BATCH_ROWS)))
+                cur.copy_expert(
+                    f"copy {schema}.{name} ({', '.join(table.schema.names)}) "
+                    "from stdin with (format csv)",
+                    stream,
+                )
+    finally:
+        pg.close()
+
+
+# ------------------------------------------------------------------------------------ spark
+def spark_raw_location(paths: Paths) -> str:
+    """Where the raw Parquet files of the Spark target live (a path or a URI Spark and pyarrow
+    both read, such as s3a://... on a cluster)."""
+    return os.environ.get("RETENTION_SPARK_RAW_LOCATION") or str(paths.data_dir / "spark" / "raw")
+
+
+def spark_session(paths: Paths):
+    """A SparkSession for the ``spark`` target: the profile's ``server_side_parameters`` in
+    this process (method ``session``), or Spark Connect when ``SPARK_REMOTE`` is set."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise UserError(
+            "the spark target needs pyspark: pip install -e '.[spark]' (see README)"
+        ) from exc
+    creds = profile_credentials(paths, "spark")
+    builder = SparkSession.builder
+    if not os.environ.get("SPARK_REMOTE"):
+        if str(creds.method) not in ("session", "SparkConnectionMethod.SESSION"):
+            raise UserError(
+                f"the spark target uses method {creds.method}: the loader and the CLV step "
+                "need a pyspark session; set SPARK_REMOTE=sc://host:15002 (Spark Connect) to "
+                "reach the cluster"
+            )
+        builder = builder.enableHiveSupport()
+        for key, value in creds.server_side_parameters.items():
+            builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+_SPARK_TYPES = {
+    pa.string(): "string",
+    pa.int64(): "bigint",
+    pa.float64(): "double",
+    pa.date32(): "date",
+    pa.timestamp("us", tz="UTC"): "timestamp",
+}
+
+
+def _raw_schema(entity: str) -> pa.Schema:
+    text = [(c, pa.string()) for c in (*COLUMNS[entity], "_extra", "_source_file")]
+    return pa.schema(
+        [
+            *text,
+            ("_source_row", pa.int64()),
+            ("_loaded_at", pa.timestamp("us", tz="UTC")),
+            ("_load_issue", pa.string()),
+        ]
+    )
+
+
+_LEDGER_SCHEMA = pa.schema(
+    [
+        ("entity", pa.string()),
+        ("source_file", pa.string()),
+        ("sha256", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("row_count", pa.int64()),
+        ("loaded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def _write_parquet_atomically(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+    folder, name = path.rsplit("/", 1)
+    hidden = f"{folder}/_tmp-{uuid.uuid4().hex}-{name}"  # Spark and pyarrow skip _ files
+    pq.write_table(table, hidden, filesystem=fs)
+    fs.move(hidden, path)
+
+
+def _ship_spark(paths: Paths, say: Say) -> ShipSummary:
+    summary = ShipSummary("spark")
+    location = spark_raw_location(paths).rstrip("/")
+    uri = location if "://" in location else Path(location).resolve().as_uri()
+    fs, base = pafs.FileSystem.from_uri(uri)
+    folders = {entity: f"{base}/{entity}" for entity in COLUMNS}
+    folders["ledger"] = f"{base}/landing_files"
+    for folder in folders.values():
+        fs.create_dir(folder, recursive=True)
+    shipped = {
+        info.base_name.removesuffix(".parquet")
+        for info in fs.get_file_info(pafs.FileSelector(folders["ledger"]))
+        if info.base_name.endswith(".parquet") and not info.base_name.startswith(("_", "."))
+    }
+    with connect(paths, read_only=True) as duck:
+        for entry in _duckdb_ledger(paths):
+            entity, source_file, sha256, _, _, loaded_at = entry
+            key = f"{entity}-{sha256}"
+            if key in shipped:
+                summary.skipped += 1
+                continue
+            rows = duck.execute(
+                _raw_rows_sql(entity, for_csv=False), [source_file, loaded_at]
+            ).to_arrow_table()
+            rows = rows.cast(_raw_schema(entity))
+            _write_parquet_atomically(fs, f"{folders[entity]}/{sha256}.parquet", rows)
+            ledger = pa.Table.from_pylist([dict(zip(LEDGER_COLUMNS, entry, strict=True))])
+            _write_parquet_atomically(
+                fs, f"{folders['ledger']}/{key}.parquet", ledger.cast(_LEDGER_SCHEMA)
+            )
+            summary.files += 1
+            summary.rows += rows.num_rows
+    say("  registering the raw tables in Spark")
+    spark = spark_session(paths)
+    spark.sql("create schema if not exists raw")
+    tables = {entity: _raw_schema(entity) for entity in COLUMNS} | {
+        "_landing_files": _LEDGER_SCHEMA
+    }
+    for name, schema in tables.items():
+        folder = folders["ledger" if name == "_landing_files" else name]
+        uri = folder if "://" in location else Path(folder).as_uri()
+        columns = ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in schema)
+        spark.sql(
+            f"create table if not exists raw.`{name}` ({columns}) using parquet location '{uri}'"
+        )
+        spark.sql(f"refresh table raw.`{name}`")
+    return summary
+
+
+def _spark_read(paths: Paths, relation: str) -> pd.DataFrame:
+    return spark_session(paths).table(relation).toPandas()
+
+
+def _spark_replace(paths: Paths, schema: str, tables: dict[str, pa.Table]) -> None:
+    spark = spark_session(paths)
+    spark.sql(f"create schema if not exists {schema}")
+    for name, table in tables.items():
+        frame = spark.createDataFrame(
+            table.to_pandas(),
+            schema=", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in table.schema),
+        )
+        frame.write.mode("overwrite").format("parquet").saveAsTable(f"{schema}.{name}")
+
+
+# ---------------------------------------------------------------------------------- actions
+def _check(target: str) -> None:
+    if target not in EXTERNAL_TARGETS:
+        raise UserError(f"target {target!r} is not one of {', '.join(EXTERNAL_TARGETS)}")
+
+
+def ship_raw(paths: Paths, target: str, say: Say | None = None) -> ShipSummary:
+    """Copy every landing file loaded into DuckDB's raw.* that ``target`` does not have yet."""
+    _check(target)
+    say = say or log.info
+    summary = (_ship_postgres if target == "postgres" else _ship_spark)(paths, say)
+    say(
+        f"  {target}: {summary.files} new file(s), {summary.rows:,} rows; "
+        f"{summary.skipped} already there"
+    )
+    return summary
+
+
+def run_clv(
+    paths: Paths, target: str, dbt_vars: dict[str, Any] | None = None, say: Say | None = None
+) -> dict[str, int]:
+    """Fit and write the predictive CLV marts on ``target`` (row counts by table)."""
+    _check(target)
+    say = say or log.info
+    settings = clv_settings(dbt_vars)
+    read = _postgres_read if target == "postgres" else _spark_read
+    summary = read(paths, "staging.int_customer_btyd_summary")
+    calibration = read(paths, "staging.int_clv_backtest_summary")
+    minimum = settings["clv_min_repeat_customers"]
+    parameters = clv_marts.model_parameters(summary, minimum)
+    frames = {
+        "clv_model_parameters": parameters,
+        "customer_lifetime_value": clv_marts.lifetime_values(
+            summary,
+            parameters,
+            settings["clv_horizon_days"],
+            settings["clv_annual_discount_rate"],
+        ),
+        "clv_backtest": clv_marts.backtest(calibration, minimum),
+    }
+    tables = {name: clv_marts.to_arrow(name, frame) for name, frame in frames.items()}
+    (_postgres_replace if target == "postgres" else _spark_replace)(paths, "marts", tables)
+    counts = {name: table.num_rows for name, table in tables.items()}
+    say(f"  predictive CLV on {target}: " + ", ".join(f"{n} {c:,} rows" for n, c in counts.items()))
+    return counts
