@@ -17,7 +17,7 @@ days as (
         customer_id,
         ordered_date as purchase_date,
         count(*) as purchases,
-        sum(revenue) as revenue
+        cast(sum(revenue) as decimal(18, 2)) as revenue
     from purchases
     group by customer_id, ordered_date
 
