@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -31,6 +34,12 @@ class Warehouse:
 
     def scalar(self, sql: str, params: list | None = None):
         return self.query(sql, params)[0][0]
+
+    def table(self, relation: str) -> tuple[list[str], list[tuple]]:
+        """Column names and rows of a table."""
+        with duckdb.connect(str(self.paths.warehouse), read_only=True) as con:
+            result = con.execute(f"select * from {relation}")
+            return [d[0] for d in result.description], result.fetchall()
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -72,3 +81,134 @@ def published(generated_build: Warehouse, tmp_path_factory: pytest.TempPathFacto
     assert report.success, validation.summary_lines(report)
     publish.publish(warehouse.paths, progress=quiet)
     return warehouse
+
+
+# ------------------------------------------------------------------------------- PostgreSQL
+#: libpq settings of the test server when the environment does not say otherwise (.ci/run
+#: starts a server on 127.0.0.1 with this role and database).
+PG_DEFAULTS = {
+    "PGHOST": "127.0.0.1",
+    "PGPORT": "5432",
+    "PGUSER": "retention",
+    "PGPASSWORD": "retention",
+    "PGDATABASE": "retention",
+}
+
+
+@dataclass
+class PostgresServer:
+    """A reachable PostgreSQL server; each dataset gets its own database, dropped at the end."""
+
+    settings: dict[str, str]
+    databases: list[str] = field(default_factory=list)
+
+    def connect(self, dbname: str | None = None):
+        import psycopg2
+
+        s = self.settings
+        return psycopg2.connect(
+            host=s["PGHOST"],
+            port=int(s["PGPORT"]),
+            user=s["PGUSER"],
+            password=s["PGPASSWORD"] or None,
+            dbname=dbname or s["PGDATABASE"],
+            connect_timeout=5,
+        )
+
+    def create_database(self, purpose: str) -> str:
+        name = f"retention_test_{purpose}_{uuid.uuid4().hex[:8]}"
+        con = self.connect()
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute(f"create database {name}")
+        con.close()
+        self.databases.append(name)
+        return name
+
+    def drop_databases(self) -> None:
+        con = self.connect()
+        con.autocommit = True
+        with con.cursor() as cur:
+            for name in self.databases:
+                cur.execute(f"drop database if exists {name} with (force)")
+        con.close()
+
+    @contextmanager
+    def environment(self, dbname: str) -> Iterator[None]:
+        """The PG* variables of ``dbname`` for the pipeline (and the dbt processes it starts)."""
+        saved = {k: os.environ.get(k) for k in self.settings}
+        os.environ.update({**self.settings, "PGDATABASE": dbname})
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@dataclass
+class PostgresWarehouse:
+    paths: Paths
+    server: PostgresServer
+    dbname: str
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        con = self.server.connect(self.dbname)
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql, params or None)
+                return cur.fetchall()
+        finally:
+            con.close()
+
+    def scalar(self, sql: str, params: list | None = None):
+        return self.query(sql, params)[0][0]
+
+    def table(self, relation: str) -> tuple[list[str], list[tuple]]:
+        con = self.server.connect(self.dbname)
+        try:
+            with con.cursor() as cur:
+                cur.execute(f"select * from {relation}")
+                return [d.name for d in cur.description], cur.fetchall()
+        finally:
+            con.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server from PG* (defaults: PG_DEFAULTS). Without one the PostgreSQL tests
+    are skipped, except in CI (``CI`` set), where they fail: .ci/run must provide it."""
+    import psycopg2
+
+    server = PostgresServer({k: os.environ.get(k, v) for k, v in PG_DEFAULTS.items()})
+    try:
+        server.connect().close()
+    except psycopg2.OperationalError as exc:
+        s = server.settings
+        message = (
+            f"no PostgreSQL server at {s['PGHOST']}:{s['PGPORT']} for role {s['PGUSER']}, "
+            f"database {s['PGDATABASE']} ({str(exc).strip()}); .ci/run starts one"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    yield server
+    server.drop_databases()
+
+
+@pytest.fixture(scope="session")
+def postgres_build(
+    generated_build: Warehouse,
+    postgres_server: PostgresServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PostgresWarehouse:
+    """The generated dataset of ``generated_build``, loaded and built on PostgreSQL."""
+    paths = Paths(tmp_path_factory.mktemp("postgres"))
+    shutil.copytree(generated_build.paths.landing, paths.landing)
+    dbname = postgres_server.create_database("generated")
+    with postgres_server.environment(dbname):
+        pipeline.load_step(paths, quiet, target="postgres")
+        pipeline.build_step(paths, quiet, target="postgres")
+    return PostgresWarehouse(paths, postgres_server, dbname)

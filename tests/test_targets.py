@@ -1,0 +1,164 @@
+"""The same models on PostgreSQL (and Spark): raw shipping, the full dbt build with every data and
+unit test, predictive CLV from the pipeline, and marts equal to DuckDB's on the same input."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from retention import pipeline
+from retention.config import ENTITIES, Paths
+from retention.load import COLUMNS
+from tests.conftest import (
+    PostgresServer,
+    PostgresWarehouse,
+    Warehouse,
+    quiet,
+    write_csv,
+)
+from tests.engines import CORE_MARTS, MART_KEYS, table_differences
+from tests.test_build import CUSTOMER_HEADER, CUSTOMERS, EXPECTED_REJECTS, ORDER_HEADER, ORDERS
+
+pytestmark = pytest.mark.slow
+
+#: Text a CSV round trip could mangle: quotes, separators, line breaks, non-ASCII, empty vs
+#: missing, and a NUL character (PostgreSQL text cannot hold it: it arrives as U+FFFD).
+TRICKY = pa.table(
+    {
+        "customer_id": ["T1", "T2", "T3", "T4"],
+        "email": ['a "quoted", name@example.com', "line\nbreak@example.com", "", None],
+        "signup_at": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"],
+        "country": ["DE", "FR", "NL", "SE"],
+        "acquisition_channel": ["café ☕", "tab\there", "back\\slash", "nul\x00byte"],
+    }
+)
+
+
+def _raw(warehouse: Warehouse | PostgresWarehouse, entity: str) -> list[tuple]:
+    columns = ", ".join([*COLUMNS[entity], "_extra", "_load_issue", "_source_file", "_source_row"])
+    return sorted(
+        warehouse.query(f"select {columns} from raw.{entity}"),
+        key=lambda row: (row[-2], row[-1]),
+    )
+
+
+# ------------------------------------------------------------------------------- PostgreSQL
+def test_postgres_build_passes_every_model_and_test(postgres_build: PostgresWarehouse) -> None:
+    events = postgres_build.query("select event from raw._dbt_builds order by happened_at")
+    # two dbt steps around the CLV fit, both ending in success
+    assert [e for (e,) in events] == ["started", "success", "started", "success"]
+    for table in ("customers", "customer_lifetime_value", "clv_model_parameters", "clv_backtest"):
+        assert postgres_build.scalar(f"select count(*) from marts.{table}") > 0
+
+
+@pytest.mark.parametrize("mart", CORE_MARTS)
+def test_core_marts_equal_on_duckdb_and_postgres(
+    mart: str, generated_build: Warehouse, postgres_build: PostgresWarehouse
+) -> None:
+    assert not table_differences(
+        mart, generated_build.table(f"marts.{mart}"), postgres_build.table(f"marts.{mart}")
+    )
+
+
+@pytest.mark.parametrize("mart", sorted(set(MART_KEYS) - set(CORE_MARTS)))
+def test_other_marts_equal_on_duckdb_and_postgres(
+    mart: str, generated_build: Warehouse, postgres_build: PostgresWarehouse
+) -> None:
+    assert not table_differences(
+        mart, generated_build.table(f"marts.{mart}"), postgres_build.table(f"marts.{mart}")
+    )
+
+
+def test_customers_get_predictive_clv_from_the_pipeline(postgres_build: PostgresWarehouse) -> None:
+    statuses = postgres_build.query("select distinct status from marts.clv_model_parameters")
+    assert statuses == [("converged",)]
+    buyers, with_clv = postgres_build.query(
+        "select count(*) filter (where purchase_count > 0), "
+        "count(*) filter (where p_alive is not null and predicted_clv is not null) "
+        "from marts.customers"
+    )[0]
+    assert buyers == with_clv > 0
+
+
+def test_raw_rows_are_shipped_whole_and_once(postgres_build: PostgresWarehouse) -> None:
+    local = Warehouse(postgres_build.paths)
+    for entity in ENTITIES:
+        assert _raw(postgres_build, entity) == _raw(local, entity), entity
+    ledger = "select entity, source_file, sha256, row_count from raw._landing_files order by 2"
+    assert postgres_build.query(ledger) == local.query(ledger)
+    before = postgres_build.scalar("select count(*) from raw.orders")
+    with postgres_build.server.environment(postgres_build.dbname):
+        summary = pipeline.load_step(postgres_build.paths, quiet, target="postgres")
+    assert summary.loaded == []
+    assert postgres_build.scalar("select count(*) from raw.orders") == before
+
+
+@pytest.fixture(scope="module")
+def postgres_handmade(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> PostgresWarehouse:
+    """test_build's hand-written landing set (every reject reason, time zones, FX) on
+    PostgreSQL, plus a Parquet file of text that a CSV round trip could mangle."""
+    paths = Paths(tmp_path_factory.mktemp("postgres_handmade"))
+    paths.ensure()
+    write_csv(paths.landing_dir("customers") / "customers.csv", CUSTOMER_HEADER, CUSTOMERS)
+    write_csv(paths.landing_dir("orders") / "orders.csv", ORDER_HEADER, ORDERS)
+    pq.write_table(TRICKY, paths.landing_dir("customers") / "tricky.parquet")
+    dbname = postgres_server.create_database("handmade")
+    with postgres_server.environment(dbname):
+        pipeline.load_step(paths, quiet, target="postgres")
+        pipeline.build_step(paths, quiet, target="postgres")
+    return PostgresWarehouse(paths, postgres_server, dbname)
+
+
+def test_postgres_parses_and_rejects_as_the_contract_says(
+    postgres_handmade: PostgresWarehouse,
+) -> None:
+    rejected = postgres_handmade.query("select order_id, reject_reason from quarantine.orders")
+    assert dict(rejected) == EXPECTED_REJECTS
+    customers = dict(
+        postgres_handmade.query("select customer_id, reject_reason from quarantine.customers")
+    )
+    assert customers == {"  ": "missing_id", "C9": "unparseable_timestamp"}
+    signups = dict(
+        postgres_handmade.query(
+            "select customer_id, signup_at::text from staging.stg_shop__customers"
+        )
+    )
+    assert signups["C1"] == "2024-01-01 08:00:00"  # +02:00 honoured
+    assert signups["C2"] == "2024-02-01 12:00:00"  # naive is UTC
+    assert postgres_handmade.query(
+        "select ordered_at::text, ordered_date::text, order_month::text "
+        "from marts.orders where order_id = 'O1'"
+    ) == [("2024-01-06 01:30:00", "2024-01-06", "2024-01-01")]
+    amounts = dict(postgres_handmade.query("select order_id, amount from marts.orders"))
+    assert amounts["O1"] == Decimal("108.00")  # 100 EUR x 1.08
+    assert amounts["O4"] == Decimal("6.60")  # 1000 JPY x 0.0066
+
+
+def test_copy_keeps_every_character_but_nul(postgres_handmade: PostgresWarehouse) -> None:
+    local = Warehouse(postgres_handmade.paths)
+    shipped, landed = _raw(postgres_handmade, "customers"), _raw(local, "customers")
+    assert len(shipped) == len(landed) == len(CUSTOMERS) + TRICKY.num_rows
+    for ours, theirs in zip(shipped, landed, strict=True):
+        assert ours == tuple(
+            v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in theirs
+        )
+    emails = dict(postgres_handmade.query("select customer_id, email from raw.customers"))
+    assert emails["T3"] == "" and emails["T4"] is None  # empty text stays apart from missing
+
+
+def test_load_without_a_server_names_the_server(tmp_path: Path, monkeypatch) -> None:
+    paths = Paths(tmp_path)
+    paths.ensure()
+    write_csv(paths.landing_dir("customers") / "c.csv", CUSTOMER_HEADER, CUSTOMERS[:1])
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", "1")  # nothing listens there
+    from retention.errors import UserError
+
+    with pytest.raises(UserError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:1"):
+        pipeline.load_step(paths, quiet, target="postgres")
