@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.spark-installed
 export RETENTION_PROJECT_DIR := $(CURDIR)
 
-.PHONY: install demo test lint format docs bench dev clean
+.PHONY: install install-spark demo test lint format docs bench dev clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +19,17 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## create .venv and install the pinned environment
 
+# the Spark target (pyspark, about 700 MB): only `make test` and Spark users need it
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,spark]"
+	@touch $@
+
+install-spark: $(SPARK_STAMP)  ## add the Spark target's packages to .venv
+
 demo: $(STAMP)  ## generate sample data (if landing is empty) and run the whole pipeline
 	$(BIN)/retention demo
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP) $(SPARK_STAMP)  ## the whole test suite (PostgreSQL tests need a server: see .ci/run)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## ruff and sqlfluff
