@@ -13,7 +13,7 @@ from pathlib import Path
 
 from retention import pipeline
 from retention.config import Paths
-from retention.dbt import TARGETS
+from retention.dbt import TARGETS, resolve_target
 from retention.errors import UserError
 from retention.locking import exclusive
 
@@ -165,7 +165,8 @@ def _dispatch(args: argparse.Namespace, paths: Paths, started: float) -> int:
         pipeline.run(
             paths, _say, as_of=args.as_of, target=args.target, full_refresh=args.full_refresh
         )
-        _say(pipeline.outputs_message(paths))
+        if resolve_target(args.target) == "duckdb":
+            _say(pipeline.outputs_message(paths))
     elif args.command == "demo":
         pipeline.demo(paths, _say, customers=args.customers)
         _say(pipeline.outputs_message(paths))

@@ -166,10 +166,19 @@ def run(
 ) -> BuildSummary:
     """The production job: load, build, validate, publish, report.
 
-    Stops before publishing when validation fails: serving/ keeps the previous copy.
+    Stops before publishing when validation fails: serving/ keeps the previous copy. On
+    PostgreSQL and Spark the job is load and build: validation, publishing and the report read
+    the DuckDB warehouse, and BI tools read the target's ``marts`` schema.
     """
+    target = dbt.resolve_target(target)
     load_step(paths, say, target=target)
     summary = build_step(paths, say, as_of=as_of, target=target, full_refresh=full_refresh)
+    if target != "duckdb":
+        say(
+            f"the marts are built on {target} (schema marts); validate, publish and report "
+            "work on the DuckDB target only"
+        )
+        return summary
     validate_step(paths, say)
     publish_step(paths, say)
     report_step(paths, say)
