@@ -103,8 +103,10 @@ churn as (
         retention_monthly.segment_value,
         case
             when sum(retention_monthly.customers_start) > 0
-                then 1.0 * sum(retention_monthly.churned_customers)
-                / sum(retention_monthly.customers_start)
+                then {{ ratio(
+                    'sum(retention_monthly.churned_customers)',
+                    'sum(retention_monthly.customers_start)',
+                ) }}
         end as monthly_churn_rate
     from retention_monthly
     cross join reporting_dates
@@ -141,7 +143,7 @@ final as (
         cast(
             case
                 when rates.customers_last_365_days > 0
-                    then 1.0 * rates.purchases_last_365_days / rates.customers_last_365_days
+                    then {{ ratio('rates.purchases_last_365_days', 'rates.customers_last_365_days') }}
             end
             as {{ type_double() }}
         ) as purchase_frequency,
@@ -153,8 +155,8 @@ final as (
         ) as avg_customer_lifespan_years,
         {{ round_money(
             'case when rates.annual_churn_rate > 0 and rates.customers_last_365_days > 0'
-            ~ ' then (rates.revenue / rates.purchases)'
-            ~ ' * (1.0 * rates.purchases_last_365_days / rates.customers_last_365_days)'
+            ~ ' then ' ~ ratio('rates.revenue', 'rates.purchases')
+            ~ ' * ' ~ ratio('rates.purchases_last_365_days', 'rates.customers_last_365_days')
             ~ ' / rates.annual_churn_rate end'
         ) }} as historical_clv,
         reporting_dates.as_of_date

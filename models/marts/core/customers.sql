@@ -136,8 +136,10 @@ final as (
         cast(
             case
                 when purchase_days > 1
-                    then 1.0 * {{ dbt.datediff('first_purchase_date', 'last_purchase_date', 'day') }}
-                    / (purchase_days - 1)
+                    then {{ ratio(
+                        dbt.datediff('first_purchase_date', 'last_purchase_date', 'day'),
+                        'purchase_days - 1',
+                    ) }}
             end
             as {{ type_double() }}
         ) as avg_days_between_purchases,

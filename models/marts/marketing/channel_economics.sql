@@ -105,7 +105,7 @@ final as (
         cast(
             case
                 when new_customers > 0 and acquisition_spend > 0
-                    then historical_clv / (acquisition_spend / new_customers)
+                    then {{ ratio('historical_clv * new_customers', 'acquisition_spend') }}
             end
             as {{ type_double() }}
         ) as clv_to_cac_ratio

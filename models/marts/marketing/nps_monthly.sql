@@ -105,15 +105,17 @@ final as (
         cast(
             case
                 when segment_counts.responses > 0
-                    then 1.0 * segment_counts.score_total / segment_counts.responses
+                    then {{ ratio('segment_counts.score_total', 'segment_counts.responses') }}
             end
             as {{ type_double() }}
         ) as avg_score,
         cast(
             case
                 when segment_counts.responses > 0
-                    then 100.0 * (segment_counts.promoters - segment_counts.detractors)
-                    / segment_counts.responses
+                    then 100 * {{ ratio(
+                        'segment_counts.promoters - segment_counts.detractors',
+                        'segment_counts.responses',
+                    ) }}
             end
             as {{ type_double() }}
         ) as nps

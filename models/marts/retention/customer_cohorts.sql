@@ -75,11 +75,11 @@ final as (
         segment_value,
         cast(cohort_size as integer) as cohort_size,
         cast(active_customers as integer) as active_customers,
-        cast(1.0 * active_customers / cohort_size as {{ type_double() }}) as retention_rate,
+        {{ ratio('active_customers', 'cohort_size') }} as retention_rate,
         cast(revenue as decimal(18, 2)) as revenue,
         {{ divide_money('cumulative_revenue', 'cohort_size') }} as cumulative_revenue_per_customer,
         cast(
-            case when period_0_revenue > 0 then revenue / period_0_revenue end
+            case when period_0_revenue > 0 then {{ ratio('revenue', 'period_0_revenue') }} end
             as {{ type_double() }}
         ) as revenue_retention_rate,
         {{ retention_phase('period_number') }} as retention_phase

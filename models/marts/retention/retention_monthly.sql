@@ -29,26 +29,26 @@ final as (
         cast(
             case
                 when customers_start > 0
-                    then 1.0 * (customers_end - new_customers) / customers_start
+                    then {{ ratio('customers_end - new_customers', 'customers_start') }}
             end
             as {{ type_double() }}
         ) as customer_retention_rate,
         cast(
-            case when customers_start > 0 then 1.0 * retained_customers / customers_start end
+            case when customers_start > 0 then {{ ratio('retained_customers', 'customers_start') }} end
             as {{ type_double() }}
         ) as retained_from_start_rate,
         cast(
-            case when customers_start > 0 then 1.0 * churned_customers / customers_start end
+            case when customers_start > 0 then {{ ratio('churned_customers', 'customers_start') }} end
             as {{ type_double() }}
         ) as churn_rate,
         cast(
             case
                 when customers_to_date > 0
-                    then 1.0 * repeat_customers_to_date / customers_to_date
+                    then {{ ratio('repeat_customers_to_date', 'customers_to_date') }}
             end
             as {{ type_double() }}
         ) as repeat_purchase_rate,
-        cast(case when gaps > 0 then 1.0 * gap_days / gaps end as {{ type_double() }})
+        cast(case when gaps > 0 then {{ ratio('gap_days', 'gaps') }} end as {{ type_double() }})
             as avg_days_between_purchases,
         cast(customers_end as integer) as active_customers,
         cast(customers_to_date - customers_end as integer) as inactive_customers,

@@ -30,3 +30,13 @@
         precision=38,
     ) }}
 {%- endmacro %}
+
+
+{#-
+    numerator / denominator as a double-precision rate, the same on every engine: no integer
+    division (PostgreSQL), no decimal quotient rounded to 6 places (Spark). The caller guards
+    against a zero denominator.
+-#}
+{% macro ratio(numerator, denominator) -%}
+    cast({{ numerator }} as {{ type_double() }}) / ({{ denominator }})
+{%- endmacro %}
