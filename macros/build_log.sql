@@ -8,15 +8,14 @@
 
 {% macro record_build_start() -%}
     {%- if execute and flags.WHICH in ('build', 'run') -%}
-        {% do adapter.create_schema(api.Relation.create(database=target.database, schema='raw')) %}
-        create table if not exists raw._dbt_builds (
-            invocation_id {{ dbt.type_string() }},
-            event {{ dbt.type_string() }},
-            happened_at {{ dbt.type_timestamp() }},
-            command {{ dbt.type_string() }},
-            as_of_date {{ dbt.type_string() }},
-            failures {{ dbt.type_int() }}
-        );
+        {#- one statement per call: Spark runs a single statement at a time -#}
+        {% do run_query('create schema if not exists raw') %}
+        {% do run_query(
+            'create table if not exists raw._dbt_builds ('
+            ~ 'invocation_id ' ~ dbt.type_string() ~ ', event ' ~ dbt.type_string()
+            ~ ', happened_at ' ~ dbt.type_timestamp() ~ ', command ' ~ dbt.type_string()
+            ~ ', as_of_date ' ~ dbt.type_string() ~ ', failures ' ~ dbt.type_int() ~ ')'
+        ) %}
         insert into raw._dbt_builds
         values (
             '{{ invocation_id }}', 'started', {{ dbt.current_timestamp() }},

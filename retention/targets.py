@@ -26,8 +26,11 @@ the dbt process), so the credentials live in one place.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ import yaml
 
 from retention import clv_marts
 from retention.config import Paths, project_dir
+from retention.dbt import dbt_env
 from retention.errors import UserError
 from retention.load import COLUMNS, connect
 
@@ -79,8 +83,6 @@ def profile_credentials(paths: Paths, target: str) -> Any:
     from dbt.config.runtime import load_profile
     from dbt.flags import set_from_args
     from dbt_common.context import set_invocation_context
-
-    from retention.dbt import dbt_env
 
     env = dbt_env(paths, target)
     set_invocation_context(env)
@@ -298,9 +300,29 @@ def spark_raw_location(paths: Paths) -> str:
     return os.environ.get("RETENTION_SPARK_RAW_LOCATION") or str(paths.data_dir / "spark" / "raw")
 
 
+def _spark_raw_folders(paths: Paths) -> tuple[pafs.FileSystem, dict[str, str], dict[str, str]]:
+    """The filesystem, and per raw table its folder there and the location Spark reads."""
+    location = spark_raw_location(paths).rstrip("/")
+    remote = "://" in location
+    # Hadoop's s3a:// is s3:// to pyarrow
+    uri = location.replace("s3a://", "s3://", 1) if remote else Path(location).resolve().as_uri()
+    fs, base = pafs.FileSystem.from_uri(uri)
+    names = {entity: entity for entity in COLUMNS} | {"_landing_files": "landing_files"}
+    folders = {table: f"{base}/{name}" for table, name in names.items()}
+    uris = {
+        table: f"{location}/{name}" if remote else Path(folder).as_uri()
+        for (table, name), folder in zip(names.items(), folders.values(), strict=True)
+    }
+    return fs, folders, uris
+
+
 def spark_session(paths: Paths):
     """A SparkSession for the ``spark`` target: the profile's ``server_side_parameters`` in
-    this process (method ``session``), or Spark Connect when ``SPARK_REMOTE`` is set."""
+    this process (method ``session``), or Spark Connect when ``SPARK_REMOTE`` is set.
+
+    Run it in a process of its own (``retention.spark_jobs``): the local metastore is an
+    embedded Derby database that only one JVM at a time may open, dbt's included.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
@@ -310,16 +332,18 @@ def spark_session(paths: Paths):
     creds = profile_credentials(paths, "spark")
     builder = SparkSession.builder
     if not os.environ.get("SPARK_REMOTE"):
-        if str(creds.method) not in ("session", "SparkConnectionMethod.SESSION"):
+        if getattr(creds.method, "value", creds.method) != "session":
             raise UserError(
-                f"the spark target uses method {creds.method}: the loader and the CLV step "
-                "need a pyspark session; set SPARK_REMOTE=sc://host:15002 (Spark Connect) to "
-                "reach the cluster"
+                f"the spark target uses method {creds.method}: loading raw tables and the CLV "
+                "step need a pyspark session; set SPARK_REMOTE=sc://host:15002 (Spark Connect) "
+                "to reach the cluster"
             )
         builder = builder.enableHiveSupport()
         for key, value in creds.server_side_parameters.items():
             builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 _SPARK_TYPES = {
@@ -364,21 +388,17 @@ def _write_parquet_atomically(fs: pafs.FileSystem, path: str, table: pa.Table) -
 
 def _ship_spark(paths: Paths, say: Say) -> ShipSummary:
     summary = ShipSummary("spark")
-    location = spark_raw_location(paths).rstrip("/")
-    uri = location if "://" in location else Path(location).resolve().as_uri()
-    fs, base = pafs.FileSystem.from_uri(uri)
-    folders = {entity: f"{base}/{entity}" for entity in COLUMNS}
-    folders["ledger"] = f"{base}/landing_files"
+    fs, folders, _ = _spark_raw_folders(paths)
     for folder in folders.values():
         fs.create_dir(folder, recursive=True)
     shipped = {
         info.base_name.removesuffix(".parquet")
-        for info in fs.get_file_info(pafs.FileSelector(folders["ledger"]))
+        for info in fs.get_file_info(pafs.FileSelector(folders["_landing_files"]))
         if info.base_name.endswith(".parquet") and not info.base_name.startswith(("_", "."))
     }
     with connect(paths, read_only=True) as duck:
         for entry in _duckdb_ledger(paths):
-            entity, source_file, sha256, _, _, loaded_at = entry
+            entity, source_file, sha256, _, row_count, loaded_at = entry
             key = f"{entity}-{sha256}"
             if key in shipped:
                 summary.skipped += 1
@@ -386,44 +406,80 @@ def _ship_spark(paths: Paths, say: Say) -> ShipSummary:
             rows = duck.execute(
                 _raw_rows_sql(entity, for_csv=False), [source_file, loaded_at]
             ).to_arrow_table()
-            rows = rows.cast(_raw_schema(entity))
-            _write_parquet_atomically(fs, f"{folders[entity]}/{sha256}.parquet", rows)
+            if rows.num_rows != row_count:
+                raise UserError(
+                    f"{source_file}: the DuckDB warehouse holds {rows.num_rows} rows of it, "
+                    f"its raw._landing_files entry says {row_count}; nothing was shipped"
+                )
+            # the data file first, its ledger entry last: shipping again after a crash in
+            # between rewrites the same file, never a second copy
+            _write_parquet_atomically(
+                fs, f"{folders[entity]}/{sha256}.parquet", rows.cast(_raw_schema(entity))
+            )
             ledger = pa.Table.from_pylist([dict(zip(LEDGER_COLUMNS, entry, strict=True))])
             _write_parquet_atomically(
-                fs, f"{folders['ledger']}/{key}.parquet", ledger.cast(_LEDGER_SCHEMA)
+                fs, f"{folders['_landing_files']}/{key}.parquet", ledger.cast(_LEDGER_SCHEMA)
             )
             summary.files += 1
             summary.rows += rows.num_rows
     say("  registering the raw tables in Spark")
-    spark = spark_session(paths)
-    spark.sql("create schema if not exists raw")
-    tables = {entity: _raw_schema(entity) for entity in COLUMNS} | {
-        "_landing_files": _LEDGER_SCHEMA
-    }
-    for name, schema in tables.items():
-        folder = folders["ledger" if name == "_landing_files" else name]
-        uri = folder if "://" in location else Path(folder).as_uri()
-        columns = ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in schema)
-        spark.sql(
-            f"create table if not exists raw.`{name}` ({columns}) using parquet location '{uri}'"
-        )
-        spark.sql(f"refresh table raw.`{name}`")
+    _spark_job(paths, "register-raw")
     return summary
 
 
-def _spark_read(paths: Paths, relation: str) -> pd.DataFrame:
-    return spark_session(paths).table(relation).toPandas()
-
-
-def _spark_replace(paths: Paths, schema: str, tables: dict[str, pa.Table]) -> None:
-    spark = spark_session(paths)
-    spark.sql(f"create schema if not exists {schema}")
-    for name, table in tables.items():
-        frame = spark.createDataFrame(
-            table.to_pandas(),
-            schema=", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in table.schema),
+def register_spark_raw(spark, paths: Paths) -> None:
+    """Declare the raw Parquet folders as external tables raw.* (idempotent)."""
+    _, _, uris = _spark_raw_folders(paths)
+    spark.sql("create schema if not exists raw")
+    for table, uri in uris.items():
+        schema = _LEDGER_SCHEMA if table == "_landing_files" else _raw_schema(table)
+        columns = ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in schema)
+        spark.sql(
+            f"create table if not exists raw.`{table}` ({columns}) using parquet location '{uri}'"
         )
-        frame.write.mode("overwrite").format("parquet").saveAsTable(f"{schema}.{name}")
+        spark.sql(f"refresh table raw.`{table}`")
+
+
+def spark_clv(spark, dbt_vars: dict[str, Any] | None = None) -> dict[str, int]:
+    """The CLV marts fitted on the summaries in Spark and written back to marts.*."""
+
+    def read(relation: str) -> pd.DataFrame:
+        return spark.table(relation).toArrow().to_pandas()
+
+    tables = clv_tables(
+        read("staging.int_customer_btyd_summary"),
+        read("staging.int_clv_backtest_summary"),
+        clv_settings(dbt_vars),
+    )
+    spark.sql("create schema if not exists marts")
+    for name, table in tables.items():
+        frame = spark.createDataFrame(table)
+        frame.write.mode("overwrite").format("parquet").saveAsTable(f"marts.{name}")
+    return {name: table.num_rows for name, table in tables.items()}
+
+
+def _spark_job(paths: Paths, job: str, dbt_vars: dict[str, Any] | None = None) -> Any:
+    """Run ``retention.spark_jobs <job>`` in a process of its own; its JSON result."""
+    command = [
+        sys.executable,
+        "-m",
+        "retention.spark_jobs",
+        job,
+        str(paths.data_dir),
+        json.dumps(dbt_vars or {}),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=project_dir(),
+        env=dbt_env(paths, "spark"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        raise UserError(f"the Spark step {job} failed:\n" + "\n".join(lines[-12:]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------------------------- actions
@@ -444,17 +500,11 @@ def ship_raw(paths: Paths, target: str, say: Say | None = None) -> ShipSummary:
     return summary
 
 
-def run_clv(
-    paths: Paths, target: str, dbt_vars: dict[str, Any] | None = None, say: Say | None = None
-) -> dict[str, int]:
-    """Fit and write the predictive CLV marts on ``target`` (row counts by table)."""
-    _check(target)
-    say = say or log.info
-    settings = clv_settings(dbt_vars)
-    read = _postgres_read if target == "postgres" else _spark_read
-    summary = read(paths, "staging.int_customer_btyd_summary")
-    calibration = read(paths, "staging.int_clv_backtest_summary")
-    minimum = settings["clv_min_repeat_customers"]
+def clv_tables(
+    summary: pd.DataFrame, calibration: pd.DataFrame, settings: dict[str, float]
+) -> dict[str, pa.Table]:
+    """The three CLV marts from the two BTYD summaries (as the DuckDB Python models make them)."""
+    minimum = int(settings["clv_min_repeat_customers"])
     parameters = clv_marts.model_parameters(summary, minimum)
     frames = {
         "clv_model_parameters": parameters,
@@ -466,8 +516,24 @@ def run_clv(
         ),
         "clv_backtest": clv_marts.backtest(calibration, minimum),
     }
-    tables = {name: clv_marts.to_arrow(name, frame) for name, frame in frames.items()}
-    (_postgres_replace if target == "postgres" else _spark_replace)(paths, "marts", tables)
-    counts = {name: table.num_rows for name, table in tables.items()}
+    return {name: clv_marts.to_arrow(name, frame) for name, frame in frames.items()}
+
+
+def run_clv(
+    paths: Paths, target: str, dbt_vars: dict[str, Any] | None = None, say: Say | None = None
+) -> dict[str, int]:
+    """Fit and write the predictive CLV marts on ``target`` (row counts by table)."""
+    _check(target)
+    say = say or log.info
+    if target == "postgres":
+        tables = clv_tables(
+            _postgres_read(paths, "staging.int_customer_btyd_summary"),
+            _postgres_read(paths, "staging.int_clv_backtest_summary"),
+            clv_settings(dbt_vars),
+        )
+        _postgres_replace(paths, "marts", tables)
+        counts = {name: table.num_rows for name, table in tables.items()}
+    else:
+        counts = _spark_job(paths, "clv", dbt_vars)
     say(f"  predictive CLV on {target}: " + ", ".join(f"{n} {c:,} rows" for n, c in counts.items()))
     return counts
