@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
 import uuid
@@ -18,6 +19,7 @@ import pytest
 from retention import pipeline
 from retention.config import Paths
 from retention.generate import generate
+from retention.load import COLUMNS
 
 
 def quiet(_: str) -> None:
@@ -212,3 +214,51 @@ def postgres_build(
         pipeline.load_step(paths, quiet, target="postgres")
         pipeline.build_step(paths, quiet, target="postgres")
     return PostgresWarehouse(paths, postgres_server, dbname)
+
+
+# ------------------------------------------------------------------------------------ Spark
+@dataclass
+class SparkWarehouse:
+    """A warehouse built by the local Spark target, read from its Parquet files (no JVM: the
+    embedded metastore admits one Spark process at a time, and the tests need none)."""
+
+    paths: Paths
+
+    def location(self, relation: str) -> Path:
+        schema, table = relation.split(".")
+        if schema == "raw" and table in COLUMNS:
+            return self.paths.data_dir / "spark" / "raw" / table
+        return self.paths.data_dir / "spark" / "warehouse" / f"{schema}.db" / table
+
+    def table(self, relation: str) -> tuple[list[str], list[tuple]]:
+        import pyarrow.dataset as ds
+
+        data = ds.dataset(self.location(relation), format="parquet").to_table()
+        return data.column_names, [tuple(row.values()) for row in data.to_pylist()]
+
+
+def _spark_unavailable() -> str | None:
+    if importlib.util.find_spec("pyspark") is None:
+        return "the Spark target needs its extra: make install-spark (pip install -e '.[spark]')"
+    if shutil.which("java") is None:
+        return "the Spark target needs Java 17 (java on PATH)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark_build(
+    generated_build: Warehouse, tmp_path_factory: pytest.TempPathFactory
+) -> SparkWarehouse:
+    """The generated dataset of ``generated_build``, loaded and built on local Spark (pyspark
+    in-process, a Derby metastore and Parquet tables under the data directory). Skipped
+    without pyspark or Java, except in CI."""
+    problem = _spark_unavailable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    paths = Paths(tmp_path_factory.mktemp("spark"))
+    shutil.copytree(generated_build.paths.landing, paths.landing)
+    pipeline.load_step(paths, quiet, target="spark")
+    pipeline.build_step(paths, quiet, target="spark")
+    return SparkWarehouse(paths)

@@ -16,6 +16,7 @@ from retention.load import COLUMNS
 from tests.conftest import (
     PostgresServer,
     PostgresWarehouse,
+    SparkWarehouse,
     Warehouse,
     quiet,
     write_csv,
@@ -162,3 +163,48 @@ def test_load_without_a_server_names_the_server(tmp_path: Path, monkeypatch) -> 
 
     with pytest.raises(UserError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:1"):
         pipeline.load_step(paths, quiet, target="postgres")
+
+
+# ------------------------------------------------------------------------------------ Spark
+def test_spark_build_passes_every_model_and_test(spark_build: SparkWarehouse) -> None:
+    columns, rows = spark_build.table("raw._dbt_builds")
+    events = sorted((r[columns.index("happened_at")], r[columns.index("event")]) for r in rows)
+    assert [e for _, e in events] == ["started", "success", "started", "success"]
+    _, parameters = spark_build.table("marts.clv_model_parameters")
+    assert len(parameters) == 7
+
+
+@pytest.mark.parametrize("mart", CORE_MARTS)
+def test_core_marts_equal_on_duckdb_and_spark(
+    mart: str, generated_build: Warehouse, spark_build: SparkWarehouse
+) -> None:
+    assert not table_differences(
+        mart, generated_build.table(f"marts.{mart}"), spark_build.table(f"marts.{mart}")
+    )
+
+
+@pytest.mark.parametrize("mart", sorted(set(MART_KEYS) - set(CORE_MARTS)))
+def test_other_marts_equal_on_duckdb_and_spark(
+    mart: str, generated_build: Warehouse, spark_build: SparkWarehouse
+) -> None:
+    assert not table_differences(
+        mart, generated_build.table(f"marts.{mart}"), spark_build.table(f"marts.{mart}")
+    )
+
+
+def test_raw_files_are_shipped_once(spark_build: SparkWarehouse) -> None:
+    local = Warehouse(spark_build.paths)
+    for entity in ENTITIES:
+        columns, rows = spark_build.table(f"raw.{entity}")
+        wanted = [*COLUMNS[entity], "_extra", "_load_issue", "_source_file", "_source_row"]
+        shipped = sorted(
+            (tuple(row[columns.index(c)] for c in wanted) for row in rows),
+            key=lambda row: (row[-2], row[-1]),
+        )
+        assert shipped == _raw(local, entity), entity
+    files = sorted(p.name for p in (spark_build.paths.data_dir / "spark" / "raw").rglob("*"))
+    summary = pipeline.load_step(spark_build.paths, quiet, target="spark")
+    assert summary.loaded == []
+    assert sorted(p.name for p in (spark_build.paths.data_dir / "spark" / "raw").rglob("*")) == (
+        files
+    )
