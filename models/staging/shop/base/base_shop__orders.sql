@@ -124,10 +124,13 @@ converted as (
         order_fx.rate_to_usd as order_rate_to_usd,
         case
             -- beyond any real order; keeps the conversion below from overflowing
+            -- the cross rate is fixed to 10 decimals first, so the product and the rounding to
+            -- cents are exact decimal arithmetic on every engine (a quotient of decimals is a
+            -- double on DuckDB, which rounds some half cents down)
             when abs(typed.amount_value) < 1000000000000
                 then round(
-                    cast(typed.amount_value as decimal(38, 12))
-                    * order_fx.rate_to_usd / reporting_fx.rate_to_usd,
+                    typed.amount_value
+                    * cast(order_fx.rate_to_usd / reporting_fx.rate_to_usd as decimal(18, 10)),
                     2
                 )
         end as amount_reporting,
