@@ -158,11 +158,10 @@ def main() -> None:
     run("validate", retention(data_dir, "validate"))
     run("publish", retention(data_dir, "publish"))
     run("report", retention(data_dir, "report"))
-    runner = [sys.executable, "-c", PLAIN_RUNNER, str(ROOT / "benchmarks" / "plain_duckdb.sql")]
-    run(
-        "plain_duckdb",
-        [*runner, str(ROOT / "seeds"), str(data_dir / "yardstick.duckdb"), str(data_dir / "warehouse.duckdb")],
-    )  # fmt: skip
+    script = ROOT / "benchmarks" / "plain_duckdb.sql"
+    yardstick, warehouse = data_dir / "yardstick.duckdb", data_dir / "warehouse.duckdb"
+    plain = [sys.executable, "-c", PLAIN_RUNNER, str(script), str(ROOT / "seeds")]
+    run("plain_duckdb", [*plain, str(yardstick), str(warehouse)])
     extra["plain_vs_dbt_row_differences"] = compare_plain(data_dir)
     land(held, data_dir)
     run("incremental_load", retention(data_dir, "load"))
