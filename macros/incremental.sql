@@ -4,10 +4,11 @@
     The watermark is the load time, not the event time: every raw row carries _loaded_at, and
     each incremental model stores in _loaded_through the latest _loaded_at of raw.orders and
     raw.customers it has seen. A run processes the rows loaded after that watermark minus
-    var('incremental_lookback_days') (a safety margin for loads whose clocks or transactions
-    overlap), together with every other version of the orders they touch. So a late-arriving
-    version (a refund for a two-year-old order) is applied however old the order is, and the
-    lookback only re-processes a few days of rows, which is idempotent.
+    var('incremental_lookback_hours'), together with every other version of the orders they
+    touch. So a late-arriving version (a refund for a two-year-old order) is applied however old
+    the order is. `retention load` stamps each load strictly later than the one before, so the
+    default lookback is 0; raise it when another tool writes raw.* and can commit rows stamped
+    earlier than rows already visible (re-processing is idempotent).
 
     Changing a var or seed the models depend on (churn_inactivity_days, fx rates, ...) needs
     `retention build --full-refresh`; int_customer_months refuses to mix parameters.
@@ -29,7 +30,7 @@
     (
         select
             coalesce(
-                {{ dbt.dateadd('day', '-' ~ int_var('incremental_lookback_days'), 'max(_loaded_through)') }},
+                {{ dbt.dateadd('hour', '-' ~ int_var('incremental_lookback_hours'), 'max(_loaded_through)') }},
                 cast('1900-01-01' as timestamp)
             )
         from {{ this }}
