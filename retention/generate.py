@@ -588,15 +588,17 @@ def _write(
     table = table.take(pa.array(order))
     when_us = when_us[order]
     days = (when_us // US_PER_DAY).astype("datetime64[D]")
-    periods = days.astype("datetime64[M]").astype(str).astype(object)
+    months = days.astype("datetime64[M]")
+    daily = np.zeros(len(days), dtype=bool)
     if daily_from is not None:
         daily = days >= np.datetime64(daily_from, "D")
-        periods[daily] = days[daily].astype(str)
+    # one integer per file: the month number, or the day number past all month numbers
+    periods = np.where(daily, days.astype(np.int64) + 10**7, months.astype(np.int64))
     bounds = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1], True])
     files = []
     for lo, hi in itertools.pairwise(bounds):
         part = table.slice(lo, hi - lo)
-        name = f"{entity}_{periods[lo]}.{fmt}"
+        name = f"{entity}_{days[lo] if daily[lo] else months[lo]}.{fmt}"
         path = folder / name
         if fmt == "csv":
             pacsv.write_csv(part, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
