@@ -140,67 +140,102 @@ monthly_purchases as (
 
 ),
 
-spined as (
+sparse as (
 
+    -- the months with a purchase, from each customer's first month to compute on; for a
+    -- continuing customer also a state row for the month before, carrying the running totals
     select
         scope.customer_id,
         scope.cohort_month,
-        scope.prior_last_purchase_date,
-        scope.prior_cumulative_purchases,
-        scope.prior_cumulative_revenue,
-        calendar_months.month,
-        calendar_months.month_end,
-        cast({{ dbt.dateadd('day', -1, 'calendar_months.month') }} as date) as previous_month_end
+        scope.first_month,
+        monthly_purchases.month,
+        monthly_purchases.purchases,
+        monthly_purchases.revenue,
+        monthly_purchases.gap_days,
+        monthly_purchases.gaps,
+        monthly_purchases.last_purchase_date_in_month
     from scope
-    inner join calendar_months
-        on scope.first_month <= calendar_months.month
+    inner join monthly_purchases
+        on scope.customer_id = monthly_purchases.customer_id
+        and scope.first_month <= monthly_purchases.month
 
-),
-
-joined as (
+    union all
 
     select
-        spined.*,
-        coalesce(monthly_purchases.purchases, 0) as purchases,
-        coalesce(monthly_purchases.revenue, 0) as revenue,
-        coalesce(monthly_purchases.gap_days, 0) as gap_days,
-        coalesce(monthly_purchases.gaps, 0) as gaps,
-        monthly_purchases.last_purchase_date_in_month
-    from spined
-    left join monthly_purchases
-        on spined.customer_id = monthly_purchases.customer_id
-        and spined.month = monthly_purchases.month
+        customer_id,
+        cohort_month,
+        first_month,
+        cast({{ dbt.dateadd('month', -1, 'first_month') }} as date) as month,
+        prior_cumulative_purchases as purchases,
+        prior_cumulative_revenue as revenue,
+        0 as gap_days,
+        0 as gaps,
+        prior_last_purchase_date as last_purchase_date_in_month
+    from scope
+    where first_month > cohort_month
 
 ),
 
 cumulative as (
 
-    -- one sort: every window shares the partition and order
+    -- windows over purchase months only (one sort, shared partition and order); the months
+    -- without a purchase are filled in below by a range join, not sorted
     select
         *,
         coalesce(
-            max(last_purchase_date_in_month) over (
-                partition by customer_id order by month
-                rows between unbounded preceding and current row
-            ),
-            prior_last_purchase_date
+            lead(month) over (partition by customer_id order by month),
+            cast('9999-12-01' as date)
+        ) as next_purchase_month,
+        max(last_purchase_date_in_month) over (
+            partition by customer_id order by month
+            rows between unbounded preceding and current row
         ) as last_purchase_date,
-        coalesce(
-            max(last_purchase_date_in_month) over (
-                partition by customer_id order by month
-                rows between unbounded preceding and 1 preceding
-            ),
-            prior_last_purchase_date
-        ) as last_purchase_date_before_month,
-        prior_cumulative_purchases + sum(purchases) over (
+        max(last_purchase_date_in_month) over (
+            partition by customer_id order by month
+            rows between unbounded preceding and 1 preceding
+        ) as last_purchase_date_before,
+        sum(purchases) over (
             partition by customer_id order by month
             rows between unbounded preceding and current row
         ) as cumulative_purchases,
-        prior_cumulative_revenue + sum(revenue) over (
+        sum(revenue) over (
             partition by customer_id order by month
             rows between unbounded preceding and current row
         ) as cumulative_revenue
-    from joined
+    from sparse
+
+),
+
+expanded as (
+
+    -- every month from a purchase month up to the next one carries its running state
+    select
+        cumulative.customer_id,
+        cumulative.cohort_month,
+        calendar_months.month,
+        calendar_months.month_end,
+        cast({{ dbt.dateadd('day', -1, 'calendar_months.month') }} as date) as previous_month_end,
+        case when calendar_months.month = cumulative.month then cumulative.purchases else 0 end
+            as purchases,
+        case when calendar_months.month = cumulative.month then cumulative.revenue else 0 end
+            as revenue,
+        case when calendar_months.month = cumulative.month then cumulative.gap_days else 0 end
+            as gap_days,
+        case when calendar_months.month = cumulative.month then cumulative.gaps else 0 end
+            as gaps,
+        cumulative.last_purchase_date,
+        case
+            when calendar_months.month = cumulative.month
+                then cumulative.last_purchase_date_before
+            else cumulative.last_purchase_date
+        end as last_purchase_date_before_month,
+        cumulative.cumulative_purchases,
+        cumulative.cumulative_revenue
+    from cumulative
+    inner join calendar_months
+        on cumulative.month <= calendar_months.month
+        and cumulative.next_purchase_month > calendar_months.month
+        and cumulative.first_month <= calendar_months.month
 
 ),
 
@@ -215,7 +250,7 @@ activity as (
         -- days from the last purchase before the month to the end of the previous month
         {{ dbt.datediff('last_purchase_date_before_month', 'previous_month_end', 'day') }}
             as days_inactive_at_start
-    from cumulative
+    from expanded as cumulative
     cross join reporting_dates
 
 ),
