@@ -64,7 +64,11 @@ with typed as (
         nullif(trim(customer_id), '') as customer_id,
         try_cast(nullif(trim(ordered_at), '') as timestamptz) at time zone 'UTC' as ordered_at,
         lower(nullif(trim(status), '')) as status,
-        try_cast(nullif(trim(amount), '') as decimal(38, 4)) as amount,
+        -- a decimal(18) parses ~30x faster than a decimal(38); the wide one only as fallback
+        coalesce(
+            try_cast(nullif(trim(amount), '') as decimal(18, 4))::decimal(38, 4),
+            try_cast(nullif(trim(amount), '') as decimal(38, 4))
+        ) as amount,
         upper(nullif(trim(currency), '')) as currency,
         try_cast(nullif(trim(updated_at), '') as timestamptz) at time zone 'UTC' as updated_at,
         nullif(trim(updated_at), '') is not null as has_updated_text,
