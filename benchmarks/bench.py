@@ -1,9 +1,19 @@
 """Pipeline benchmark: wall time and peak memory of each step at a given scale.
 
-    python benchmarks/bench.py --customers 1000000 [--steps generate,load,build] [--out FILE]
+    python benchmarks/bench.py --customers 1000000 [--out FILE]
 
-Each step runs as its own `retention` process (as in production), measured with wait4 so the
-peak resident memory is that step's own. Results are printed as a table and saved as JSON.
+The scenario a production warehouse lives through:
+
+1. generate N customers; the last day's landing files (and later versions) are held back;
+2. load, full build, validate, publish, report: the first full `retention run`, step by step;
+3. plain: benchmarks/plain_duckdb.sql computes customers, customer_cohorts and
+   retention_monthly from the same raw tables without dbt (the yardstick for dbt's overhead),
+   and its results are compared with the dbt marts;
+4. the held-back day lands: load and an incremental build, then a full-refresh build of the
+   same data for comparison.
+
+Each step runs as its own process (as in production), measured with wait4 so the peak resident
+memory is that step's own. Results are printed as a table and saved as JSON.
 """
 
 from __future__ import annotations
@@ -12,55 +22,180 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
-STEPS = {
-    "generate": ["generate", "--customers", "{customers}", "--seed", "42"],
-    "load": ["load"],
-    "build": ["build"],
-    "validate": ["validate"],
-    "publish": ["publish"],
-}
+ROOT = Path(__file__).resolve().parents[1]
+END = date(2025, 12, 31)
+ENTITIES = ("customers", "orders", "marketing_spend", "nps_responses")
+# the dbt models the plain script also computes (its "parts"): everything upstream of the three
+# marts except the predictive CLV models, whose columns the plain script leaves out
+CLV_MODELS = ("clv_model_parameters", "customer_lifetime_value", "clv_backtest")
+COMPARED = {
+    "retention_monthly": [
+        "month", "segment_type", "segment_value", "customers_start", "new_customers",
+        "customers_end", "retained_customers", "reactivated_customers", "churned_customers",
+        "round(customer_retention_rate, 9)", "round(churn_rate, 9)", "revenue",
+    ],
+    "customer_cohorts": [
+        "cohort_month", "period_number", "segment_type", "segment_value", "cohort_size",
+        "active_customers", "round(retention_rate, 9)", "revenue",
+        "cumulative_revenue_per_customer",
+    ],
+    "customers": [
+        "customer_id", "acquisition_channel", "region", "cohort_month", "purchase_count",
+        "total_revenue", "days_since_last_purchase", "lifecycle_stage", "recency_score",
+        "frequency_score", "monetary_score", "rfm_segment", "is_churned",
+    ],
+}  # fmt: skip
 
 
-def measure(args: list[str], data_dir: Path) -> dict[str, float]:
-    command = [sys.executable, "-m", "retention", "--data-dir", str(data_dir), *args]
+def measure(command: list[str], data_dir: Path) -> dict[str, float]:
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "RETENTION_DATA_DIR": str(data_dir)},
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         stderr = process.stderr.read().decode() if process.stderr else ""
-        raise SystemExit(f"step {' '.join(args)} failed:\n{stderr}")
+        raise SystemExit(f"step {' '.join(command)} failed:\n{stderr[-4000:]}")
     return {"seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+
+
+def retention(data_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "retention", "--data-dir", str(data_dir), *args]
+
+
+def hold_back_last_day(data_dir: Path) -> Path:
+    """Move the landing files of END and later (one per day) aside; return the folder."""
+    held = data_dir / "held"
+    for entity in ENTITIES:
+        for file in sorted((data_dir / "landing" / entity).glob(f"{entity}_????-??-??.*")):
+            if file.stem.rsplit("_", 1)[1] >= END.isoformat():
+                (held / entity).mkdir(parents=True, exist_ok=True)
+                shutil.move(file, held / entity / file.name)
+    return held
+
+
+def land(held: Path, data_dir: Path) -> None:
+    for file in sorted(held.glob("*/*")):
+        shutil.copy(file, data_dir / "landing" / file.parent.name / file.name)
+
+
+def dbt_seconds(data_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, float]:
+    """Model and test seconds of the last dbt run, from its run_results.json."""
+    results = json.loads((data_dir / "dbt" / "target" / "run_results.json").read_text())
+    models = tests = 0.0
+    for result in results["results"]:
+        kind, _, name = result["unique_id"].split(".", 2)
+        if kind == "model" and name not in exclude:
+            models += result["execution_time"]
+        elif kind in ("test", "unit_test"):
+            tests += result["execution_time"]
+    return {"models": round(models, 2), "tests": round(tests, 2)}
+
+
+def compare_plain(data_dir: Path) -> dict[str, int]:
+    """Rows of each plain mart missing from the dbt mart, and the other way round."""
+    import duckdb
+
+    con = duckdb.connect(str(data_dir / "yardstick.duckdb"), read_only=True)
+    con.execute(f"attach '{data_dir / 'warehouse.duckdb'}' as wh (read_only)")
+    differences = {}
+    for mart, columns in COMPARED.items():
+        select = ", ".join(columns)
+        for a, b in (("plain", "wh.marts"), ("wh.marts", "plain")):
+            count = con.execute(
+                f"select count(*) from (select {select} from {a}.{mart} "
+                f"except all select {select} from {b}.{mart})"
+            ).fetchone()[0]
+            differences[f"{mart}: rows only in {a.split('.')[0]}"] = count
+    return differences
+
+
+PLAIN_RUNNER = """
+import sys, duckdb
+sql = open(sys.argv[1]).read().replace("{seeds}", sys.argv[2])
+con = duckdb.connect(sys.argv[3])
+con.execute("attach '" + sys.argv[4] + "' as wh (read_only)")
+con.execute(sql)
+"""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--data-dir", type=Path, help="default: a temporary folder")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="retention-bench-"))
-    results = {}
-    for name in args.steps.split(","):
-        step_args = [a.format(customers=args.customers) for a in STEPS[name]]
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise SystemExit(f"{data_dir} is not empty; give an empty or new --data-dir")
+    steps: dict[str, dict[str, float]] = {}
+    extra: dict[str, object] = {}
+
+    def run(name: str, command: list[str]) -> None:
         print(f"{name} ...", flush=True)
-        results[name] = measure(step_args, data_dir)
+        steps[name] = measure(command, data_dir)
+        print(f"    {steps[name]['seconds']:.1f} s, {steps[name]['peak_rss_mib']:.0f} MiB")
+
+    generate = ["generate", "--customers", str(args.customers), "--seed", "42"]
+    run("generate", retention(data_dir, *generate, "--daily-from", END.isoformat()))
+    held = hold_back_last_day(data_dir)
+    run("load", retention(data_dir, "load"))
+    run("build", retention(data_dir, "build"))
+    extra["build_dbt_seconds"] = dbt_seconds(data_dir)
+    extra["build_dbt_seconds_plain_parts"] = dbt_seconds(data_dir, exclude=CLV_MODELS)
+    run("validate", retention(data_dir, "validate"))
+    run("publish", retention(data_dir, "publish"))
+    run("report", retention(data_dir, "report"))
+    script = ROOT / "benchmarks" / "plain_duckdb.sql"
+    yardstick, warehouse = data_dir / "yardstick.duckdb", data_dir / "warehouse.duckdb"
+    plain = [sys.executable, "-c", PLAIN_RUNNER, str(script), str(ROOT / "seeds")]
+    run("plain_duckdb", [*plain, str(yardstick), str(warehouse)])
+    extra["plain_vs_dbt_row_differences"] = compare_plain(data_dir)
+    land(held, data_dir)
+    run("incremental_load", retention(data_dir, "load"))
+    run("incremental_build", retention(data_dir, "build"))
+    extra["incremental_dbt_seconds"] = dbt_seconds(data_dir)
+    run("full_refresh_build", retention(data_dir, "build", "--full-refresh"))
+
+    full_run = sum(steps[s]["seconds"] for s in ("load", "build", "validate", "publish", "report"))
+    summary = {
+        "full_run_seconds": round(full_run, 1),
+        "full_run_peak_rss_mib": max(
+            steps[s]["peak_rss_mib"] for s in ("load", "build", "validate", "publish", "report")
+        ),
+        "dbt_models_vs_plain_duckdb": round(
+            extra["build_dbt_seconds_plain_parts"]["models"] / steps["plain_duckdb"]["seconds"], 2
+        ),
+        "incremental_vs_full_build": round(
+            steps["incremental_build"]["seconds"] / steps["build"]["seconds"], 3
+        ),
+    }
     report = {
         "customers": args.customers,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "data_dir": str(data_dir),
-        "steps": results,
+        "steps": steps,
+        "details": extra,
+        "summary": summary,
     }
-    print(f"\n{'step':<12}{'seconds':>10}{'peak MiB':>12}")
-    for name, r in results.items():
-        print(f"{name:<12}{r['seconds']:>10.1f}{r['peak_rss_mib']:>12.0f}")
+    print(f"\n{'step':<20}{'seconds':>10}{'peak MiB':>12}")
+    for name, r in steps.items():
+        print(f"{name:<20}{r['seconds']:>10.1f}{r['peak_rss_mib']:>12.0f}")
+    print()
+    for key, value in {**summary, **extra}.items():
+        print(f"{key}: {value}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nsaved {args.out}")

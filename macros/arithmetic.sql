@@ -19,16 +19,20 @@
 
 
 {#-
-    An amount converted to the reporting currency and rounded to the cent:
+    An amount converted to the reporting currency and rounded half away from zero to the cent:
     amount x (USD per unit of its currency) / (USD per unit of the reporting currency).
-    Both rates come from seed fx_rates; null when either is missing.
+    The cross rate is fixed to 10 decimals first, so the product and the rounding are exact
+    decimal arithmetic on every engine (the quotient of two decimals is a double on DuckDB, which
+    rounded some half cents down). The amount (below 10^12) is narrowed to decimal(16, 4) so that
+    Spark keeps every digit of the product (it rounds products wider than 38 digits to 6
+    decimals). Null when either rate is missing.
 -#}
 {% macro convert_to_reporting(amount, rate_to_usd, reporting_rate_to_usd) -%}
-    {{ divide_money(
-        'cast(' ~ amount ~ ' as decimal(16, 4)) * ' ~ rate_to_usd,
-        reporting_rate_to_usd,
-        precision=38,
-    ) }}
+    round(
+        cast({{ amount }} as decimal(16, 4))
+        * cast({{ rate_to_usd }} / {{ reporting_rate_to_usd }} as decimal(18, 10)),
+        2
+    )
 {%- endmacro %}
 
 

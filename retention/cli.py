@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--end", type=_date, default=date(2025, 12, 31), help="last day of history")
     gen.add_argument("--dirty-rate", type=_rate, default=0.0, help="share of defective extra rows")
     gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    gen.add_argument(
+        "--daily-from",
+        type=_date,
+        metavar="D",
+        help="write rows dated D or later as one file per day (to try incremental runs)",
+    )
 
     load = sub.add_parser("load", help="load new landing files into raw.*")
     load.add_argument(
@@ -142,6 +148,7 @@ def _dispatch(args: argparse.Namespace, paths: Paths, started: float) -> int:
             args.dirty_rate,
             args.format,
             _say,
+            daily_from=args.daily_from,
         )
         _say(f"wrote {len(summary.files)} files under {paths.landing}")
     elif args.command == "load":

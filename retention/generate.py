@@ -575,19 +575,30 @@ def _write(
     when_us: np.ndarray,
     out: Path,
     fmt: str,
+    daily_from: date | None = None,
 ) -> list[Path]:
-    """One file per calendar month (of the version's timestamp), rows in time order."""
+    """One file per calendar month (of the version's timestamp), rows in time order.
+
+    Rows from ``daily_from`` on go to one file per day instead, as a shop's daily export would
+    land them (used to try and measure incremental runs).
+    """
     folder = out / entity
     folder.mkdir(parents=True, exist_ok=True)
     order = np.argsort(when_us, kind="stable")
     table = table.take(pa.array(order))
     when_us = when_us[order]
-    months = (when_us // US_PER_DAY).astype("datetime64[D]").astype("datetime64[M]")
-    bounds = np.flatnonzero(np.r_[True, months[1:] != months[:-1], True])
+    days = (when_us // US_PER_DAY).astype("datetime64[D]")
+    months = days.astype("datetime64[M]")
+    daily = np.zeros(len(days), dtype=bool)
+    if daily_from is not None:
+        daily = days >= np.datetime64(daily_from, "D")
+    # one integer per file: the month number, or the day number past all month numbers
+    periods = np.where(daily, days.astype(np.int64) + 10**7, months.astype(np.int64))
+    bounds = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1], True])
     files = []
     for lo, hi in itertools.pairwise(bounds):
         part = table.slice(lo, hi - lo)
-        name = f"{entity}_{months[lo]}.{fmt}"
+        name = f"{entity}_{days[lo] if daily[lo] else months[lo]}.{fmt}"
         path = folder / name
         if fmt == "csv":
             pacsv.write_csv(part, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
@@ -606,6 +617,7 @@ def generate(
     dirty_rate: float = 0.0,
     fmt: str = "csv",
     progress: Callable[[str], None] | None = None,
+    daily_from: date | None = None,
 ) -> GenerateSummary:
     """Write synthetic landing files under ``out_dir/<entity>/``.
 
@@ -618,6 +630,8 @@ def generate(
         dirty_rate: share of extra defective rows per entity (0 for clean data).
         fmt: ``csv`` or ``parquet``.
         progress: optional callback for progress messages.
+        daily_from: write rows dated from this day on as one file per day
+            (``orders_2025-12-31.csv``) instead of one file per month.
 
     Returns:
         Row counts and the files written.
@@ -647,7 +661,7 @@ def generate(
         folder = out_dir / entity
         if folder.exists():
             shutil.rmtree(folder)
-        files = _write(entity, table, when_us, out_dir, fmt)
+        files = _write(entity, table, when_us, out_dir, fmt, daily_from)
         summary.rows[entity] = table.num_rows
         summary.dirty_rows[entity] = sum(counts.values())
         summary.files.extend(files)

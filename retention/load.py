@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -370,7 +370,12 @@ def load(
                 "select entity, sha256, source_file from raw._landing_files"
             ).fetchall()
         }
+        # one load time per run, strictly later than any before it even if the clock stepped
+        # back: incremental models take the rows loaded after the latest load time they saw
+        (latest,) = con.execute("select max(loaded_at) from raw._landing_files").fetchone()
         loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        if latest is not None and loaded_at <= latest:
+            loaded_at = latest + timedelta(microseconds=1)
         for entity, path in files:
             source_file = path.relative_to(paths.landing).as_posix()
             digest = _sha256(path)

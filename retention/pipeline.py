@@ -53,9 +53,20 @@ def generate_step(
     dirty_rate: float,
     fmt: str,
     say: Say,
+    daily_from: date | None = None,
 ) -> GenerateSummary:
     with step("generate", say):
-        return generate(paths.landing, customers, seed, start, end, dirty_rate, fmt, progress=say)
+        return generate(
+            paths.landing,
+            customers,
+            seed,
+            start,
+            end,
+            dirty_rate,
+            fmt,
+            progress=say,
+            daily_from=daily_from,
+        )
 
 
 def load_step(paths: Paths, say: Say, target: str | None = None) -> LoadSummary:

@@ -165,7 +165,9 @@ def _frame(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]):
             select.append(f'cast("{name}" as timestamp) as "{name}"')
         else:
             select.append(f'"{name}"')
-    return con.execute(f"select {', '.join(select)} from {table}").to_arrow_table().to_pandas()
+    arrow = con.execute(f"select {', '.join(select)} from {table}").to_arrow_table()
+    # free each Arrow column as it is converted: the peak is one copy of the table, not two
+    return arrow.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _engine_error(exception_info: Any) -> str | None:

@@ -230,10 +230,13 @@ class SparkWarehouse:
             return self.paths.data_dir / "spark" / "raw" / table
         return self.paths.data_dir / "spark" / "warehouse" / f"{schema}.db" / table
 
-    def table(self, relation: str) -> tuple[list[str], list[tuple]]:
+    def table(
+        self, relation: str, columns: list[str] | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """Column names and rows of a table (optionally only ``columns``)."""
         import pyarrow.dataset as ds
 
-        data = ds.dataset(self.location(relation), format="parquet").to_table()
+        data = ds.dataset(self.location(relation), format="parquet").to_table(columns=columns)
         return data.column_names, [tuple(row.values()) for row in data.to_pylist()]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -186,3 +187,30 @@ def test_unreadable_records_are_kept_and_marked(paths: Paths) -> None:
     assert rows[0] == ("O1", "C1", None, None, 1)
     assert rows[1][2] == "malformed_row" and "surplus" in rows[1][3]
     assert rows[2][1:3] == ("C\ufffd1", "invalid_encoding")
+
+
+def test_load_times_increase_even_when_the_clock_steps_back(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Incremental models take the rows loaded after the latest load time they saw."""
+    import retention.load as loader
+
+    write_csv(paths.landing_dir("orders") / "a.csv", list(COLUMNS["orders"]), _orders(2))
+    load(paths, progress=quiet)
+
+    class SteppedBack(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2000, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr(loader, "datetime", SteppedBack)
+    write_csv(paths.landing_dir("orders") / "b.csv", list(COLUMNS["orders"]), _orders(2, 3))
+    load(paths, progress=quiet)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        first, second = (
+            t
+            for (t,) in con.execute(
+                "select max(_loaded_at) from raw.orders group by _source_file order by 1"
+            ).fetchall()
+        )
+    assert second - first == timedelta(microseconds=1)

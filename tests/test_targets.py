@@ -174,22 +174,27 @@ def test_spark_build_passes_every_model_and_test(spark_build: SparkWarehouse) ->
     assert len(parameters) == 7
 
 
+def _spark_mart(spark: SparkWarehouse, mart: str, columns: list[str]):
+    if mart == "customer_lifecycle_monthly":
+        # a view (no files on Spark): the projection of int_customer_months it selects
+        return spark.table("staging.int_customer_months", columns)
+    return spark.table(f"marts.{mart}")
+
+
 @pytest.mark.parametrize("mart", CORE_MARTS)
 def test_core_marts_equal_on_duckdb_and_spark(
     mart: str, generated_build: Warehouse, spark_build: SparkWarehouse
 ) -> None:
-    assert not table_differences(
-        mart, generated_build.table(f"marts.{mart}"), spark_build.table(f"marts.{mart}")
-    )
+    expected = generated_build.table(f"marts.{mart}")
+    assert not table_differences(mart, expected, _spark_mart(spark_build, mart, expected[0]))
 
 
 @pytest.mark.parametrize("mart", sorted(set(MART_KEYS) - set(CORE_MARTS)))
 def test_other_marts_equal_on_duckdb_and_spark(
     mart: str, generated_build: Warehouse, spark_build: SparkWarehouse
 ) -> None:
-    assert not table_differences(
-        mart, generated_build.table(f"marts.{mart}"), spark_build.table(f"marts.{mart}")
-    )
+    expected = generated_build.table(f"marts.{mart}")
+    assert not table_differences(mart, expected, _spark_mart(spark_build, mart, expected[0]))
 
 
 def test_raw_files_are_shipped_once(spark_build: SparkWarehouse) -> None:

@@ -3,6 +3,8 @@
     answer) to the month of as_of_date, with no gaps. month_end is the month's last day, or
     as_of_date for the month that contains it.
 -#}
+{{ config(materialized='table') }}
+
 with
 
 reporting_dates as (
@@ -13,7 +15,10 @@ reporting_dates as (
 
 first_months as (
 
-    select min(ordered_date) as first_date from {{ ref('int_orders_flagged') }}
+    select cast(min(orders.ordered_at) as date) as first_date
+    from {{ ref('stg_shop__orders') }} as orders
+    cross join reporting_dates
+    where cast(orders.ordered_at as date) <= reporting_dates.as_of_date
     union all
     select min(spend_month) as first_date from {{ ref('stg_shop__marketing_spend') }}
     union all

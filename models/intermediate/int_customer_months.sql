@@ -12,8 +12,25 @@
       active at start, not at end.
     - lifecycle_stage: new, reactivated, active, at_risk (active, but no purchase for
       at_risk_inactive_days = half the churn window) or churned (not active at month end).
+
+    Incremental (macros/incremental.sql): customers with a new order row or customer row since
+    the watermark are recomputed from their cohort month (the pre-hook first removes their rows,
+    so a customer whose only purchase was refunded disappears); every other customer only gets
+    the months from the last month built before (whose month_end was the previous as_of_date)
+    on, continuing the running totals from the month before it.
 -#}
-{{ config(materialized='table') }}
+-- depends_on: {{ ref('base_shop__orders') }}
+-- depends_on: {{ source('shop', 'orders') }}
+-- depends_on: {{ source('shop', 'customers') }}
+{{ config(
+    materialized=incremental_where_supported(),
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id', 'month'],
+    on_schema_change='fail',
+    pre_hook="{{ forget_changed_customer_months() }}",
+) }}
+
+{{ check_customer_months_increment() }}
 
 with
 
@@ -41,13 +58,66 @@ reporting_dates as (
 
 ),
 
+{% if is_incremental() %}
+
+changed_customers as (
+
+    {{ changed_customers_since_watermark() }}
+
+),
+
+previous as (
+
+    select max(month) as last_month from {{ this }}
+
+),
+
+{% endif %}
+
 cohorts as (
 
     select
         customer_id,
         min(purchase_month) as cohort_month
     from purchase_days
+    {% if is_incremental() %}
+    where customer_id in (select customer_id from changed_customers)
+    {% endif %}
     group by customer_id
+
+),
+
+scope as (
+
+    -- the customers and months to compute, and the running state before the first of them
+    select
+        customer_id,
+        cohort_month,
+        cohort_month as first_month,
+        cast(null as date) as prior_last_purchase_date,
+        cast(0 as {{ dbt.type_bigint() }}) as prior_cumulative_purchases,
+        cast(0 as decimal(18, 2)) as prior_cumulative_revenue
+    from cohorts
+
+    {% if is_incremental() %}
+
+    union all
+
+    select
+        latest.customer_id,
+        latest.cohort_month,
+        latest.month as first_month,
+        prior.last_purchase_date as prior_last_purchase_date,
+        coalesce(prior.cumulative_purchases, 0) as prior_cumulative_purchases,
+        coalesce(prior.cumulative_revenue, 0) as prior_cumulative_revenue
+    from {{ this }} as latest
+    left join {{ this }} as prior
+        on latest.customer_id = prior.customer_id
+        and prior.month = cast({{ dbt.dateadd('month', -1, 'latest.month') }} as date)
+    where latest.month = (select last_month from previous)
+        and latest.customer_id not in (select customer_id from changed_customers)
+
+    {% endif %}
 
 ),
 
@@ -62,50 +132,68 @@ monthly_purchases as (
         sum(days_since_previous_purchase) as gap_days,
         count(days_since_previous_purchase) as gaps
     from purchase_days
+    {% if is_incremental() %}
+    where purchase_month >= (select last_month from previous)
+        or customer_id in (select customer_id from changed_customers)
+    {% endif %}
     group by customer_id, purchase_month
 
 ),
 
-spined as (
+sparse as (
 
+    -- the months with a purchase, from each customer's first month to compute on; for a
+    -- continuing customer also a state row for the month before, carrying the running totals
     select
-        cohorts.customer_id,
-        cohorts.cohort_month,
-        calendar_months.month,
-        calendar_months.month_end
-    from cohorts
-    inner join calendar_months
-        on cohorts.cohort_month <= calendar_months.month
-
-),
-
-joined as (
-
-    select
-        spined.customer_id,
-        spined.cohort_month,
-        spined.month,
-        spined.month_end,
-        coalesce(monthly_purchases.purchases, 0) as purchases,
-        coalesce(monthly_purchases.revenue, 0) as revenue,
-        coalesce(monthly_purchases.gap_days, 0) as gap_days,
-        coalesce(monthly_purchases.gaps, 0) as gaps,
+        scope.customer_id,
+        scope.cohort_month,
+        scope.first_month,
+        monthly_purchases.month,
+        monthly_purchases.purchases,
+        monthly_purchases.revenue,
+        monthly_purchases.gap_days,
+        monthly_purchases.gaps,
         monthly_purchases.last_purchase_date_in_month
-    from spined
-    left join monthly_purchases
-        on spined.customer_id = monthly_purchases.customer_id
-        and spined.month = monthly_purchases.month
+    from scope
+    inner join monthly_purchases
+        on scope.customer_id = monthly_purchases.customer_id
+        and scope.first_month <= monthly_purchases.month
+
+    union all
+
+    select
+        customer_id,
+        cohort_month,
+        first_month,
+        cast({{ dbt.dateadd('month', -1, 'first_month') }} as date) as month,
+        prior_cumulative_purchases as purchases,
+        prior_cumulative_revenue as revenue,
+        0 as gap_days,
+        0 as gaps,
+        prior_last_purchase_date as last_purchase_date_in_month
+    from scope
+    where first_month > cohort_month
 
 ),
 
 cumulative as (
 
+    -- windows over purchase months only (one sort, shared partition and order); the months
+    -- without a purchase are filled in below by a range join, not sorted
     select
         *,
+        coalesce(
+            lead(month) over (partition by customer_id order by month),
+            cast('9999-12-01' as date)
+        ) as next_purchase_month,
         max(last_purchase_date_in_month) over (
             partition by customer_id order by month
             rows between unbounded preceding and current row
         ) as last_purchase_date,
+        max(last_purchase_date_in_month) over (
+            partition by customer_id order by month
+            rows between unbounded preceding and 1 preceding
+        ) as last_purchase_date_before,
         sum(purchases) over (
             partition by customer_id order by month
             rows between unbounded preceding and current row
@@ -114,7 +202,40 @@ cumulative as (
             partition by customer_id order by month
             rows between unbounded preceding and current row
         ) as cumulative_revenue
-    from joined
+    from sparse
+
+),
+
+expanded as (
+
+    -- every month from a purchase month up to the next one carries its running state
+    select
+        cumulative.customer_id,
+        cumulative.cohort_month,
+        calendar_months.month,
+        calendar_months.month_end,
+        cast({{ dbt.dateadd('day', -1, 'calendar_months.month') }} as date) as previous_month_end,
+        case when calendar_months.month = cumulative.month then cumulative.purchases else 0 end
+            as purchases,
+        case when calendar_months.month = cumulative.month then cumulative.revenue else 0 end
+            as revenue,
+        case when calendar_months.month = cumulative.month then cumulative.gap_days else 0 end
+            as gap_days,
+        case when calendar_months.month = cumulative.month then cumulative.gaps else 0 end
+            as gaps,
+        cumulative.last_purchase_date,
+        case
+            when calendar_months.month = cumulative.month
+                then cumulative.last_purchase_date_before
+            else cumulative.last_purchase_date
+        end as last_purchase_date_before_month,
+        cumulative.cumulative_purchases,
+        cumulative.cumulative_revenue
+    from cumulative
+    inner join calendar_months
+        on cumulative.month <= calendar_months.month
+        and cumulative.next_purchase_month > calendar_months.month
+        and cumulative.first_month <= calendar_months.month
 
 ),
 
@@ -125,18 +246,12 @@ activity as (
         reporting_dates.churn_inactivity_days,
         reporting_dates.at_risk_inactive_days,
         {{ dbt.datediff('cumulative.last_purchase_date', 'cumulative.month_end', 'day') }}
-            as days_since_last_purchase
-    from cumulative
+            as days_since_last_purchase,
+        -- days from the last purchase before the month to the end of the previous month
+        {{ dbt.datediff('last_purchase_date_before_month', 'previous_month_end', 'day') }}
+            as days_inactive_at_start
+    from expanded as cumulative
     cross join reporting_dates
-
-),
-
-active as (
-
-    select
-        *,
-        days_since_last_purchase < churn_inactivity_days as is_active_at_end
-    from activity
 
 ),
 
@@ -144,11 +259,10 @@ transitions as (
 
     select
         *,
-        coalesce(
-            lag(is_active_at_end) over (partition by customer_id order by month), false
-        ) as is_active_at_start,
+        days_since_last_purchase < churn_inactivity_days as is_active_at_end,
+        coalesce(days_inactive_at_start < churn_inactivity_days, false) as is_active_at_start,
         month = cohort_month as is_new
-    from active
+    from activity
 
 ),
 
@@ -165,14 +279,14 @@ final as (
         ) as period_number,
         customers.acquisition_channel,
         customers.region,
-        transitions.purchases,
-        transitions.revenue,
-        transitions.gap_days,
-        transitions.gaps,
-        transitions.cumulative_purchases,
-        transitions.cumulative_revenue,
+        cast(transitions.purchases as {{ dbt.type_bigint() }}) as purchases,
+        cast(transitions.revenue as decimal(18, 2)) as revenue,
+        cast(transitions.gap_days as {{ dbt.type_bigint() }}) as gap_days,
+        cast(transitions.gaps as {{ dbt.type_bigint() }}) as gaps,
+        cast(transitions.cumulative_purchases as {{ dbt.type_bigint() }}) as cumulative_purchases,
+        cast(transitions.cumulative_revenue as decimal(18, 2)) as cumulative_revenue,
         transitions.last_purchase_date,
-        transitions.days_since_last_purchase,
+        cast(transitions.days_since_last_purchase as integer) as days_since_last_purchase,
         transitions.is_active_at_start,
         transitions.is_active_at_end,
         transitions.is_new,
@@ -188,7 +302,9 @@ final as (
             when transitions.days_since_last_purchase >= transitions.at_risk_inactive_days
                 then 'at_risk'
             else 'active'
-        end as lifecycle_stage
+        end as lifecycle_stage,
+        transitions.churn_inactivity_days,
+        {{ sources_loaded_through() }} as _loaded_through
     from transitions
     inner join customers
         on transitions.customer_id = customers.customer_id

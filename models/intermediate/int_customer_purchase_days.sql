@@ -2,6 +2,8 @@
     One row per customer and purchase day (several purchases on one day are one purchase day of
     their summed revenue, as in the BTYD literature), with the gap to the previous purchase day.
 -#}
+{{ config(materialized='table') }}
+
 with
 
 purchases as (

@@ -1,3 +1,5 @@
+{{ config(materialized='table') }}
+
 -- One row per customer with at least one order up to as_of_date: purchase and order counts.
 with
 

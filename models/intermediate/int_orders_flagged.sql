@@ -3,6 +3,8 @@
     order: cancelled, refunded and pending orders stay visible but carry no revenue.
     purchase_number counts a customer's purchases in time order (null for non-purchases).
 -#}
+{{ config(materialized='table') }}
+
 with
 
 orders as (

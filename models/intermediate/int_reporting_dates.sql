@@ -2,6 +2,8 @@
     The reporting parameters as one row, so every model reads the same values and unit tests can
     give them as an input. Vars are validated when dbt compiles (macros/as_of_date.sql).
 -#}
+{{ config(materialized='table') }}
+
 {%- set churn_days = int_var('churn_inactivity_days') | int -%}
 {%- if churn_days < 31 -%}
     {{ exceptions.raise_compiler_error(

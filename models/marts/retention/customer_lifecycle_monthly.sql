@@ -1,4 +1,8 @@
 -- Each customer's lifecycle stage in every month from their first purchase to as_of_date.
+-- A view over the incremental int_customer_months table: a second copy of the largest table
+-- would double the build time, and BI reads the published Parquet copy, never this view.
+{{ config(materialized='view') }}
+
 with
 
 customer_months as (

@@ -5,14 +5,79 @@
 
     An order is only trusted when its customer is a current valid customer: otherwise it is
     quarantined as unknown_customer, and passes on a later build once the customer has landed.
+
+    Incremental (macros/incremental.sql): a run re-classifies every raw row of the orders that
+    received a new row, and of the orders of customers who received one, since the watermark;
+    the rows replace their previous classification (unique key: the raw row).
 -#}
+-- depends_on: {{ source('shop', 'customers') }}
+{{ config(
+    materialized=incremental_where_supported(),
+    incremental_strategy='delete+insert',
+    unique_key=['_source_file', '_source_row'],
+    on_schema_change='fail',
+) }}
+
 with
+
+{% if is_incremental() %}
+
+new_orders as (
+
+    select {{ clean_text('order_id') }} as order_key
+    from {{ source('shop', 'orders') }}
+    where _loaded_at > {{ incremental_watermark() }}
+
+),
+
+new_customers as (
+
+    select {{ clean_text('customer_id') }} as customer_key
+    from {{ source('shop', 'customers') }}
+    where _loaded_at > {{ incremental_watermark() }}
+
+),
+
+affected_orders as (
+
+    select order_key from new_orders
+    union
+    select order_key from {{ this }}
+    where customer_key in (select customer_key from new_customers)
+
+),
+
+{% endif %}
 
 source as (
 
     select * from {{ source('shop', 'orders') }}
+    {% if is_incremental() %}
+        where _loaded_at > {{ incremental_watermark() }}
+        or {{ clean_text('order_id') }} in (select order_key from affected_orders)
+    {% endif %}
 
 ),
+
+{% if is_incremental() %}
+
+batch as (
+
+    -- one row per raw row before the delete+insert, which would keep both copies of a key
+    select *
+    from (
+        select
+            *,
+            row_number() over (
+                partition by _source_file, _source_row order by _loaded_at desc
+            ) as batch_copy
+        from source
+    ) as numbered
+    where batch_copy = 1
+
+),
+
+{% endif %}
 
 customers as (
 
@@ -48,7 +113,7 @@ typed as {{ cte_materialized() }} (
         _source_file,
         _source_row,
         _loaded_at
-    from source
+    from {{ 'batch' if is_incremental() else 'source' }}
 
 ),
 
@@ -118,4 +183,7 @@ classified as (
 
 )
 
-select * from classified
+select
+    classified.*,
+    {{ sources_loaded_through() }} as _loaded_through
+from classified

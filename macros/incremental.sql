@@ -1,0 +1,95 @@
+{#-
+    Incremental processing of orders (base_shop__orders, int_customer_months).
+
+    The watermark is the load time, not the event time: every raw row carries _loaded_at, and
+    each incremental model stores in _loaded_through the latest _loaded_at of raw.orders and
+    raw.customers it has seen. A run processes the rows loaded after that watermark minus
+    var('incremental_lookback_hours'), together with every other version of the orders they
+    touch. So a late-arriving version (a refund for a two-year-old order) is applied however old
+    the order is. `retention load` stamps each load strictly later than the one before, so the
+    default lookback is 0; raise it when another tool writes raw.* and can commit rows stamped
+    earlier than rows already visible (re-processing is idempotent).
+
+    Changing a var or seed the models depend on (churn_inactivity_days, fx rates, ...) needs
+    `retention build --full-refresh`; int_customer_months refuses to mix parameters.
+-#}
+
+{#- The latest load time of the sources incremental models follow (a scalar subquery). -#}
+{% macro sources_loaded_through() -%}
+    (
+        select max(loaded_at) from (
+            select max(_loaded_at) as loaded_at from {{ source('shop', 'orders') }}
+            union all
+            select max(_loaded_at) as loaded_at from {{ source('shop', 'customers') }}
+        ) as sources
+    )
+{%- endmacro %}
+
+{#- Rows loaded after this moment are new to the model being built (a scalar subquery). -#}
+{% macro incremental_watermark() -%}
+    (
+        select
+            coalesce(
+                {{ dbt.dateadd('hour', '-' ~ int_var('incremental_lookback_hours'), 'max(_loaded_through)') }},
+                cast('1900-01-01' as timestamp)
+            )
+        from {{ this }}
+    )
+{%- endmacro %}
+
+{#-
+    The customers whose purchase history may have changed since int_customer_months was last
+    built: the customers of every version of the orders that received a new raw row (an order
+    moved to another customer changes both), and customers with a new raw customer row (their
+    segment or validity may have changed).
+-#}
+{% macro changed_customers_since_watermark() -%}
+    select customer_key as customer_id
+    from {{ ref('base_shop__orders') }}
+    where customer_key is not null
+        and order_key in (
+            select {{ clean_text('order_id') }}
+            from {{ source('shop', 'orders') }}
+            where _loaded_at > {{ incremental_watermark() }}
+        )
+    union
+    select {{ clean_text('customer_id') }} as customer_id
+    from {{ source('shop', 'customers') }}
+    where _loaded_at > {{ incremental_watermark() }}
+        and {{ clean_text('customer_id') }} is not null
+{%- endmacro %}
+
+{#- Pre-hook of int_customer_months: changed customers are recomputed from scratch. -#}
+{% macro forget_changed_customer_months() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where customer_id in ({{ changed_customers_since_watermark() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    An increment must continue the table it extends: refuse (before any change) when as_of_date
+    moved back before the last month built or the churn window changed, and say what to do.
+-#}
+{% macro check_customer_months_increment() -%}
+    {%- if execute and is_incremental() -%}
+        {%- set previous = run_query(
+            "select max(month), min(churn_inactivity_days), max(churn_inactivity_days) from "
+            ~ this
+        ).rows[0] -%}
+        {%- set current = run_query(
+            "select as_of_month, churn_inactivity_days from " ~ ref('int_reporting_dates')
+        ).rows[0] -%}
+        {%- if previous[0] is not none and current[0] < previous[0] -%}
+            {{ exceptions.raise_compiler_error(
+                "as_of_date (" ~ current[0] ~ ") is before the last month already built ("
+                ~ previous[0] ~ "); rebuild with `retention build --full-refresh`") }}
+        {%- endif -%}
+        {%- if previous[1] is not none
+            and (previous[1] != current[1] or previous[2] != current[1]) -%}
+            {{ exceptions.raise_compiler_error(
+                "churn_inactivity_days changed from " ~ previous[1] ~ " to " ~ current[1]
+                ~ " since the last build; rebuild with `retention build --full-refresh`") }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
