@@ -23,14 +23,15 @@
     amount x (USD per unit of its currency) / (USD per unit of the reporting currency).
     The cross rate is fixed to 10 decimals first, so the product and the rounding are exact
     decimal arithmetic on every engine (the quotient of two decimals is a double on DuckDB, which
-    rounded some half cents down). The amount (below 10^12) is narrowed to decimal(16, 4) so that
-    Spark keeps every digit of the product (it rounds products wider than 38 digits to 6
-    decimals). Null when either rate is missing.
+    rounded some half cents down). The types are chosen for the engines' decimal rules: Spark
+    keeps every digit of a product of at most 38 digits (16 + 20 + 1; wider ones it rounds to 6
+    decimals), and DuckDB multiplies in 128 bits when an operand is wider than 18 digits (two
+    64-bit operands overflow). Amounts must be below 10^12. Null when either rate is missing.
 -#}
 {% macro convert_to_reporting(amount, rate_to_usd, reporting_rate_to_usd) -%}
     round(
         cast({{ amount }} as decimal(16, 4))
-        * cast({{ rate_to_usd }} / {{ reporting_rate_to_usd }} as decimal(18, 10)),
+        * cast({{ rate_to_usd }} / {{ reporting_rate_to_usd }} as decimal(20, 10)),
         2
     )
 {%- endmacro %}
