@@ -66,6 +66,8 @@ def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     if target:
         env["RETENTION_DBT_TARGET"] = target
+    # pyspark 4.3 warns about pandas 3 at every start; the project's use of it is tested
+    env.setdefault("PYTHONWARNINGS", "ignore:PySpark does not yet fully support pandas")
     return env
 
 

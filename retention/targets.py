@@ -422,8 +422,14 @@ def _ship_spark(paths: Paths, say: Say) -> ShipSummary:
             )
             summary.files += 1
             summary.rows += rows.num_rows
-    say("  registering the raw tables in Spark")
-    _spark_job(paths, "register-raw")
+    # the tables are external: new files show up in them without registering again
+    marker = paths.data_dir / "spark" / ".raw_tables_registered"
+    location = spark_raw_location(paths)
+    if summary.files or not marker.is_file() or marker.read_text() != location:
+        say("  registering the raw tables in Spark")
+        _spark_job(paths, "register-raw")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(location)
     return summary
 
 
