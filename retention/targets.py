@@ -57,9 +57,8 @@ Say = Callable[[str], None]
 #: Targets whose tables the pipeline loads and whose CLV marts it writes itself.
 EXTERNAL_TARGETS = ("postgres", "spark")
 
-#: The dbt source (models/marts/clv/_clv__sources.yml) under which those marts are declared.
+#: The dbt source (models/marts/clv/from_pipeline/) under which those marts are declared.
 CLV_SOURCE = "clv"
-CLV_TABLES = ("clv_model_parameters", "customer_lifetime_value", "clv_backtest")
 
 RAW_COLUMNS = ("_extra", "_source_file", "_source_row", "_loaded_at", "_load_issue")
 LEDGER_COLUMNS = ("entity", "source_file", "sha256", "size_bytes", "row_count", "loaded_at")
