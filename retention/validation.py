@@ -27,6 +27,8 @@ from types import ModuleType
 from typing import Any
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
 
 from retention.config import Paths, project_dir
 from retention.errors import UserError
@@ -35,6 +37,8 @@ from retention.load import connect
 log = logging.getLogger(__name__)
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
+
+_ARROW_TEXT = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 
 
 @dataclass
@@ -166,8 +170,9 @@ def _frame(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]):
         else:
             select.append(f'"{name}"')
     arrow = con.execute(f"select {', '.join(select)} from {table}").to_arrow_table()
-    # free each Arrow column as it is converted: the peak is one copy of the table, not two
-    return arrow.to_pandas(split_blocks=True, self_destruct=True)
+    # free each Arrow column as it is converted: the peak is one copy of the table, not two.
+    # Text stays in Arrow buffers (pandas' pyarrow string dtype), not a Python object per value.
+    return arrow.to_pandas(split_blocks=True, self_destruct=True, types_mapper=_ARROW_TEXT.get)
 
 
 def _engine_error(exception_info: Any) -> str | None:
@@ -204,8 +209,12 @@ def _as_of(con: duckdb.DuckDBPyConnection) -> date | None:
 def _context(docs_dir: Path):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.execution_engine import pandas_execution_engine
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # GX fingerprints every DataFrame batch smaller than this many bytes (by the shallow
+    # memory_usage) with a hash of all its rows: a batch marker only, 7 s on a 6.5 M-row frame
+    pandas_execution_engine.HASH_THRESHOLD = 0
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     context.add_data_docs_site(
@@ -246,6 +255,13 @@ def validate(
     suites_module = _load_suites_module()
     docs_dir = paths.validation / "data_docs"
     con = connect(paths, read_only=True)
+    # the tables are streamed into Arrow: DuckDB's buffer pool need not cache them all
+    con.execute("set memory_limit = '512MB'")
+    con.execute("set enable_progress_bar = false")
+    # the frames are freed table by table; Arrow's default pool (mimalloc) would keep their
+    # pages and the process would grow by every large table
+    previous_pool = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
     try:
         build = latest_build(con)
         as_of = _as_of(con)
@@ -270,7 +286,6 @@ def validate(
             data_docs=str(docs_dir / "index.html"),
         )
         context = _context(docs_dir)
-        source = context.data_sources.add_pandas("warehouse")
         for suite_spec in suites:
             table = suite_spec.table
             columns = _columns(suite_spec)
@@ -281,6 +296,8 @@ def validate(
                 say(f"  ERROR  {table}: {exc}")
                 continue
             report.row_counts[table] = len(frame)
+            # a data source per table: its execution engine caches the batch (the whole frame)
+            source = context.data_sources.add_pandas(table)
             asset = source.add_dataframe_asset(name=table)
             batch = asset.add_batch_definition_whole_dataframe(f"{table} whole")
             suite = context.suites.add(gx.ExpectationSuite(name=table))
@@ -317,9 +334,13 @@ def validate(
                 )
             mark = "ok    " if table_failures == 0 else "FAILED"
             say(f"  {mark} {table}: {len(result.results)} expectations, {len(frame):,} rows")
+            del frame, result, definition
+            context.validation_definitions.delete(table)
+            context.data_sources.delete(table)  # with its cached batch
         context.build_data_docs()
     finally:
         con.close()
+        pa.set_memory_pool(previous_pool)
     report.seconds = round(time.perf_counter() - started, 2)
     if write_report:
         paths.validation.mkdir(parents=True, exist_ok=True)
