@@ -1,5 +1,6 @@
 {#-
-    Incremental processing of orders (base_shop__orders, int_customer_months).
+    Incremental processing of orders (base_shop__orders, int_orders_flagged,
+    int_customer_purchase_days, int_customer_months).
 
     The watermark is the load time, not the event time: every raw row carries _loaded_at, and
     each incremental model stores in _loaded_through the latest _loaded_at of raw.orders and
@@ -59,11 +60,70 @@
         and {{ clean_text('customer_id') }} is not null
 {%- endmacro %}
 
-{#- Pre-hook of int_customer_months: changed customers are recomputed from scratch. -#}
+{#-
+    The customers whose current orders up to as_of_date may differ from what the model being
+    built holds (int_orders_flagged, int_customer_purchase_days): the changed customers, and the
+    customers with an order after the as_of_date the model was last built for (as_of_date moved
+    forward). The model stores that date in _as_of_date.
+-#}
+{% macro customers_to_recompute() -%}
+    {{ changed_customers_since_watermark() }}
+    union
+    select customer_id
+    from {{ ref('stg_shop__orders') }}
+    where cast(ordered_at as date) > (
+            select coalesce(max(_as_of_date), cast('1900-01-01' as date)) from {{ this }}
+        )
+        and cast(ordered_at as date) <= (select as_of_date from {{ ref('int_reporting_dates') }})
+{%- endmacro %}
+
+{#- Pre-hook of the per-customer incremental models: their changed customers are rebuilt. -#}
+{% macro forget_customers_to_recompute() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where customer_id in ({{ customers_to_recompute() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    Refuse (before any change) an increment for an as_of_date before the one the model was built
+    for: its rows after the new date would stay.
+-#}
+{% macro check_as_of_not_earlier() -%}
+    {%- if execute and is_incremental() -%}
+        {%- set previous = run_query("select max(_as_of_date) from " ~ this).rows[0][0] -%}
+        {%- set current = run_query(
+            "select as_of_date from " ~ ref('int_reporting_dates')
+        ).rows[0][0] -%}
+        {%- if previous is not none and current < previous -%}
+            {{ exceptions.raise_compiler_error(
+                "as_of_date (" ~ current ~ ") is before the one " ~ this.identifier
+                ~ " was built for (" ~ previous ~ "); rebuild with "
+                ~ "`retention build --full-refresh`") }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The customers int_customer_months recomputes from their cohort month: the changed customers,
+    and those with a purchase after the as_of_date it was last built for (the month_end of its
+    last month), such as a first purchase already loaded when as_of_date moves forward.
+-#}
+{% macro customer_months_to_recompute() -%}
+    {{ changed_customers_since_watermark() }}
+    union
+    select customer_id
+    from {{ ref('int_customer_purchase_days') }}
+    where purchase_date > (
+        select coalesce(max(month_end), cast('1900-01-01' as date)) from {{ this }}
+    )
+{%- endmacro %}
+
+{#- Pre-hook of int_customer_months: those customers are recomputed from scratch. -#}
 {% macro forget_changed_customer_months() -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        where customer_id in ({{ changed_customers_since_watermark() }})
+        where customer_id in ({{ customer_months_to_recompute() }})
     {%- endif -%}
 {%- endmacro %}
 

@@ -22,15 +22,21 @@ from .conftest import quiet, write_csv
 ORDER_HEADER = list(COLUMNS["orders"])
 CUSTOMER_HEADER = list(COLUMNS["customers"])
 NEW_DAY = "2025-06-30"
+INCREMENTAL_MODELS = (
+    "base_shop__orders",
+    "int_orders_flagged",
+    "int_customer_purchase_days",
+    "int_customer_months",
+)
 
 
 def _snapshot(paths: Paths) -> dict[str, list[tuple]]:
-    """Every table and view of marts, plus the two incremental models, in a stable order."""
+    """Every table and view of marts, plus the incremental models, in a stable order."""
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         relations = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_schema = 'marts' "
-            "or table_name in ('base_shop__orders', 'int_customer_months') order by 1, 2"
+            f"or table_name in ({', '.join(repr(m) for m in INCREMENTAL_MODELS)}) order by 1, 2"
         ).fetchall()
         snapshot = {}
         for schema, table in relations:
@@ -41,7 +47,8 @@ def _snapshot(paths: Paths) -> dict[str, list[tuple]]:
                     "where table_schema = ? and table_name = ? order by ordinal_position",
                     [schema, table],
                 ).fetchall()
-                if name != "_loaded_through"  # the moment of the build, not data
+                # bookkeeping of incremental runs (latest load seen, as_of_date built for)
+                if name not in ("_loaded_through", "_as_of_date")
             ]
             select = ", ".join(f'"{c}"' for c in columns)
             snapshot[f"{schema}.{table}"] = con.execute(
@@ -136,6 +143,8 @@ def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -
     paths = day_landed_incrementally
     assert "affected_orders" in _compiled_code(paths, "base_shop__orders")
     assert "prior_last_purchase_date" in _compiled_code(paths, "int_customer_months")
+    for model in ("int_orders_flagged", "int_customer_purchase_days"):
+        assert "customers_to_recompute" in _compiled_code(paths, model)
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         # the late customer's order, quarantined before, now counts from its 2024 cohort
         cohort = con.execute(
@@ -166,3 +175,18 @@ def test_incremental_run_equals_full_refresh(day_landed_incrementally: Paths) ->
 def test_an_earlier_as_of_date_needs_a_full_refresh(day_landed_incrementally: Paths) -> None:
     with pytest.raises(dbt.DbtFailure, match="full-refresh"):
         pipeline.build_step(day_landed_incrementally, quiet, as_of="2025-01-15")
+
+
+def test_a_later_as_of_date_adds_the_orders_already_loaded(day_landed_incrementally: Paths) -> None:
+    """Built for an earlier as_of_date, then incrementally for the latest one with nothing new
+    loaded: the orders between the two dates join the per-customer models."""
+    paths = day_landed_incrementally
+    pipeline.build_step(paths, quiet, as_of="2025-03-10", full_refresh=True)
+    pipeline.build_step(paths, quiet)
+    assert "customers_to_recompute" in _compiled_code(paths, "int_orders_flagged")
+    incremental = _snapshot(paths)
+    pipeline.build_step(paths, quiet, full_refresh=True)
+    full = _snapshot(paths)
+    assert incremental["marts.orders"] == full["marts.orders"]
+    for name in full:
+        assert incremental[name] == full[name], f"{name} differs after the incremental run"

@@ -14,10 +14,11 @@
       at_risk_inactive_days = half the churn window) or churned (not active at month end).
 
     Incremental (macros/incremental.sql): customers with a new order row or customer row since
-    the watermark are recomputed from their cohort month (the pre-hook first removes their rows,
-    so a customer whose only purchase was refunded disappears); every other customer only gets
-    the months from the last month built before (whose month_end was the previous as_of_date)
-    on, continuing the running totals from the month before it.
+    the watermark, or a purchase after the previous as_of_date, are recomputed from their cohort
+    month (the pre-hook first removes their rows, so a customer whose only purchase was refunded
+    disappears); every other customer only gets the months from the last month built before
+    (whose month_end was the previous as_of_date) on, continuing the running totals from the
+    month before it.
 -#}
 -- depends_on: {{ ref('base_shop__orders') }}
 -- depends_on: {{ source('shop', 'orders') }}
@@ -62,7 +63,7 @@ reporting_dates as (
 
 changed_customers as (
 
-    {{ changed_customers_since_watermark() }}
+    {{ customer_months_to_recompute() }}
 
 ),
 

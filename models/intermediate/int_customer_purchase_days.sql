@@ -1,15 +1,43 @@
 {#-
     One row per customer and purchase day (several purchases on one day are one purchase day of
     their summed revenue, as in the BTYD literature), with the gap to the previous purchase day.
+
+    Incremental like int_orders_flagged: the customers to recompute get all their days again.
 -#}
-{{ config(materialized='table') }}
+-- depends_on: {{ ref('base_shop__orders') }}
+-- depends_on: {{ ref('stg_shop__orders') }}
+-- depends_on: {{ ref('int_reporting_dates') }}
+-- depends_on: {{ source('shop', 'orders') }}
+-- depends_on: {{ source('shop', 'customers') }}
+{{ config(
+    materialized=incremental_where_supported(),
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id'],
+    on_schema_change='fail',
+    pre_hook="{{ forget_customers_to_recompute() }}",
+) }}
+
+{{ check_as_of_not_earlier() }}
 
 with
+
+{% if is_incremental() %}
+
+customers_to_recompute as (
+
+    {{ customers_to_recompute() }}
+
+),
+
+{% endif %}
 
 purchases as (
 
     select * from {{ ref('int_orders_flagged') }}
     where is_purchase
+    {% if is_incremental() %}
+        and customer_id in (select customer_id from customers_to_recompute)
+    {% endif %}
 
 ),
 
@@ -48,7 +76,12 @@ final as (
     select
         *,
         {{ dbt.datediff('previous_purchase_date', 'purchase_date', 'day') }}
-            as days_since_previous_purchase
+            as days_since_previous_purchase,
+        (
+            select reporting_dates.as_of_date
+            from {{ ref('int_reporting_dates') }} as reporting_dates
+        ) as _as_of_date,
+        {{ sources_loaded_through() }} as _loaded_through
     from sequenced
 
 )

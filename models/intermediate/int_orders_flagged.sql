@@ -2,14 +2,42 @@
     Current orders up to as_of_date with the flags every mart uses. A purchase is a completed
     order: cancelled, refunded and pending orders stay visible but carry no revenue.
     purchase_number counts a customer's purchases in time order (null for non-purchases).
+
+    Incremental (macros/incremental.sql): the customers to recompute (an order row landed or a
+    customer row changed since the watermark, or an order between the previous and the current
+    as_of_date) lose their rows in the pre-hook and get all their orders again.
 -#}
-{{ config(materialized='table') }}
+-- depends_on: {{ ref('base_shop__orders') }}
+-- depends_on: {{ source('shop', 'orders') }}
+-- depends_on: {{ source('shop', 'customers') }}
+{{ config(
+    materialized=incremental_where_supported(),
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id'],
+    on_schema_change='fail',
+    pre_hook="{{ forget_customers_to_recompute() }}",
+) }}
+
+{{ check_as_of_not_earlier() }}
 
 with
+
+{% if is_incremental() %}
+
+customers_to_recompute as (
+
+    {{ customers_to_recompute() }}
+
+),
+
+{% endif %}
 
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
+    {% if is_incremental() %}
+    where customer_id in (select customer_id from customers_to_recompute)
+    {% endif %}
 
 ),
 
@@ -21,7 +49,9 @@ reporting_dates as (
 
 in_window as (
 
-    select orders.*
+    select
+        orders.*,
+        reporting_dates.as_of_date
     from orders
     cross join reporting_dates
     where cast(orders.ordered_at as date) <= reporting_dates.as_of_date
@@ -47,7 +77,8 @@ flagged as (
         cast(case when status = 'completed' then amount else 0 end as decimal(18, 2)) as revenue,
         updated_at,
         _source_file,
-        _source_row
+        _source_row,
+        as_of_date as _as_of_date
     from in_window
 
 ),
@@ -62,7 +93,8 @@ numbered as (
                     partition by customer_id, is_purchase
                     order by ordered_at, order_id
                 )
-        end as purchase_number
+        end as purchase_number,
+        {{ sources_loaded_through() }} as _loaded_through
     from flagged
 
 )

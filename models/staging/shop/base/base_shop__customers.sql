@@ -65,4 +65,4 @@ classified as (
 
 )
 
-select * from classified
+select * from classified  -- noqa: AM04

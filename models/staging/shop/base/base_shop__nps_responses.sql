@@ -70,4 +70,4 @@ classified as (
 
 )
 
-select * from classified
+select * from classified  -- noqa: AM04

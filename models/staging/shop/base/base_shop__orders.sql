@@ -184,6 +184,6 @@ classified as (
 )
 
 select
-    classified.*,
+    classified.*,  -- noqa: AM04
     {{ sources_loaded_through() }} as _loaded_through
 from classified
