@@ -5,10 +5,12 @@ folder), ``_source_row`` (1-based record number after the header) and ``_loaded_
 outside the contract are kept too, as JSON in ``_extra``. Typing and rejection happen later, in
 dbt staging.
 
-A file is loaded in one transaction together with its entry in ``raw._landing_files``: it is
-either loaded whole or not at all. A file whose content (SHA-256) was already loaded for the same
-entity is skipped, so loading is idempotent; a changed file (a new version) is loaded again and
-its rows become new versions or exact duplicates, which staging sorts out.
+A file is either loaded whole or not at all: it is read completely before anything from it is
+written, and it is written in the same transaction as its entry in ``raw._landing_files``. Files
+are committed in batches of about a million rows, because DuckDB writes a large transaction
+straight into compressed row groups. A file whose content (SHA-256) was already loaded for the
+same entity is skipped, so loading is idempotent; a changed file (a new version) is loaded again
+and its rows become new versions or exact duplicates, which staging sorts out.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 LINEAGE = ("_extra", "_source_file", "_source_row", "_loaded_at", "_load_issue")
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _BOM = b"\xef\xbb\xbf"
+
+#: Rows per transaction. DuckDB writes a large transaction's rows straight into full, compressed
+#: row groups; one transaction per file left a partly filled row group per file, which the
+#: closing checkpoint merged and compressed again (loading the orders took 24 s instead of 17 s).
+BATCH_ROWS = 1_000_000
 
 
 class LoadError(UserError):
@@ -354,8 +361,11 @@ def load(
 ) -> LoadSummary:
     """Load every new landing file into ``raw.*``.
 
-    Each file is its own transaction. A structurally broken file is not loaded at all; the other
-    files still are, and afterwards a ``LoadErrors`` names every broken file and its problem.
+    A file is read whole before anything from it is written, so a structurally broken file is not
+    loaded at all; the other files still are, and afterwards a ``LoadErrors`` names every broken
+    file and its problem. The files that could be read are written in transactions of about
+    ``BATCH_ROWS`` rows, each file together with its ``raw._landing_files`` entry; an error while
+    writing rolls back the open transaction and is raised.
     """
     say = progress or log.info
     summary = LoadSummary()
@@ -379,34 +389,40 @@ def load(
         loaded_at = datetime.now(UTC).replace(tzinfo=None)
         if latest is not None and loaded_at <= latest:
             loaded_at = latest + timedelta(microseconds=1)
-        for entity, path in files:
-            source_file = path.relative_to(paths.landing).as_posix()
-            digest = _sha256(path)
-            if (entity, digest) in known:
-                previous = known[(entity, digest)]
-                note = "" if previous == source_file else f"same content as {previous}"
-                summary.files.append(FileResult(entity, source_file, 0, "skipped", note))
-                continue
-            try:
-                table = read_landing_file(path, entity)
-            except LoadError as exc:
-                errors.append(exc)
-                say(f"  REJECTED {source_file}: {exc.problem}")
-                continue
-            con.execute("begin transaction")
-            try:
+        con.execute("begin transaction")
+        try:
+            uncommitted = 0
+            for entity, path in files:
+                source_file = path.relative_to(paths.landing).as_posix()
+                digest = _sha256(path)
+                if (entity, digest) in known:
+                    previous = known[(entity, digest)]
+                    note = "" if previous == source_file else f"same content as {previous}"
+                    summary.files.append(FileResult(entity, source_file, 0, "skipped", note))
+                    continue
+                try:
+                    table = read_landing_file(path, entity)
+                except LoadError as exc:
+                    errors.append(exc)
+                    say(f"  REJECTED {source_file}: {exc.problem}")
+                    continue
                 _insert(con, entity, table, source_file, loaded_at)
                 con.execute(
                     "insert into raw._landing_files values (?, ?, ?, ?, ?, ?)",
                     [entity, source_file, digest, path.stat().st_size, table.num_rows, loaded_at],
                 )
-                con.execute("commit")
-            except Exception:
-                con.execute("rollback")
-                raise
-            known[(entity, digest)] = source_file
-            summary.files.append(FileResult(entity, source_file, table.num_rows, "loaded"))
-            log.debug("loaded %s: %s rows", source_file, table.num_rows)
+                known[(entity, digest)] = source_file
+                summary.files.append(FileResult(entity, source_file, table.num_rows, "loaded"))
+                log.debug("loaded %s: %s rows", source_file, table.num_rows)
+                uncommitted += table.num_rows
+                if uncommitted >= BATCH_ROWS:
+                    con.execute("commit")
+                    con.execute("begin transaction")
+                    uncommitted = 0
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
     finally:
         con.close()
     for entity in dict.fromkeys(e for e, _ in files):

@@ -214,3 +214,30 @@ def test_load_times_increase_even_when_the_clock_steps_back(
             ).fetchall()
         )
     assert second - first == timedelta(microseconds=1)
+
+
+def test_an_error_while_writing_rolls_back_only_the_open_batch(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are committed in batches of rows; a failed write loses only the batch it is in."""
+    import retention.load as loader
+
+    for i, name in enumerate("abcd"):
+        write_csv(paths.landing_dir("orders") / f"{name}.csv", ORDER_HEADER, _orders(2, 2 * i + 1))
+    insert = loader._insert
+
+    def failing_insert(con, entity, table, source_file, loaded_at):
+        if source_file == "orders/d.csv":
+            raise OSError("disk full")
+        insert(con, entity, table, source_file, loaded_at)
+
+    monkeypatch.setattr(loader, "BATCH_ROWS", 3)  # a and b make a batch, c and d the next
+    monkeypatch.setattr(loader, "_insert", failing_insert)
+    with pytest.raises(OSError, match="disk full"):
+        load(paths, progress=quiet)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        logged = con.execute("select source_file from raw._landing_files order by 1").fetchall()
+    assert logged == [("orders/a.csv",), ("orders/b.csv",)]
+    assert _count(paths, "raw.orders") == 4
+    monkeypatch.setattr(loader, "_insert", insert)
+    assert load(paths, progress=quiet).rows() == 4  # c, rolled back with d, loads again
