@@ -5,10 +5,12 @@ folder), ``_source_row`` (1-based record number after the header) and ``_loaded_
 outside the contract are kept too, as JSON in ``_extra``. Typing and rejection happen later, in
 dbt staging.
 
-A file is loaded in one transaction together with its entry in ``raw._landing_files``: it is
-either loaded whole or not at all. A file whose content (SHA-256) was already loaded for the same
-entity is skipped, so loading is idempotent; a changed file (a new version) is loaded again and
-its rows become new versions or exact duplicates, which staging sorts out.
+A file is either loaded whole or not at all: it is read completely before anything from it is
+written, and it is written in the same transaction as its entry in ``raw._landing_files``. Files
+are committed in batches of about a million rows, because DuckDB writes a large transaction
+straight into compressed row groups. A file whose content (SHA-256) was already loaded for the
+same entity is skipped, so loading is idempotent; a changed file (a new version) is loaded again
+and its rows become new versions or exact duplicates, which staging sorts out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,6 +73,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 LINEAGE = ("_extra", "_source_file", "_source_row", "_loaded_at", "_load_issue")
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _BOM = b"\xef\xbb\xbf"
+
+#: Rows per transaction. DuckDB writes a large transaction's rows straight into full, compressed
+#: row groups; one transaction per file left a partly filled row group per file, which the
+#: closing checkpoint merged and compressed again (loading the orders took 24 s instead of 17 s).
+BATCH_ROWS = 1_000_000
 
 
 class LoadError(UserError):
@@ -319,6 +328,53 @@ def _insert(
         con.unregister("landing_batch")
 
 
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    entity: str,
+    path: Path,
+    source_file: str,
+    digest: str,
+    table: pa.Table,
+    loaded_at: datetime,
+) -> None:
+    """Append a file's rows to ``raw.<entity>`` and its entry to ``raw._landing_files``."""
+    _insert(con, entity, table, source_file, loaded_at)
+    con.execute(
+        "insert into raw._landing_files values (?, ?, ?, ?, ?, ?)",
+        [entity, source_file, digest, path.stat().st_size, table.num_rows, loaded_at],
+    )
+
+
+def _read_new(
+    entity: str, path: Path, loaded: frozenset[tuple[str, str]]
+) -> tuple[str, pa.Table | LoadError | None]:
+    """The file's SHA-256 and, unless that content is among the ``loaded`` ones, its rows or the
+    reason it cannot be loaded."""
+    digest = _sha256(path)
+    if (entity, digest) in loaded:
+        return digest, None
+    try:
+        return digest, read_landing_file(path, entity)
+    except LoadError as exc:
+        return digest, exc
+
+
+def _read_ahead(
+    files: list[tuple[str, Path]], loaded: frozenset[tuple[str, str]]
+) -> Iterator[tuple[str, pa.Table | LoadError | None]]:
+    """``_read_new`` for each file in turn, the next file read in a background thread while the
+    caller writes the current one (DuckDB writes on one thread, leaving a core free)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = None
+        for entity, path in files:
+            future = pool.submit(_read_new, entity, path, loaded)
+            if ahead is not None:
+                yield ahead.result()
+            ahead = future
+        if ahead is not None:
+            yield ahead.result()
+
+
 def discover(paths: Paths, entities: Iterable[str] = ENTITIES) -> list[tuple[str, Path]]:
     """Landing files per entity, in a stable order (by path)."""
     found = []
@@ -354,8 +410,12 @@ def load(
 ) -> LoadSummary:
     """Load every new landing file into ``raw.*``.
 
-    Each file is its own transaction. A structurally broken file is not loaded at all; the other
-    files still are, and afterwards a ``LoadErrors`` names every broken file and its problem.
+    A file is read whole before anything from it is written, so a structurally broken file is not
+    loaded at all; the other files still are, and afterwards a ``LoadErrors`` names every broken
+    file and its problem. The files that could be read are written in transactions of about
+    ``BATCH_ROWS`` rows, each file together with its ``raw._landing_files`` entry; any other error
+    rolls back the open transaction and is raised. The next file is hashed and read in a
+    background thread while the current one is written.
     """
     say = progress or log.info
     summary = LoadSummary()
@@ -363,6 +423,9 @@ def load(
     files = discover(paths, entities)
     con = connect(paths)
     try:
+        # DuckDB's parallel insert has each thread write its own row groups and then merges and
+        # compresses them again: about twice the work of one thread, for no gain in wall time
+        con.execute("set threads = 1")
         _ensure_tables(con)
         known = {
             (e, h): f
@@ -376,34 +439,34 @@ def load(
         loaded_at = datetime.now(UTC).replace(tzinfo=None)
         if latest is not None and loaded_at <= latest:
             loaded_at = latest + timedelta(microseconds=1)
-        for entity, path in files:
-            source_file = path.relative_to(paths.landing).as_posix()
-            digest = _sha256(path)
-            if (entity, digest) in known:
-                previous = known[(entity, digest)]
-                note = "" if previous == source_file else f"same content as {previous}"
-                summary.files.append(FileResult(entity, source_file, 0, "skipped", note))
-                continue
-            try:
-                table = read_landing_file(path, entity)
-            except LoadError as exc:
-                errors.append(exc)
-                say(f"  REJECTED {source_file}: {exc.problem}")
-                continue
-            con.execute("begin transaction")
-            try:
-                _insert(con, entity, table, source_file, loaded_at)
-                con.execute(
-                    "insert into raw._landing_files values (?, ?, ?, ?, ?, ?)",
-                    [entity, source_file, digest, path.stat().st_size, table.num_rows, loaded_at],
-                )
-                con.execute("commit")
-            except Exception:
-                con.execute("rollback")
-                raise
-            known[(entity, digest)] = source_file
-            summary.files.append(FileResult(entity, source_file, table.num_rows, "loaded"))
-            log.debug("loaded %s: %s rows", source_file, table.num_rows)
+        con.execute("begin transaction")
+        try:
+            uncommitted = 0
+            with closing(_read_ahead(files, frozenset(known))) as reads:
+                for (entity, path), (digest, read) in zip(files, reads, strict=True):
+                    source_file = path.relative_to(paths.landing).as_posix()
+                    if (entity, digest) in known:
+                        previous = known[(entity, digest)]
+                        note = "" if previous == source_file else f"same content as {previous}"
+                        summary.files.append(FileResult(entity, source_file, 0, "skipped", note))
+                        continue
+                    if isinstance(read, LoadError):
+                        errors.append(read)
+                        say(f"  REJECTED {source_file}: {read.problem}")
+                        continue
+                    _write(con, entity, path, source_file, digest, read, loaded_at)
+                    known[(entity, digest)] = source_file
+                    summary.files.append(FileResult(entity, source_file, read.num_rows, "loaded"))
+                    log.debug("loaded %s: %s rows", source_file, read.num_rows)
+                    uncommitted += read.num_rows
+                    if uncommitted >= BATCH_ROWS:
+                        con.execute("commit")
+                        con.execute("begin transaction")
+                        uncommitted = 0
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
     finally:
         con.close()
     for entity in dict.fromkeys(e for e, _ in files):

@@ -214,3 +214,83 @@ def test_load_times_increase_even_when_the_clock_steps_back(
             ).fetchall()
         )
     assert second - first == timedelta(microseconds=1)
+
+
+def test_an_error_while_writing_rolls_back_only_the_open_batch(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are committed in batches of rows; a failed write loses only the batch it is in."""
+    import retention.load as loader
+
+    for i, name in enumerate("abcd"):
+        write_csv(paths.landing_dir("orders") / f"{name}.csv", ORDER_HEADER, _orders(2, 2 * i + 1))
+    insert = loader._insert
+
+    def failing_insert(con, entity, table, source_file, loaded_at):
+        if source_file == "orders/d.csv":
+            raise OSError("disk full")
+        insert(con, entity, table, source_file, loaded_at)
+
+    monkeypatch.setattr(loader, "BATCH_ROWS", 3)  # a and b make a batch, c and d the next
+    monkeypatch.setattr(loader, "_insert", failing_insert)
+    with pytest.raises(OSError, match="disk full"):
+        load(paths, progress=quiet)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        logged = con.execute("select source_file from raw._landing_files order by 1").fetchall()
+    assert logged == [("orders/a.csv",), ("orders/b.csv",)]
+    assert _count(paths, "raw.orders") == 4
+    monkeypatch.setattr(loader, "_insert", insert)
+    assert load(paths, progress=quiet).rows() == 4  # c, rolled back with d, loads again
+
+
+def test_a_copy_landed_in_the_same_run_is_skipped(paths: Paths) -> None:
+    first = write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(2))
+    (paths.landing_dir("orders") / "b.csv").write_bytes(first.read_bytes())
+    summary = load(paths, progress=quiet)
+    assert [(f.source_file, f.status, f.note) for f in summary.files] == [
+        ("orders/a.csv", "loaded", ""),
+        ("orders/b.csv", "skipped", "same content as orders/a.csv"),
+    ]
+    assert _count(paths, "raw.orders") == 2
+
+
+def test_files_loaded_before_are_not_read_again(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retention.load as loader
+
+    write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(2))
+    load(paths, progress=quiet)
+    write_csv(paths.landing_dir("orders") / "b.csv", ORDER_HEADER, _orders(2, 3))
+    read = []
+    read_landing_file = loader.read_landing_file
+
+    def counting_read(path, entity):
+        read.append(path.name)
+        return read_landing_file(path, entity)
+
+    monkeypatch.setattr(loader, "read_landing_file", counting_read)
+    assert load(paths, progress=quiet).rows() == 2
+    assert read == ["b.csv"]
+
+
+def test_an_error_while_reading_ahead_is_raised_and_writes_nothing(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are read in a background thread; an unexpected error there still stops the load."""
+    import retention.load as loader
+
+    for i, name in enumerate("abc"):
+        write_csv(paths.landing_dir("orders") / f"{name}.csv", ORDER_HEADER, _orders(2, 2 * i + 1))
+    read_landing_file = loader.read_landing_file
+
+    def failing_read(path, entity):
+        if path.name == "c.csv":
+            raise PermissionError(f"cannot open {path.name}")
+        return read_landing_file(path, entity)
+
+    monkeypatch.setattr(loader, "read_landing_file", failing_read)
+    with pytest.raises(PermissionError, match=r"cannot open c\.csv"):
+        load(paths, progress=quiet)
+    assert _count(paths, "raw.orders") == 0  # a and b were in the batch that was rolled back
+    assert _count(paths, "raw._landing_files") == 0
