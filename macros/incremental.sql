@@ -1,6 +1,6 @@
 {#-
-    Incremental processing of orders (base_shop__orders, int_orders_flagged,
-    int_customer_purchase_days, int_customer_months).
+    Incremental processing of customers and orders (base_shop__customers, base_shop__orders,
+    int_orders_flagged, int_customer_purchase_days, int_customer_months).
 
     The watermark is the load time, not the event time: every raw row carries _loaded_at, and
     each incremental model stores in _loaded_through the latest _loaded_at of raw.orders and
@@ -36,6 +36,26 @@
             )
         from {{ this }}
     )
+{%- endmacro %}
+
+{#-
+    The raw rows an incremental base model classifies again: those loaded after the watermark and
+    every other row of the same keys (key_column's cleaned text in the `keys` select), one row
+    per raw row (delete+insert would keep both copies of a raw row that appears twice).
+-#}
+{% macro raw_rows_to_classify(relation, key_column, keys) -%}
+    select *
+    from (
+        select
+            *,
+            row_number() over (
+                partition by _source_file, _source_row order by _loaded_at desc
+            ) as batch_copy
+        from {{ relation }}
+        where _loaded_at > {{ incremental_watermark() }}
+            or {{ clean_text(key_column) }} in ({{ keys }})
+    ) as numbered
+    where batch_copy = 1
 {%- endmacro %}
 
 {#-
@@ -86,10 +106,27 @@
 {%- endmacro %}
 
 {#-
+    Refuse an increment of a table built by an earlier version of the project, without the
+    bookkeeping columns an increment reads, and say what to do.
+-#}
+{% macro check_increment_columns(columns) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set existing = adapter.get_columns_in_relation(this)
+            | map(attribute='name') | map('lower') | list -%}
+        {%- for column in columns if column not in existing -%}
+            {{ exceptions.raise_compiler_error(
+                this.identifier ~ " has no column " ~ column ~ " (built by an earlier version of "
+                ~ "the project); rebuild with `retention build --full-refresh`") }}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
     Refuse (before any change) an increment for an as_of_date before the one the model was built
     for: its rows after the new date would stay.
 -#}
 {% macro check_as_of_not_earlier() -%}
+    {{ check_increment_columns(['_loaded_through', '_as_of_date']) }}
     {%- if execute and is_incremental() -%}
         {%- set previous = run_query("select max(_as_of_date) from " ~ this).rows[0][0] -%}
         {%- set current = run_query(

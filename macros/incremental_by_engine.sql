@@ -1,5 +1,5 @@
 {#-
-    The materialization of the incremental models (base_shop__orders, int_customer_months):
+    The materialization of the incremental models (macros/incremental.sql):
     incremental (delete+insert) where the engine can delete rows, a full rebuild on Spark, whose
     Parquet tables have no delete and no merge without Delta (which would need a download). Spark
     is the engine for data too large for one machine, where a full rebuild parallelises; the

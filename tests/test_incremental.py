@@ -23,6 +23,7 @@ ORDER_HEADER = list(COLUMNS["orders"])
 CUSTOMER_HEADER = list(COLUMNS["customers"])
 NEW_DAY = "2025-06-30"
 INCREMENTAL_MODELS = (
+    "base_shop__customers",
     "base_shop__orders",
     "int_orders_flagged",
     "int_customer_purchase_days",
@@ -142,6 +143,7 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
 def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -> None:
     paths = day_landed_incrementally
     assert "affected_orders" in _compiled_code(paths, "base_shop__orders")
+    assert "new_customers" in _compiled_code(paths, "base_shop__customers")
     assert "prior_last_purchase_date" in _compiled_code(paths, "int_customer_months")
     for model in ("int_orders_flagged", "int_customer_purchase_days"):
         assert "customers_to_recompute" in _compiled_code(paths, model)
@@ -190,3 +192,14 @@ def test_a_later_as_of_date_adds_the_orders_already_loaded(day_landed_incrementa
     assert incremental["marts.orders"] == full["marts.orders"]
     for name in full:
         assert incremental[name] == full[name], f"{name} differs after the incremental run"
+
+
+def test_a_table_from_an_earlier_version_asks_for_a_full_refresh(
+    day_landed_incrementally: Paths,
+) -> None:
+    paths = day_landed_incrementally
+    with duckdb.connect(str(paths.warehouse)) as con:
+        con.execute("alter table staging.int_orders_flagged drop column _as_of_date")
+    with pytest.raises(dbt.DbtFailure, match="int_orders_flagged has no column _as_of_date"):
+        pipeline.build_step(paths, quiet)
+    pipeline.build_step(paths, quiet, full_refresh=True)

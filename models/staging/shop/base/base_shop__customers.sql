@@ -2,12 +2,43 @@
     Every raw customer row, typed and classified (current / superseded / duplicate / quarantined).
     stg_shop__customers and quarantine.customers are filters on this table; the reconciliation
     test checks that it holds exactly the rows of raw.customers.
+
+    Incremental (macros/incremental.sql): a run re-classifies every raw row of the customers that
+    received a new row since the watermark; the rows replace their previous classification
+    (unique key: the raw row).
 -#}
+-- depends_on: {{ source('shop', 'orders') }}
+{{ config(
+    materialized=incremental_where_supported(),
+    incremental_strategy='delete+insert',
+    unique_key=['_source_file', '_source_row'],
+    on_schema_change='fail',
+) }}
+
+{{ check_increment_columns(['_loaded_through']) }}
 with
+
+{% if is_incremental() %}
+
+new_customers as (
+
+    select {{ clean_text('customer_id') }} as customer_key
+    from {{ source('shop', 'customers') }}
+    where _loaded_at > {{ incremental_watermark() }}
+
+),
+
+{% endif %}
 
 source as (
 
-    select * from {{ source('shop', 'customers') }}
+    {% if is_incremental() %}
+        {{ raw_rows_to_classify(
+            source('shop', 'customers'), 'customer_id', "select customer_key from new_customers"
+        ) }}
+    {% else %}
+        select * from {{ source('shop', 'customers') }}
+    {% endif %}
 
 ),
 
@@ -65,4 +96,7 @@ classified as (
 
 )
 
-select * from classified  -- noqa: AM04
+select
+    classified.*,  -- noqa: AM04
+    {{ sources_loaded_through() }} as _loaded_through
+from classified

@@ -51,33 +51,15 @@ affected_orders as (
 
 source as (
 
-    select * from {{ source('shop', 'orders') }}
     {% if is_incremental() %}
-        where _loaded_at > {{ incremental_watermark() }}
-        or {{ clean_text('order_id') }} in (select order_key from affected_orders)
+        {{ raw_rows_to_classify(
+            source('shop', 'orders'), 'order_id', "select order_key from affected_orders"
+        ) }}
+    {% else %}
+        select * from {{ source('shop', 'orders') }}
     {% endif %}
 
 ),
-
-{% if is_incremental() %}
-
-batch as (
-
-    -- one row per raw row before the delete+insert, which would keep both copies of a key
-    select *
-    from (
-        select
-            *,
-            row_number() over (
-                partition by _source_file, _source_row order by _loaded_at desc
-            ) as batch_copy
-        from source
-    ) as numbered
-    where batch_copy = 1
-
-),
-
-{% endif %}
 
 customers as (
 
@@ -113,7 +95,7 @@ typed as {{ cte_materialized() }} (
         _source_file,
         _source_row,
         _loaded_at
-    from {{ 'batch' if is_incremental() else 'source' }}
+    from source
 
 ),
 
