@@ -97,11 +97,14 @@
         and cast(ordered_at as date) <= (select as_of_date from {{ ref('int_reporting_dates') }})
 {%- endmacro %}
 
-{#- Pre-hook of the per-customer incremental models: their changed customers are rebuilt. -#}
-{% macro forget_customers_to_recompute() -%}
+{#-
+    Pre-hook of the per-customer incremental models: delete the rows of the customers (a select
+    of customer_id) the run recomputes from scratch.
+-#}
+{% macro forget_customers(customers) -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        where customer_id in ({{ customers_to_recompute() }})
+        where customer_id in ({{ customers }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -154,14 +157,6 @@
     where purchase_date > (
         select coalesce(max(month_end), cast('1900-01-01' as date)) from {{ this }}
     )
-{%- endmacro %}
-
-{#- Pre-hook of int_customer_months: those customers are recomputed from scratch. -#}
-{% macro forget_changed_customer_months() -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }}
-        where customer_id in ({{ customer_months_to_recompute() }})
-    {%- endif -%}
 {%- endmacro %}
 
 {#-

@@ -28,7 +28,7 @@
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'month'],
     on_schema_change='fail',
-    pre_hook="{{ forget_changed_customer_months() }}",
+    pre_hook="{{ forget_customers(customer_months_to_recompute()) }}",
 ) }}
 
 {{ check_customer_months_increment() }}

@@ -14,7 +14,7 @@
     incremental_strategy='delete+insert',
     unique_key=['customer_id'],
     on_schema_change='fail',
-    pre_hook="{{ forget_customers_to_recompute() }}",
+    pre_hook="{{ forget_customers(customers_to_recompute()) }}",
 ) }}
 
 {{ check_as_of_not_earlier() }}
