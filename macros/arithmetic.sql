@@ -45,3 +45,43 @@
 {% macro ratio(numerator, denominator) -%}
     cast({{ numerator }} as {{ type_double() }}) / ({{ denominator }})
 {%- endmacro %}
+
+
+{#-
+    A decimal stored as decimal(precision, scale), null when it does not fit (the caller has
+    already rejected such a value). DuckDB stores a decimal wider than 18 digits in 128 bits;
+    scanning, summing and exporting such a column is several times slower than a 64-bit one.
+-#}
+{% macro narrow_decimal(expr, precision, scale) -%}
+    case
+        when abs({{ expr }}) < {{ 10 ** (precision - scale) }}
+            then cast({{ expr }} as decimal({{ precision }}, {{ scale }}))
+    end
+{%- endmacro %}
+
+
+{#-
+    The rates an amount is converted with, per currency and validity interval of seed fx_rates:
+    rate_to_usd (USD per unit of the currency) and reporting_rate_to_usd (USD per unit of the
+    reporting currency), each interval cut where either rate changes. A model joins it once on
+    currency and date: two joins, the second on a date range alone, made DuckDB sort every order.
+-#}
+{% macro reporting_cross_rates() -%}
+    select
+        currency_fx.currency,
+        case
+            when currency_fx.valid_from > reporting_fx.valid_from then currency_fx.valid_from
+            else reporting_fx.valid_from
+        end as valid_from,
+        case
+            when currency_fx.valid_to < reporting_fx.valid_to then currency_fx.valid_to
+            else reporting_fx.valid_to
+        end as valid_to,
+        currency_fx.rate_to_usd,
+        reporting_fx.rate_to_usd as reporting_rate_to_usd
+    from {{ ref('fx_rates') }} as currency_fx
+    inner join {{ ref('fx_rates') }} as reporting_fx
+        on reporting_fx.currency = {{ reporting_currency() }}
+        and currency_fx.valid_from < reporting_fx.valid_to
+        and reporting_fx.valid_from < currency_fx.valid_to
+{%- endmacro %}

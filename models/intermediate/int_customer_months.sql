@@ -73,6 +73,28 @@ previous as (
 
 ),
 
+last_built_months as (
+
+    select * from {{ this }}
+    where month = (select last_month from previous)
+
+),
+
+months_before as (
+
+    -- each side filtered before the join: a join on the month expression read the whole table
+    select
+        customer_id,
+        last_purchase_date,
+        cumulative_purchases,
+        cumulative_revenue
+    from {{ this }}
+    where month = (
+        select cast({{ dbt.dateadd('month', -1, 'last_month') }} as date) from previous
+    )
+
+),
+
 {% endif %}
 
 cohorts as (
@@ -111,12 +133,10 @@ scope as (
         prior.last_purchase_date as prior_last_purchase_date,
         coalesce(prior.cumulative_purchases, 0) as prior_cumulative_purchases,
         coalesce(prior.cumulative_revenue, 0) as prior_cumulative_revenue
-    from {{ this }} as latest
-    left join {{ this }} as prior
+    from last_built_months as latest
+    left join months_before as prior
         on latest.customer_id = prior.customer_id
-        and prior.month = cast({{ dbt.dateadd('month', -1, 'latest.month') }} as date)
-    where latest.month = (select last_month from previous)
-        and latest.customer_id not in (select customer_id from changed_customers)
+    where latest.customer_id not in (select customer_id from changed_customers)
 
     {% endif %}
 

@@ -17,9 +17,9 @@ channel_groups as (
 
 ),
 
-fx_rates as (
+cross_rates as (
 
-    select * from {{ ref('fx_rates') }}
+    {{ reporting_cross_rates() }}
 
 ),
 
@@ -54,20 +54,16 @@ converted as (
             -- beyond any real order; keeps the conversion below from overflowing
             when abs(typed.amount_value) < 1000000000000
                 then {{ convert_to_reporting(
-                    'typed.amount_value', 'spend_fx.rate_to_usd', 'reporting_fx.rate_to_usd'
+                    'typed.amount_value', 'spend_fx.rate_to_usd', 'spend_fx.reporting_rate_to_usd'
                 ) }}
         end as amount_reporting
     from typed
     left join channel_groups
         on typed.channel_key = channel_groups.channel_raw
-    left join fx_rates as spend_fx
+    left join cross_rates as spend_fx
         on typed.currency_code = spend_fx.currency
         and typed.spend_month >= spend_fx.valid_from
         and typed.spend_month < spend_fx.valid_to
-    left join fx_rates as reporting_fx
-        on reporting_fx.currency = {{ reporting_currency() }}
-        and typed.spend_month >= reporting_fx.valid_from
-        and typed.spend_month < reporting_fx.valid_to
 
 ),
 

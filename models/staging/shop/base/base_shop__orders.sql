@@ -67,9 +67,9 @@ customers as (
 
 ),
 
-fx_rates as (
+cross_rates as (
 
-    select * from {{ ref('fx_rates') }}
+    {{ reporting_cross_rates() }}
 
 ),
 
@@ -108,19 +108,15 @@ converted as (
             -- beyond any real order; keeps the conversion below from overflowing
             when abs(typed.amount_value) < 1000000000000
                 then {{ convert_to_reporting(
-                    'typed.amount_value', 'order_fx.rate_to_usd', 'reporting_fx.rate_to_usd'
+                    'typed.amount_value', 'order_fx.rate_to_usd', 'order_fx.reporting_rate_to_usd'
                 ) }}
         end as amount_reporting,
         customers.customer_id is not null as has_known_customer
     from typed
-    left join fx_rates as order_fx
+    left join cross_rates as order_fx
         on typed.currency_code = order_fx.currency
         and typed.ordered_at_utc >= order_fx.valid_from
         and typed.ordered_at_utc < order_fx.valid_to
-    left join fx_rates as reporting_fx
-        on reporting_fx.currency = {{ reporting_currency() }}
-        and typed.ordered_at_utc >= reporting_fx.valid_from
-        and typed.ordered_at_utc < reporting_fx.valid_to
     left join customers
         on typed.customer_key = customers.customer_id
 
@@ -147,7 +143,9 @@ validated as (
             when order_rate_to_usd is null then 'unknown_currency'
             when amount_value >= 1000000000000 then 'amount_out_of_range'
             when amount_reporting is null then 'unknown_currency'
-            when amount_reporting > {{ int_var('max_order_amount') }} then 'amount_out_of_range'
+            -- (at most 10^15: amount_reporting is stored as a decimal(18, 2))
+            when amount_reporting > {{ [int_var('max_order_amount') | int, 10 ** 15] | min }}
+                then 'amount_out_of_range'
             when not has_known_customer then 'unknown_customer'
         end as reject_reason
     from converted
@@ -163,9 +161,44 @@ classified as (
         version_at='coalesce(updated_at_utc, ordered_at_utc)',
     ) }}
 
+),
+
+final as (
+
+    -- amounts as 64-bit decimals (macros/arithmetic.sql): only a quarantined amount can be out
+    -- of their range; it becomes null, and its landed text stays in `amount`. The landed text is
+    -- kept for quarantined rows only (quarantine.orders shows it); every row's is in raw.orders
+    -- under the same (_source_file, _source_row); writing it twice cost a quarter of the model.
+    select
+        order_key,
+        customer_key,
+        ordered_at_utc,
+        order_status,
+        {{ narrow_decimal('amount_value', 18, 4) }} as amount_value,
+        currency_code,
+        updated_at_utc,
+        case when row_disposition = 'quarantined' then order_id end as order_id,
+        case when row_disposition = 'quarantined' then customer_id end as customer_id,
+        case when row_disposition = 'quarantined' then ordered_at end as ordered_at,
+        case when row_disposition = 'quarantined' then status end as status,
+        case when row_disposition = 'quarantined' then amount end as amount,
+        case when row_disposition = 'quarantined' then currency end as currency,
+        case when row_disposition = 'quarantined' then updated_at end as updated_at,
+        _extra,
+        _load_issue,
+        _source_file,
+        _source_row,
+        _loaded_at,
+        order_rate_to_usd,
+        {{ narrow_decimal('amount_reporting', 18, 2) }} as amount_reporting,
+        has_known_customer,
+        reject_reason,
+        copy_number,
+        version_rank,
+        row_disposition,
+        {{ sources_loaded_through() }} as _loaded_through
+    from classified
+
 )
 
-select
-    classified.*,  -- noqa: AM04
-    {{ sources_loaded_through() }} as _loaded_through
-from classified
+select * from final
