@@ -58,23 +58,31 @@ def _as_float(values: ArrayLike, name: str) -> NDArray[np.float64]:
     return array
 
 
-def compress(*columns: NDArray[np.float64]) -> tuple[list[NDArray[np.float64]], NDArray[np.int64]]:
-    """Unique rows of the stacked columns and how often each occurs.
+def _unique_rows(
+    stacked: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.int64]]:
+    """Unique rows of a 2-D array, each row's index into them, and their counts.
 
-    Whole, non-negative numbers below 2^20 (days, counts) are packed into one int64 key, which
-    np.unique sorts an order of magnitude faster than rows.
+    Whole, non-negative numbers below 2^20 (days, counts) in at most three columns are packed
+    into one int64 key, which np.unique sorts an order of magnitude faster than rows.
     """
-    stacked = np.column_stack(columns)
     whole = np.all(stacked == np.round(stacked)) and stacked.min() >= 0
     if whole and stacked.max() < 2**20 and stacked.shape[1] <= 3:
         ints = stacked.astype(np.int64)
         key = np.zeros(len(ints), dtype=np.int64)
         for i in range(ints.shape[1]):
             key = (key << 20) | ints[:, i]
-        _, first, counts = np.unique(key, return_index=True, return_counts=True)
-        unique = stacked[first]
-    else:
-        unique, counts = np.unique(stacked, axis=0, return_counts=True)
+        _, first, inverse, counts = np.unique(
+            key, return_index=True, return_inverse=True, return_counts=True
+        )
+        return stacked[first], inverse.reshape(-1), counts
+    unique, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+    return unique, inverse.reshape(-1), counts
+
+
+def compress(*columns: NDArray[np.float64]) -> tuple[list[NDArray[np.float64]], NDArray[np.int64]]:
+    """Unique rows of the stacked columns and how often each occurs."""
+    unique, _, counts = _unique_rows(np.column_stack(columns))
     return [unique[:, i] for i in range(unique.shape[1])], counts
 
 
@@ -455,9 +463,7 @@ def predict_clv(
     Computed once per distinct (frequency, recency, T) and spread back to the customers.
     """
     x, t_x, t = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
-    keys = np.column_stack([x, t_x, t])
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    unique, inverse, _ = _unique_rows(np.column_stack([x, t_x, t]))
     ux, utx, ut = unique[:, 0], unique[:, 1], unique[:, 2]
     p_alive = bg_nbd_p_alive(bg_nbd, ux, utx, ut)[inverse]
     expected = bg_nbd_expected_purchases(bg_nbd, horizon_days, ux, utx, ut)[inverse]
