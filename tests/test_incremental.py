@@ -64,6 +64,10 @@ def _compiled_code(paths: Paths, model: str) -> str:
     return node["compiled_code"]
 
 
+def _test_statuses(result: dbt.DbtResult) -> list[str]:
+    return [r["status"] for r in result.results if r["unique_id"].startswith("test.")]
+
+
 def _first_rows(path: Path, count: int, where) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return [row for row in csv.DictReader(handle) if where(row)][:count]
@@ -160,6 +164,34 @@ def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -
         assert con.execute("select max(month) from staging.int_customer_months").fetchone() == (
             date(2025, 6, 1),
         )
+
+
+def test_a_duplicate_written_by_the_increment_fails_the_grain_test(
+    day_landed_incrementally: Paths,
+) -> None:
+    """The grain tests of incremental models check the latest increment only: a duplicate in
+    it still fails the build's test."""
+    paths = day_landed_incrementally
+    table = "staging.int_customer_months"
+    with duckdb.connect(str(paths.warehouse)) as con:
+        con.execute(
+            f"insert into {table} select * from {table} "
+            f"where _loaded_through = (select max(_loaded_through) from {table}) limit 1"
+        )
+    try:
+        result = dbt.run_dbt(
+            ["test", "--select", "int_customer_months,test_name:unique_combination"],
+            paths,
+            check=False,
+        )
+        assert _test_statuses(result) == ["fail"]
+    finally:
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute(f"delete from {table} where rowid = (select max(rowid) from {table})")
+    passed = dbt.run_dbt(
+        ["test", "--select", "int_customer_months,test_name:unique_combination"], paths
+    )
+    assert _test_statuses(passed) == ["pass"]
 
 
 def test_incremental_run_equals_full_refresh(day_landed_incrementally: Paths) -> None:
