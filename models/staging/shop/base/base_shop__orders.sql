@@ -18,6 +18,10 @@
     on_schema_change='fail',
 ) }}
 
+{%- set landed_columns = [
+    'order_id', 'customer_id', 'ordered_at', 'status', 'amount', 'currency', 'updated_at',
+] %}
+
 with
 
 {% if is_incremental() %}
@@ -157,7 +161,7 @@ classified as (
     {{ classify_rows(
         relation='validated',
         key_columns=['order_key'],
-        raw_columns=['order_id', 'customer_id', 'ordered_at', 'status', 'amount', 'currency', 'updated_at'],
+        raw_columns=landed_columns,
         version_at='coalesce(updated_at_utc, ordered_at_utc)',
     ) }}
 
@@ -177,13 +181,9 @@ final as (
         {{ narrow_decimal('amount_value', 18, 4) }} as amount_value,
         currency_code,
         updated_at_utc,
-        case when row_disposition = 'quarantined' then order_id end as order_id,
-        case when row_disposition = 'quarantined' then customer_id end as customer_id,
-        case when row_disposition = 'quarantined' then ordered_at end as ordered_at,
-        case when row_disposition = 'quarantined' then status end as status,
-        case when row_disposition = 'quarantined' then amount end as amount,
-        case when row_disposition = 'quarantined' then currency end as currency,
-        case when row_disposition = 'quarantined' then updated_at end as updated_at,
+        {%- for column in landed_columns %}
+            case when row_disposition = 'quarantined' then {{ column }} end as {{ column }},
+        {%- endfor %}
         _extra,
         _load_issue,
         _source_file,
