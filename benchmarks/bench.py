@@ -185,7 +185,6 @@ def main() -> None:
     report = {
         "customers": args.customers,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "data_dir": str(data_dir),
         "steps": steps,
         "details": extra,
         "summary": summary,
@@ -198,7 +197,7 @@ def main() -> None:
         print(f"{key}: {value}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nsaved {args.out}")
+    print(f"\nsaved {args.out}; the benchmark's data is in {data_dir}")
 
 
 if __name__ == "__main__":
