@@ -8,7 +8,25 @@
     that way on all three engines).
 -#}
 {% macro round_money(expr, precision=18, scale=2) -%}
+    {{ return(adapter.dispatch('round_money', 'retention')(expr, precision, scale)) }}
+{%- endmacro %}
+
+{% macro default__round_money(expr, precision, scale) -%}
     cast(cast({{ expr }} as decimal(38, 6)) as decimal({{ precision }}, {{ scale }}))
+{%- endmacro %}
+
+{#-
+    DuckDB converts a double to a 38-digit decimal about 40 times slower than to an 18-digit one
+    (1.2 against 0.03 s for a million values: avg_order_value was a sixth of `customers`). Below
+    10^11 an 18-digit decimal holds the 6 decimals, so the result is the same; larger values
+    take the 38-digit path.
+-#}
+{% macro duckdb__round_money(expr, precision, scale) -%}
+    case
+        when abs({{ expr }}) < 100000000000
+            then cast(cast({{ expr }} as decimal(18, 6)) as decimal({{ precision }}, {{ scale }}))
+        else cast(cast({{ expr }} as decimal(38, 6)) as decimal({{ precision }}, {{ scale }}))
+    end
 {%- endmacro %}
 
 
