@@ -85,6 +85,8 @@ class BuildConfig(dg.Config):
 
     as_of_date: str = ""  # YYYY-MM-DD; empty: the date of the latest valid order
     full_refresh: bool = False
+    # dbt unit tests have fixed inputs: CI runs them, a scheduled run need not (as `retention run`)
+    unit_tests: bool = False
 
 
 def build_args(config: BuildConfig) -> list[str]:
@@ -93,6 +95,8 @@ def build_args(config: BuildConfig) -> list[str]:
     args = ["build", "--indirect-selection", "buildable"]
     if config.full_refresh:
         args.append("--full-refresh")
+    if not config.unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     as_of = config.as_of_date.strip() or None
     if as_of:
         try:

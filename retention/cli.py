@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="dbt build: models, CLV and all tests")
     add_build_options(build)
     build.add_argument("--select", help="dbt node selection (default: everything)")
+    build.add_argument(
+        "--unit-tests",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the dbt unit tests (default: yes)",
+    )
 
     sub.add_parser("validate", help="run the Great Expectations suites")
     sub.add_parser("publish", help="atomically replace serving/ from the validated marts")
@@ -109,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="load, build, validate, publish, report")
     add_build_options(run)
+    run.add_argument(
+        "--unit-tests",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also run the dbt unit tests (default: no, they run in `retention build` and CI)",
+    )
 
     demo = sub.add_parser("demo", help="generate sample data if landing is empty, then run")
     demo.add_argument("--customers", type=_positive_int, default=pipeline.DEMO_CUSTOMERS)
@@ -161,6 +173,7 @@ def _dispatch(args: argparse.Namespace, paths: Paths, started: float) -> int:
             target=args.target,
             full_refresh=args.full_refresh,
             select=args.select,
+            unit_tests=args.unit_tests,
         )
     elif args.command == "validate":
         pipeline.validate_step(paths, _say)
@@ -170,7 +183,12 @@ def _dispatch(args: argparse.Namespace, paths: Paths, started: float) -> int:
         pipeline.report_step(paths, _say)
     elif args.command == "run":
         pipeline.run(
-            paths, _say, as_of=args.as_of, target=args.target, full_refresh=args.full_refresh
+            paths,
+            _say,
+            as_of=args.as_of,
+            target=args.target,
+            full_refresh=args.full_refresh,
+            unit_tests=args.unit_tests,
         )
         if resolve_target(args.target) == "duckdb":
             _say(pipeline.outputs_message(paths))

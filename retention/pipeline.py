@@ -93,8 +93,11 @@ def build_step(
     target: str | None = None,
     full_refresh: bool = False,
     select: str | None = None,
+    unit_tests: bool = True,
 ) -> BuildSummary:
-    """``dbt build``: seeds, models, the CLV models and every data and unit test.
+    """``dbt build``: seeds, models, the CLV models and every data test, and the unit tests
+    unless ``unit_tests`` is false (the production job: their inputs are fixed, so they can only
+    fail after a change to the project, which CI and ``retention build`` run them on).
 
     On targets without dbt Python models (PostgreSQL, Spark) the predictive CLV is fitted by the
     pipeline between two dbt steps: everything except the models that read the CLV marts, then
@@ -107,6 +110,8 @@ def build_step(
         args = ["build"]
         if full_refresh:
             args.append("--full-refresh")
+        if not unit_tests:
+            args += ["--exclude-resource-type", "unit_test"]
         if select:
             # tests that also read models outside the selection wait for a full build
             args += ["--select", select, "--indirect-selection", "buildable"]
@@ -174,16 +179,25 @@ def run(
     as_of: str | None = None,
     target: str | None = None,
     full_refresh: bool = False,
+    unit_tests: bool = False,
 ) -> BuildSummary:
     """The production job: load, build, validate, publish, report.
 
+    The build runs every data test but no unit tests unless ``unit_tests`` (see build_step).
     Stops before publishing when validation fails: serving/ keeps the previous copy. On
     PostgreSQL and Spark the job is load and build: validation, publishing and the report read
     the DuckDB warehouse, and BI tools read the target's ``marts`` schema.
     """
     target = dbt.resolve_target(target)
     load_step(paths, say, target=target)
-    summary = build_step(paths, say, as_of=as_of, target=target, full_refresh=full_refresh)
+    summary = build_step(
+        paths,
+        say,
+        as_of=as_of,
+        target=target,
+        full_refresh=full_refresh,
+        unit_tests=unit_tests,
+    )
     if target != "duckdb":
         say(
             f"the marts are built on {target} (schema marts); validate, publish and report "

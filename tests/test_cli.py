@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,15 @@ def test_run_goes_from_generated_files_to_marts(tmp_path: Path) -> None:
     again = retention("run", data_dir=tmp_path)
     assert again.returncode == 0
     assert "load: 0 new file(s), 0 rows" in again.stdout
+    # the production job runs every data test but no unit tests; `retention build` runs both
+    assert _result_kinds(tmp_path) >= {"model", "test"}
+    assert "unit_test" not in _result_kinds(tmp_path)
+    built = retention("build", "--select", "int_reporting_dates", data_dir=tmp_path)
+    assert built.returncode == 0, built.stdout[-3000:]
+    assert "unit_test" in _result_kinds(tmp_path)
+
+
+def _result_kinds(data_dir: Path) -> set[str]:
+    """The kinds of node (model, test, unit_test, ...) the last dbt invocation ran."""
+    results = json.loads((data_dir / "dbt" / "target" / "run_results.json").read_text())
+    return {result["unique_id"].split(".", 1)[0] for result in results["results"]}

@@ -178,3 +178,10 @@ def test_production_instance_config_uses_postgres_from_the_environment(tmp_path:
     database = config["storage"]["postgres"]["postgres_db"]
     assert database["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     assert all(isinstance(v, dict) and "env" in v for v in database.values())
+
+
+def test_scheduled_builds_leave_unit_tests_to_ci() -> None:
+    from orchestration.dbt import BuildConfig, build_args
+
+    assert build_args(BuildConfig())[-4:-2] == ["--exclude-resource-type", "unit_test"]
+    assert "unit_test" not in build_args(BuildConfig(unit_tests=True))
