@@ -58,11 +58,12 @@
 {%- endmacro %}
 
 {#-
-    The raw rows an incremental base model classifies again: those loaded after the watermark and
-    every other row of the same keys (key_column's cleaned text in the `keys` select), one row
-    per raw row (delete+insert would keep both copies of a raw row that appears twice).
+    The raw rows an incremental base model classifies again: those loaded after the watermark
+    (incremental_watermark(), read once by the model) and every other row of the same keys
+    (key_column's cleaned text in the `keys` select), one row per raw row (delete+insert would
+    keep both copies of a raw row that appears twice).
 -#}
-{% macro raw_rows_to_classify(relation, key_column, keys) -%}
+{% macro raw_rows_to_classify(relation, key_column, keys, watermark) -%}
     select *
     from (
         select
@@ -71,7 +72,7 @@
                 partition by _source_file, _source_row order by _loaded_at desc
             ) as batch_copy
         from {{ relation }}
-        where _loaded_at > {{ incremental_watermark() }}
+        where _loaded_at > {{ watermark }}
             or {{ clean_text(key_column) }} in ({{ keys }})
     ) as numbered
     where batch_copy = 1
@@ -84,18 +85,19 @@
     segment or validity may have changed).
 -#}
 {% macro changed_customers_since_watermark() -%}
+    {%- set watermark = incremental_watermark() -%}
     select customer_key as customer_id
     from {{ ref('base_shop__orders') }}
     where customer_key is not null
         and order_key in (
             select {{ clean_text('order_id') }}
             from {{ source('shop', 'orders') }}
-            where _loaded_at > {{ incremental_watermark() }}
+            where _loaded_at > {{ watermark }}
         )
     union
     select {{ clean_text('customer_id') }} as customer_id
     from {{ source('shop', 'customers') }}
-    where _loaded_at > {{ incremental_watermark() }}
+    where _loaded_at > {{ watermark }}
         and {{ clean_text('customer_id') }} is not null
 {%- endmacro %}
 

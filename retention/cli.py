@@ -94,33 +94,28 @@ def _parser() -> argparse.ArgumentParser:
         "--target", choices=TARGETS, help="also ship raw.* to this dbt target (default: duckdb)"
     )
 
-    def add_build_options(p: argparse.ArgumentParser) -> None:
+    def add_build_options(p: argparse.ArgumentParser, unit_tests: bool) -> None:
         p.add_argument("--as-of", type=_iso_date, help="reporting date (default: latest order)")
         p.add_argument("--target", choices=TARGETS, help="dbt target (default: duckdb)")
         p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
+        # dbt unit tests have fixed inputs: development and CI run them, production need not
+        p.add_argument(
+            "--unit-tests",
+            action=argparse.BooleanOptionalAction,
+            default=unit_tests,
+            help=f"run the dbt unit tests (default: {'yes' if unit_tests else 'no'})",
+        )
 
     build = sub.add_parser("build", help="dbt build: models, CLV and all tests")
-    add_build_options(build)
+    add_build_options(build, unit_tests=True)
     build.add_argument("--select", help="dbt node selection (default: everything)")
-    build.add_argument(
-        "--unit-tests",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run the dbt unit tests (default: yes)",
-    )
 
     sub.add_parser("validate", help="run the Great Expectations suites")
     sub.add_parser("publish", help="atomically replace serving/ from the validated marts")
     sub.add_parser("report", help="write the HTML report")
 
     run = sub.add_parser("run", help="load, build, validate, publish, report")
-    add_build_options(run)
-    run.add_argument(
-        "--unit-tests",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="also run the dbt unit tests (default: no, they run in `retention build` and CI)",
-    )
+    add_build_options(run, unit_tests=False)
 
     demo = sub.add_parser("demo", help="generate sample data if landing is empty, then run")
     demo.add_argument("--customers", type=_positive_int, default=pipeline.DEMO_CUSTOMERS)

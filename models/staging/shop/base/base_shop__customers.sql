@@ -16,6 +16,9 @@
 ) }}
 
 {{ check_increment_columns(['_loaded_through']) }}
+{#- read once: every use below compares with the same constant -#}
+{%- set watermark = incremental_watermark() %}
+
 with
 
 {% if is_incremental() %}
@@ -24,7 +27,7 @@ new_customers as (
 
     select {{ clean_text('customer_id') }} as customer_key
     from {{ source('shop', 'customers') }}
-    where _loaded_at > {{ incremental_watermark() }}
+    where _loaded_at > {{ watermark }}
 
 ),
 
@@ -34,7 +37,7 @@ source as (
 
     {% if is_incremental() %}
         {{ raw_rows_to_classify(
-            source('shop', 'customers'), 'customer_id', "select customer_key from new_customers"
+            source('shop', 'customers'), 'customer_id', "select customer_key from new_customers", watermark
         ) }}
     {% else %}
         select * from {{ source('shop', 'customers') }}

@@ -22,6 +22,9 @@
     'order_id', 'customer_id', 'ordered_at', 'status', 'amount', 'currency', 'updated_at',
 ] %}
 
+{#- read once: every use below compares with the same constant -#}
+{%- set watermark = incremental_watermark() %}
+
 with
 
 {% if is_incremental() %}
@@ -30,7 +33,7 @@ new_orders as (
 
     select {{ clean_text('order_id') }} as order_key
     from {{ source('shop', 'orders') }}
-    where _loaded_at > {{ incremental_watermark() }}
+    where _loaded_at > {{ watermark }}
 
 ),
 
@@ -38,7 +41,7 @@ new_customers as (
 
     select {{ clean_text('customer_id') }} as customer_key
     from {{ source('shop', 'customers') }}
-    where _loaded_at > {{ incremental_watermark() }}
+    where _loaded_at > {{ watermark }}
 
 ),
 
@@ -57,7 +60,7 @@ source as (
 
     {% if is_incremental() %}
         {{ raw_rows_to_classify(
-            source('shop', 'orders'), 'order_id', "select order_key from affected_orders"
+            source('shop', 'orders'), 'order_id', "select order_key from affected_orders", watermark
         ) }}
     {% else %}
         select * from {{ source('shop', 'orders') }}
