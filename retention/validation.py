@@ -12,6 +12,7 @@ written to ``$RETENTION_DATA_DIR/validation/latest.json`` and Data Docs to
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import logging
@@ -286,6 +287,9 @@ def validate(
             data_docs=str(docs_dir / "index.html"),
         )
         context = _context(docs_dir)
+        # the objects that exist now (GX's modules and context) live until the end: leave them
+        # out of the collections below, which then take milliseconds instead of 0.2 s each
+        gc.freeze()
         for suite_spec in suites:
             table = suite_spec.table
             columns = _columns(suite_spec)
@@ -308,7 +312,13 @@ def validate(
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = definition.run(batch_parameters={"dataframe": frame})
+                # BASIC: the unexpected count and up to 20 unexpected values. GX's default
+                # (SUMMARY) also lists the unexpected rows' indexes, and to find them filters every
+                # column of the frame once per expectation, though nothing is unexpected: a third
+                # of the validation time
+                result = definition.run(
+                    batch_parameters={"dataframe": frame}, result_format="BASIC"
+                )
             table_failures = 0
             for item in result.results:
                 kwargs = item.expectation_config.kwargs
@@ -337,10 +347,14 @@ def validate(
             del frame, result, definition
             context.validation_definitions.delete(table)
             context.data_sources.delete(table)  # with its cached batch
+            # GX's objects hold the frame in reference cycles: without a collection here the
+            # frames of several large tables stayed alive together (1.3 GiB more at the peak)
+            gc.collect()
         context.build_data_docs()
     finally:
         con.close()
         pa.set_memory_pool(previous_pool)
+        gc.unfreeze()
     report.seconds = round(time.perf_counter() - started, 2)
     if write_report:
         paths.validation.mkdir(parents=True, exist_ok=True)
