@@ -344,7 +344,8 @@ def validate(
                 )
             mark = "ok    " if table_failures == 0 else "FAILED"
             say(f"  {mark} {table}: {len(result.results)} expectations, {len(frame):,} rows")
-            del frame, result, definition
+            # every reference to the frame: GX caches it in the data source's execution engine
+            del frame, result, definition, source, asset, batch, suite
             context.validation_definitions.delete(table)
             context.data_sources.delete(table)  # with its cached batch
             # GX's objects hold the frame in reference cycles: without a collection here the

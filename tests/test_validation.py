@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -76,6 +78,36 @@ def test_broken_marts_fail_with_the_right_expectation(copy: Warehouse) -> None:
     assert not report.errors and not report.success
     lines = "\n".join(validation.summary_lines(report))
     assert "marts.customer_lifetime_value" in lines and "1 unexpected" in lines
+    assert "e.g. [-5.0]" in lines  # the unexpected value itself, not only the count
+
+
+def test_each_table_is_freed_before_the_next_is_read(published: Warehouse, monkeypatch) -> None:
+    """Only one table's frame is alive at a time, whatever GX keeps in reference cycles: automatic
+    collection is off here, so only validate()'s own collection can free them."""
+    read: list[tuple[str, weakref.ref]] = []
+    original = validation._frame
+
+    def tracked(con, table, columns):
+        frame = original(con, table, columns)
+        read.append((table, weakref.ref(frame)))
+        return frame
+
+    monkeypatch.setattr(validation, "_frame", tracked)
+    still_alive: list[str] = []
+    gc.disable()
+    try:
+        validation.validate(
+            published.paths,
+            # said after each table; the frames before the current one must be gone
+            progress=lambda line: still_alive.extend(
+                t for t, ref in read[:-1] if ref() is not None
+            ),
+            write_report=False,
+        )
+    finally:
+        gc.enable()
+    assert len(read) > 10
+    assert still_alive == []
 
 
 def test_publish_refuses_after_a_failed_validation_and_keeps_serving(copy: Warehouse) -> None:
