@@ -226,10 +226,10 @@ def test_an_error_while_writing_rolls_back_only_the_open_batch(
         write_csv(paths.landing_dir("orders") / f"{name}.csv", ORDER_HEADER, _orders(2, 2 * i + 1))
     insert = loader._insert
 
-    def failing_insert(con, entity, table, source_file, loaded_at):
-        if source_file == "orders/d.csv":
+    def failing_insert(con, entity, rows, loaded_at):
+        if "orders/d.csv" in rows.column("_source_file").to_pylist():
             raise OSError("disk full")
-        insert(con, entity, table, source_file, loaded_at)
+        insert(con, entity, rows, loaded_at)
 
     monkeypatch.setattr(loader, "BATCH_ROWS", 3)  # a and b make a batch, c and d the next
     monkeypatch.setattr(loader, "_insert", failing_insert)
