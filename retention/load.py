@@ -317,7 +317,13 @@ def _landed_rows(entity: str, table: pa.Table, source_file: str) -> pa.Table:
     )
     columns["_source_file"] = pa.array([source_file], pa.string()).take(np.zeros(rows, np.int32))
     columns["_source_row"] = pa.array(np.arange(1, rows + 1, dtype=np.int64))
-    return pa.table(columns)
+    # the same types for every file, whichever reader made it, so that files concatenate
+    return pa.table(columns).cast(_landed_schema(entity))
+
+
+def _landed_schema(entity: str) -> pa.Schema:
+    text = [*COLUMNS[entity], "_extra", "_load_issue", "_source_file"]
+    return pa.schema([(c, pa.string()) for c in text] + [("_source_row", pa.int64())])
 
 
 def _extra_json(table: pa.Table, extras: list[str]) -> pa.ChunkedArray:

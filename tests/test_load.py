@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -187,6 +188,44 @@ def test_unreadable_records_are_kept_and_marked(paths: Paths) -> None:
     assert rows[0] == ("O1", "C1", None, None, 1)
     assert rows[1][2] == "malformed_row" and "surplus" in rows[1][3]
     assert rows[2][1:3] == ("C\ufffd1", "invalid_encoding")
+
+
+def test_files_of_every_shape_written_together_keep_their_own_lineage(paths: Paths) -> None:
+    """An entity's files are written by one insert: a typed Parquet file, a CSV file with an extra
+    column and one without an optional column, and a CSV file with a malformed record, each row
+    with its own file, record number and extras."""
+    landing = paths.landing_dir("orders")
+    pq.write_table(
+        pa.table({**{c: [f"P{i}" for i in (1, 2)] for c in ORDER_HEADER}, "amount": [1.5, 2.0]}),
+        landing / "a.parquet",
+    )
+    (landing / "b.csv").write_text(
+        "order_id,customer_id,ordered_at,status,amount,currency,coupon\n"
+        "B1,C1,2024-01-01,completed,1,EUR,SPRING\n"
+    )
+    (landing / "c.csv").write_text(
+        "order_id,customer_id,ordered_at,status,amount,currency,updated_at\n"
+        "C1,C1,2024-01-01,completed,1,EUR,2024-01-02\n"
+        "C2,C1,2024-01-01,completed,1,EUR,2024-01-02,surplus\n"
+    )
+    assert load(paths, progress=quiet).rows() == 5
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select _source_file, _source_row, order_id, amount, updated_at, _extra, _load_issue "
+            "from raw.orders order by _source_file, _source_row"
+        ).fetchall()
+        loaded_at = con.execute("select count(distinct _loaded_at) from raw.orders").fetchone()
+    fields = ["C2", "C1", "2024-01-01", "completed", "1", "EUR", "2024-01-02", "surplus"]
+    assert rows == [
+        ("orders/a.parquet", 1, "P1", "1.5", "P1", None, None),
+        ("orders/a.parquet", 2, "P2", "2", "P2", None, None),
+        ("orders/b.csv", 1, "B1", "1", None, '{"coupon":"SPRING"}', None),
+        ("orders/c.csv", 1, "C1", "1", "2024-01-02", None, None),
+        ("orders/c.csv", 2, "C2", "1", "2024-01-02", rows[4][5], "malformed_row"),
+    ]
+    # a malformed record keeps every field it had
+    assert json.loads(json.loads(rows[4][5])["_raw_fields"]) == fields
+    assert loaded_at == (1,)
 
 
 def test_load_times_increase_even_when_the_clock_steps_back(
