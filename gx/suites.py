@@ -86,10 +86,10 @@ def build_suites(params: SuiteParameters) -> list[TableSuite]:
     suites = [
         # ---------------------------------------------------------------- raw inputs
         TableSuite("raw.customers", [_not_null("_source_file"), _not_null("_source_row"),
-                                     _unique("_source_file", "_source_row"),
+                                     _unique("_source_file", "_source_row", "_loaded_at"),
                                      gxe.ExpectTableRowCountToBeBetween(min_value=1)]),
         TableSuite("raw.orders", [_not_null("_source_file"), _not_null("_source_row"),
-                                  _unique("_source_file", "_source_row"),
+                                  _unique("_source_file", "_source_row", "_loaded_at"),
                                   gxe.ExpectTableRowCountToBeBetween(min_value=1)]),
         # ------------------------------------------------------------------- staging
         TableSuite("staging.stg_shop__customers", [_unique("customer_id"),

@@ -60,22 +60,14 @@
 {#-
     The raw rows an incremental base model classifies again: those loaded after the watermark
     (incremental_watermark(), read once by the model) and every other row of the same keys
-    (key_column's cleaned text in the `keys` select), one row per raw row (delete+insert would
-    keep both copies of a raw row that appears twice).
+    (key_column's cleaned text in the `keys` select). A raw row is (_source_file, _source_row,
+    _loaded_at): a file landed again under its name is loaded again, and its rows are new rows.
 -#}
 {% macro raw_rows_to_classify(relation, key_column, keys, watermark) -%}
     select *
-    from (
-        select
-            *,
-            row_number() over (
-                partition by _source_file, _source_row order by _loaded_at desc
-            ) as batch_copy
-        from {{ relation }}
-        where _loaded_at > {{ watermark }}
-            or {{ clean_text(key_column) }} in ({{ keys }})
-    ) as numbered
-    where batch_copy = 1
+    from {{ relation }}
+    where _loaded_at > {{ watermark }}
+        or {{ clean_text(key_column) }} in ({{ keys }})
 {%- endmacro %}
 
 {#-

@@ -238,13 +238,14 @@ def test_generated_data_reconciles_row_by_row(generated_build: Warehouse) -> Non
         select raw._source_file, raw._source_row
         from raw.orders as raw
         left join marts.orders as mart
-            using (_source_file, _source_row)
+            using (_source_file, _source_row, _loaded_at)
         left join staging.base_shop__orders as base
-            on base._source_file = raw._source_file and base._source_row = raw._source_row
-            and base.row_disposition in ('superseded', 'duplicate')
+            using (_source_file, _source_row, _loaded_at)
         left join quarantine.orders as q
-            on q._source_file = raw._source_file and q._source_row = raw._source_row
-        where mart.order_id is null and base.order_key is null and q.reject_reason is null
+            using (_source_file, _source_row, _loaded_at)
+        where mart.order_id is null
+            and coalesce(base.row_disposition, '') not in ('superseded', 'duplicate')
+            and q.reject_reason is null
     """)
     assert unaccounted == []
     counts = dict(

@@ -103,6 +103,15 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
         ORDER_HEADER,
         [["O-LATE-1", "C-LATE-1", "2024-03-10T10:00:00Z", "completed", "80.00", "USD", ""]],
     )
+    # a file that will be exported again, changed, under the same name
+    months = sorted((paths.landing / "orders").glob("orders_2023-0*.csv"))
+    customer = _first_rows(months[0], 1, lambda r: r["status"] == "completed")[0]["customer_id"]
+    reexported = paths.landing / "orders" / "orders_reexported.csv"
+    first_export = [
+        ["O-REEXPORT-1", customer, "2024-05-01T10:00:00Z", "completed", "30.00", "USD", ""],
+        ["O-REEXPORT-2", customer, "2024-05-02T10:00:00Z", "completed", "40.00", "USD", ""],
+    ]
+    write_csv(reexported, ORDER_HEADER, first_export)
     pipeline.load_step(paths, quiet)
     pipeline.build_step(paths, quiet)
     assert "affected_orders" not in _compiled_code(paths, "base_shop__orders")
@@ -111,7 +120,6 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     for folder in held.iterdir():
         for file in folder.iterdir():
             shutil.copy(file, paths.landing / folder.name / file.name)
-    months = sorted((paths.landing / "orders").glob("orders_2023-0*.csv"))
     old = _first_rows(months[0], 2, lambda r: r["status"] == "completed")
     late_versions = [
         # a refund two years after the order
@@ -134,6 +142,16 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
         ],
     ]
     write_csv(paths.landing / "orders" / f"orders_{NEW_DAY}_late.csv", ORDER_HEADER, late_versions)
+    # the file exported again: its first order refunded, its second unchanged, a third added
+    write_csv(
+        reexported,
+        ORDER_HEADER,
+        [
+            [*first_export[0][:3], "refunded", "30.00", "USD", f"{NEW_DAY}T08:00:00Z"],
+            first_export[1],
+            ["O-REEXPORT-3", customer, f"{NEW_DAY}T07:00:00Z", "completed", "50.00", "USD", ""],
+        ],
+    )
     write_csv(
         paths.landing / "customers" / f"customers_{NEW_DAY}_late.csv",
         CUSTOMER_HEADER,
@@ -164,6 +182,33 @@ def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -
         assert con.execute("select max(month) from staging.int_customer_months").fetchone() == (
             date(2025, 6, 1),
         )
+
+
+def test_a_file_landed_again_under_its_name_adds_versions(day_landed_incrementally: Paths) -> None:
+    """A raw row is (file, record, load): the rows of a file exported again under the same name
+    are new rows, classified next to the first export's (the build's tests passed)."""
+    with duckdb.connect(str(day_landed_incrementally.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select order_key, _source_row, order_status, row_disposition "
+            "from staging.base_shop__orders where _source_file = 'orders/orders_reexported.csv' "
+            "order by _source_row, _loaded_at"
+        ).fetchall()
+        mart = con.execute(
+            "select order_id, status from marts.orders where order_id like 'O-REEXPORT-%' "
+            "order by 1"
+        ).fetchall()
+    assert rows == [
+        ("O-REEXPORT-1", 1, "completed", "superseded"),
+        ("O-REEXPORT-1", 1, "refunded", "current"),
+        ("O-REEXPORT-2", 2, "completed", "current"),
+        ("O-REEXPORT-2", 2, "completed", "duplicate"),
+        ("O-REEXPORT-3", 3, "completed", "current"),
+    ]
+    assert mart == [
+        ("O-REEXPORT-1", "refunded"),
+        ("O-REEXPORT-2", "completed"),
+        ("O-REEXPORT-3", "completed"),
+    ]
 
 
 def test_a_duplicate_written_by_the_increment_fails_the_grain_test(

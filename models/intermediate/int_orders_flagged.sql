@@ -19,6 +19,8 @@
 ) }}
 
 {{ check_as_of_not_earlier() }}
+{#- _loaded_at: the orders' lineage since raw rows are (file, record, load) -#}
+{{ check_increment_columns(['_loaded_at']) }}
 
 with
 
@@ -78,6 +80,7 @@ flagged as (
         updated_at,
         _source_file,
         _source_row,
+        _loaded_at,
         as_of_date as _as_of_date
     from in_window
 

@@ -31,7 +31,8 @@ final as (
         revenue,
         updated_at,
         _source_file,
-        cast(_source_row as bigint) as _source_row
+        cast(_source_row as bigint) as _source_row,
+        _loaded_at
     from orders
 
 )

@@ -11,7 +11,7 @@
 {{ config(
     materialized=incremental_where_supported(),
     incremental_strategy='delete+insert',
-    unique_key=['_source_file', '_source_row'],
+    unique_key=['_source_file', '_source_row', '_loaded_at'],
     on_schema_change='fail',
 ) }}
 

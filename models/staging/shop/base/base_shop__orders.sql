@@ -14,7 +14,7 @@
 {{ config(
     materialized=incremental_where_supported(),
     incremental_strategy='delete+insert',
-    unique_key=['_source_file', '_source_row'],
+    unique_key=['_source_file', '_source_row', '_loaded_at'],
     on_schema_change='fail',
 ) }}
 
@@ -175,7 +175,8 @@ final as (
     -- amounts as 64-bit decimals (macros/arithmetic.sql): only a quarantined amount can be out
     -- of their range; it becomes null, and its landed text stays in `amount`. The landed text is
     -- kept for quarantined rows only (quarantine.orders shows it); every row's is in raw.orders
-    -- under the same (_source_file, _source_row); writing it twice cost a quarter of the model.
+    -- under the same (_source_file, _source_row, _loaded_at); writing it twice cost a quarter of
+    -- the model.
     select
         order_key,
         customer_key,
