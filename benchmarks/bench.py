@@ -56,6 +56,15 @@ COMPARED = {
 }  # fmt: skip
 
 
+#: The targets for 1 M customers on a 2-core machine: (summary key, upper bound).
+TARGETS = {
+    "full_run_seconds": 90,
+    "dbt_models_vs_plain_duckdb": 1.5,
+    "incremental_vs_full_build": 0.10,
+    "full_run_peak_rss_mib": 4096,
+}
+
+
 def measure(command: list[str], data_dir: Path) -> dict[str, float]:
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -185,12 +194,17 @@ def main() -> None:
             steps["incremental_build"]["seconds"] / steps["build"]["seconds"], 3
         ),
     }
+    targets = {
+        key: {"value": summary[key], "at_most": bound, "met": summary[key] <= bound}
+        for key, bound in TARGETS.items()
+    }
     report = {
         "customers": args.customers,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "steps": steps,
         "details": extra,
         "summary": summary,
+        "targets": targets,
     }
     print(f"\n{'step':<20}{'seconds':>10}{'peak MiB':>12}")
     for name, r in steps.items():
@@ -198,6 +212,10 @@ def main() -> None:
     print()
     for key, value in {**summary, **extra}.items():
         print(f"{key}: {value}")
+    print("\ntargets (for 1 M customers on 2 cores):")
+    for key, target in targets.items():
+        verdict = "met" if target["met"] else "MISSED"
+        print(f"  {key} <= {target['at_most']}: {target['value']} {verdict}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nsaved {args.out}; the benchmark's data is in {data_dir}")
