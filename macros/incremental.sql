@@ -62,12 +62,22 @@
     (incremental_watermark(), read once by the model) and every other row of the same keys
     (key_column's cleaned text in the `keys` select). A raw row is (_source_file, _source_row,
     _loaded_at): a file landed again under its name is loaded again, and its rows are new rows.
+    One row per raw row, also if raw.* was written twice by another tool (the source test says
+    so, but delete+insert would silently keep both copies: PITFALLS 8).
 -#}
 {% macro raw_rows_to_classify(relation, key_column, keys, watermark) -%}
     select *
-    from {{ relation }}
-    where _loaded_at > {{ watermark }}
-        or {{ clean_text(key_column) }} in ({{ keys }})
+    from (
+        select
+            *,
+            row_number() over (
+                partition by _source_file, _source_row, _loaded_at order by _source_row
+            ) as batch_copy
+        from {{ relation }}
+        where _loaded_at > {{ watermark }}
+            or {{ clean_text(key_column) }} in ({{ keys }})
+    ) as numbered
+    where batch_copy = 1
 {%- endmacro %}
 
 {#-
