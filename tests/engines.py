@@ -28,6 +28,8 @@ MART_KEYS: dict[str, tuple[str, ...]] = {
     "clv_backtest": ("frequency_bucket",),
 }
 CORE_MARTS = ("customers", "customer_cohorts", "retention_monthly")
+#: When a row was loaded: each engine's warehouse loads the same landing files at its own time.
+LOAD_TIME_COLUMNS = ("_loaded_at",)
 
 CENT = Decimal("0.01")
 
@@ -91,6 +93,8 @@ def table_differences(
     left_rows, right_rows = sorted(left_rows, key=key), sorted(right_rows, key=key)
     problems = []
     for column, column_name in enumerate(left_columns):
+        if column_name in LOAD_TIME_COLUMNS:
+            continue
         sample = next((r[column] for r in left_rows if r[column] is not None), None)
         if sample is None:
             sample = next((r[column] for r in right_rows if r[column] is not None), None)
