@@ -371,11 +371,10 @@ class _Landed:
     rows: pa.Table
 
 
-def _write(
-    con: duckdb.DuckDBPyConnection, entity: str, files: list[_Landed], loaded_at: datetime
-) -> None:
-    """Append the files' rows to ``raw.<entity>`` with one statement, and their entries to
-    ``raw._landing_files``."""
+def _write(con: duckdb.DuckDBPyConnection, files: list[_Landed], loaded_at: datetime) -> None:
+    """Append the files' rows (of one entity) to ``raw.<entity>`` with one statement, and their
+    entries to ``raw._landing_files``."""
+    entity = files[0].entity
     _insert(con, entity, pa.concat_tables([f.rows for f in files]), loaded_at)
     con.executemany(
         "insert into raw._landing_files values (?, ?, ?, ?, ?, ?)",
@@ -487,7 +486,7 @@ def load(
                 return
             con.execute("begin transaction")
             try:
-                _write(con, batch[0].entity, batch, loaded_at)
+                _write(con, batch, loaded_at)
                 con.execute("commit")
             except Exception:
                 con.execute("rollback")
