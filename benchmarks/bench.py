@@ -5,16 +5,21 @@
 The scenario a production warehouse lives through:
 
 1. generate N customers; the last day's landing files (and later versions) are held back;
-2. load, full build, validate, publish, report: the first full `retention run`, step by step
-   (its builds, like `retention run`, leave out the dbt unit tests);
-3. plain: benchmarks/plain_duckdb.sql computes customers, customer_cohorts and
+2. the production job on that history: one `retention run` (load, build, validate and publish
+   side by side, report), timed as a whole: the figure the full-run target is about;
+3. the same job step by step on a second data directory with the same landing files (load,
+   full build, validate, publish, report), each its own process, for each step's time and peak
+   memory (its builds, like `retention run`, leave out the dbt unit tests);
+4. plain: benchmarks/plain_duckdb.sql computes customers, customer_cohorts and
    retention_monthly from the same raw tables without dbt (the yardstick for dbt's overhead),
    and its results are compared with the dbt marts;
-4. the held-back day lands: load and an incremental build, then a full-refresh build of the
+5. the held-back day lands in both directories: `retention run` processes it incrementally in
+   the first; load and an incremental build in the second, then a full-refresh build of the
    same data for comparison.
 
-Each step runs as its own process (as in production), measured with wait4 so the peak resident
-memory is that step's own. Results are printed as a table and saved as JSON.
+Each measured command runs as its own process, measured with wait4, so the peak resident memory
+is that of the process or of its largest child (dbt). Results are printed as a table and saved
+as JSON.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -67,18 +73,24 @@ TARGETS = {
 
 def measure(command: list[str], data_dir: Path) -> dict[str, float]:
     started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "RETENTION_DATA_DIR": str(data_dir)},
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RETENTION_DATA_DIR": str(data_dir)},
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        output.seek(0)
+        text = output.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
-        stderr = process.stderr.read().decode() if process.stderr else ""
-        raise SystemExit(f"step {' '.join(command)} failed:\n{stderr[-4000:]}")
-    return {"seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+        raise SystemExit(f"step {' '.join(command)} failed:\n{text[-4000:]}")
+    result = {"seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    # the pipeline's own step timers ("    build done in 61.2s")
+    for name, value in re.findall(r"^\s*(.+?) done in ([0-9.]+)s$", text, re.MULTILINE):
+        result[f"{name} seconds"] = float(value)
+    return result
 
 
 def retention(data_dir: Path, *args: str) -> list[str]:
@@ -99,6 +111,11 @@ def hold_back_last_day(data_dir: Path) -> Path:
 def land(held: Path, data_dir: Path) -> None:
     for file in sorted(held.glob("*/*")):
         shutil.copy(file, data_dir / "landing" / file.parent.name / file.name)
+
+
+def link_landing(source: Path, data_dir: Path) -> None:
+    """The same landing files in a second data directory (hard links: no copy, read only)."""
+    shutil.copytree(source / "landing", data_dir / "landing", copy_function=os.link)
 
 
 def dbt_seconds(data_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, float]:
@@ -152,46 +169,59 @@ def main() -> None:
         raise SystemExit(f"{data_dir} is not empty; give an empty or new --data-dir")
     steps: dict[str, dict[str, float]] = {}
     extra: dict[str, object] = {}
+    # the production job runs in job/, the step-by-step breakdown in steps/
+    job, steps_dir = data_dir / "job", data_dir / "steps"
 
-    def run(name: str, command: list[str]) -> None:
+    def run(name: str, command: list[str], where: Path) -> None:
         print(f"{name} ...", flush=True)
-        steps[name] = measure(command, data_dir)
+        steps[name] = measure(command, where)
         print(f"    {steps[name]['seconds']:.1f} s, {steps[name]['peak_rss_mib']:.0f} MiB")
 
     generate = ["generate", "--customers", str(args.customers), "--seed", "42"]
-    run("generate", retention(data_dir, *generate, "--daily-from", END.isoformat()))
-    held = hold_back_last_day(data_dir)
-    run("load", retention(data_dir, "load"))
+    run("generate", retention(job, *generate, "--daily-from", END.isoformat()), job)
+    held = hold_back_last_day(job)
+    link_landing(job, steps_dir)
+    run("full_run", retention(job, "run"), job)
+
+    def step(name: str, *command: str) -> None:
+        run(name, retention(steps_dir, *command), steps_dir)
+
+    step("load", "load")
     # what `retention run` builds: every data test, no unit tests (fixed inputs: CI runs them)
     build = ("build", "--no-unit-tests")
-    run("build", retention(data_dir, *build))
-    extra["build_dbt_seconds"] = dbt_seconds(data_dir)
-    extra["build_dbt_seconds_plain_parts"] = dbt_seconds(data_dir, exclude=CLV_MODELS)
-    run("validate", retention(data_dir, "validate"))
-    run("publish", retention(data_dir, "publish"))
-    run("report", retention(data_dir, "report"))
+    step("build", *build)
+    extra["build_dbt_seconds"] = dbt_seconds(steps_dir)
+    extra["build_dbt_seconds_plain_parts"] = dbt_seconds(steps_dir, exclude=CLV_MODELS)
+    step("validate", "validate")
+    step("publish", "publish")
+    step("report", "report")
     script = ROOT / "benchmarks" / "plain_duckdb.sql"
-    yardstick, warehouse = data_dir / "yardstick.duckdb", data_dir / "warehouse.duckdb"
+    yardstick, warehouse = steps_dir / "yardstick.duckdb", steps_dir / "warehouse.duckdb"
     plain = [sys.executable, "-c", PLAIN_RUNNER, str(script), str(ROOT / "seeds")]
-    run("plain_duckdb", [*plain, str(yardstick), str(warehouse)])
-    extra["plain_vs_dbt_row_differences"] = compare_plain(data_dir)
-    land(held, data_dir)
-    run("incremental_load", retention(data_dir, "load"))
-    run("incremental_build", retention(data_dir, *build))
-    extra["incremental_dbt_seconds"] = dbt_seconds(data_dir)
-    run("full_refresh_build", retention(data_dir, *build, "--full-refresh"))
+    run("plain_duckdb", [*plain, str(yardstick), str(warehouse)], steps_dir)
+    extra["plain_vs_dbt_row_differences"] = compare_plain(steps_dir)
+    land(held, job)
+    run("incremental_run", retention(job, "run"), job)
+    land(held, steps_dir)
+    step("incremental_load", "load")
+    step("incremental_build", *build)
+    extra["incremental_dbt_seconds"] = dbt_seconds(steps_dir)
+    step("full_refresh_build", *build, "--full-refresh")
 
-    full_run = sum(steps[s]["seconds"] for s in ("load", "build", "validate", "publish", "report"))
     summary = {
-        "full_run_seconds": round(full_run, 1),
-        "full_run_peak_rss_mib": max(
-            steps[s]["peak_rss_mib"] for s in ("load", "build", "validate", "publish", "report")
+        "full_run_seconds": steps["full_run"]["seconds"],
+        "full_run_peak_rss_mib": steps["full_run"]["peak_rss_mib"],
+        "steps_sum_seconds": round(
+            sum(steps[s]["seconds"] for s in ("load", "build", "validate", "publish", "report")), 1
         ),
         "dbt_models_vs_plain_duckdb": round(
             extra["build_dbt_seconds_plain_parts"]["models"] / steps["plain_duckdb"]["seconds"], 2
         ),
         "incremental_vs_full_build": round(
             steps["incremental_build"]["seconds"] / steps["build"]["seconds"], 3
+        ),
+        "incremental_run_vs_full_run": round(
+            steps["incremental_run"]["seconds"] / steps["full_run"]["seconds"], 3
         ),
     }
     targets = {
@@ -209,6 +239,9 @@ def main() -> None:
     print(f"\n{'step':<20}{'seconds':>10}{'peak MiB':>12}")
     for name, r in steps.items():
         print(f"{name:<20}{r['seconds']:>10.1f}{r['peak_rss_mib']:>12.0f}")
+        for part, seconds in r.items():
+            if part.endswith(" seconds"):
+                print(f"  {part.removesuffix(' seconds'):<18}{seconds:>10.1f}")
     print()
     for key, value in {**summary, **extra}.items():
         print(f"{key}: {value}")

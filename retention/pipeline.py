@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -150,10 +151,49 @@ def validate_step(paths: Paths, say: Say) -> ValidationReport:
         return report
 
 
+def _published(paths: Paths, summary: publish.PublishSummary, say: Say) -> None:
+    say(f"  published {len(summary.tables)} marts to {paths.serving} -> {summary.release.name}")
+
+
 def publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
     with step("publish", say):
         summary = publish.publish(paths, progress=say)
-        say(f"  published {len(summary.tables)} marts to {paths.serving} -> {summary.release.name}")
+        _published(paths, summary, say)
+        return summary
+
+
+def validate_and_publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
+    """Validate the build and write its release at the same time; publish only if it passed.
+
+    Validation (Great Expectations on pandas: one core) and writing the release (DuckDB's Parquet
+    writer: every core) read the same build, so they run side by side. The release stays
+    invisible until ``publish.activate`` has checked the validation report and swapped it in; a
+    failed validation discards it and serving/ keeps the previous copy.
+    """
+    staged: list[publish.StagedRelease] = []
+    staging_error: list[BaseException] = []
+
+    def stage() -> None:
+        try:
+            staged.append(publish.stage_release(paths, progress=lambda line: say(f"  {line}")))
+        except BaseException as exc:  # re-raised in the caller's thread below
+            staging_error.append(exc)
+
+    with step("validate + publish", say):
+        writer = threading.Thread(target=stage, name="stage-release", daemon=True)
+        writer.start()
+        try:
+            validate_step(paths, say)
+        except BaseException:
+            writer.join()
+            for release in staged:
+                publish.discard(release)
+            raise
+        writer.join()
+        if staging_error:
+            raise staging_error[0]
+        summary = publish.activate(paths, staged[0])
+        _published(paths, summary, say)
         return summary
 
 
@@ -190,6 +230,9 @@ def run(
     """
     target = dbt.resolve_target(target)
     load_step(paths, say, target=target)
+    if target == "duckdb":
+        # the imports run on the core dbt leaves idle while it starts and parses
+        validation.preload()
     summary = build_step(
         paths,
         say,
@@ -204,8 +247,7 @@ def run(
             "work on the DuckDB target only"
         )
         return summary
-    validate_step(paths, say)
-    publish_step(paths, say)
+    validate_and_publish_step(paths, say)
     report_step(paths, say)
     return summary
 

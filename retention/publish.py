@@ -30,7 +30,7 @@ import duckdb
 from retention.config import Paths, project_dir
 from retention.errors import UserError
 from retention.load import connect
-from retention.validation import latest_build, read_report
+from retention.validation import ValidationReport, latest_build, read_report
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,8 @@ def pii_columns(paths: Paths) -> dict[str, set[str]]:
     return tagged
 
 
-def _check_publishable(paths: Paths, con: duckdb.DuckDBPyConnection) -> str:
+def _successful_build(con: duckdb.DuckDBPyConnection) -> str:
+    """The id of the latest dbt build; refuse when there is none or it did not succeed."""
     build = latest_build(con)
     if build is None:
         raise PublishRefused(
@@ -100,6 +101,11 @@ def _check_publishable(paths: Paths, con: duckdb.DuckDBPyConnection) -> str:
             f"the latest build ({build_id}) {'did not finish' if state == 'started' else 'failed'};"
             " serving/ keeps the previous copy. Fix the build and run `retention run`."
         )
+    return build_id
+
+
+def _check_validated(paths: Paths, build_id: str) -> ValidationReport:
+    """The validation report of ``build_id``; refuse unless every expectation passed."""
     report = read_report(paths)
     if report is None:
         raise PublishRefused("the marts have not been validated; run `retention validate`")
@@ -114,7 +120,7 @@ def _check_publishable(paths: Paths, con: duckdb.DuckDBPyConnection) -> str:
             f"{len(report.errors)} errors); serving/ keeps the previous copy. "
             f"See {report.data_docs}"
         )
-    return build_id
+    return report
 
 
 def _read_only(path: Path) -> None:
@@ -149,14 +155,27 @@ def _swap_link(link: Path, target: Path) -> None:
     os.replace(temporary, link)
 
 
-def publish(paths: Paths, progress: Callable[[str], None] | None = None) -> PublishSummary:
-    """Publish the validated marts as a new serving release and swap it in."""
+@dataclass
+class StagedRelease:
+    """A release written but not yet visible: no ``_manifest.json``, not linked as serving/."""
+
+    path: Path
+    build_id: str
+    tables: dict[str, dict]
+    seconds: float
+
+
+def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -> StagedRelease:
+    """Write every mart of the latest successful build into a new release folder.
+
+    Nothing reads the release until ``activate`` has checked the validation and swapped it in,
+    so it may be written while the same build is being validated (``retention run`` does).
+    """
     say = progress or log.info
     started = time.perf_counter()
     con = connect(paths, read_only=True)
     try:
-        build_id = _check_publishable(paths, con)
-        report = read_report(paths)
+        build_id = _successful_build(con)
         pii = pii_columns(paths)
         marts = [
             name
@@ -166,12 +185,10 @@ def publish(paths: Paths, progress: Callable[[str], None] | None = None) -> Publ
             ).fetchall()
         ]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        releases = paths.data_dir / "serving_releases"
         # Written in place: nobody reads a release before the serving link points at it, and a
         # release without _manifest.json (a publish that died) is removed by the next publish.
-        release = releases / f"{stamp}-{build_id[:8]}"
-        staging = release
-        staging.mkdir(parents=True)
+        release = paths.data_dir / "serving_releases" / f"{stamp}-{build_id[:8]}"
+        release.mkdir(parents=True)
         tables: dict[str, dict] = {}
         try:
             for name in marts:
@@ -186,7 +203,7 @@ def publish(paths: Paths, progress: Callable[[str], None] | None = None) -> Publ
                 hidden = pii.get(name, set()) | ALWAYS_PII
                 kept = [c for c in columns if c not in hidden]
                 select = ", ".join(f'"{c}"' for c in kept)
-                target = staging / f"{name}.parquet"
+                target = release / f"{name}.parquet"
                 con.execute(
                     f"copy (select {select} from marts.{name}) to '{target}' "
                     "(format parquet, compression zstd)"
@@ -198,32 +215,72 @@ def publish(paths: Paths, progress: Callable[[str], None] | None = None) -> Publ
                     "dropped_pii": sorted(set(columns) & hidden),
                 }
                 say(f"  {name}: {rows:,} rows")
-            views = duckdb.connect(str(staging / "serving.duckdb"))
+            views = duckdb.connect(str(release / "serving.duckdb"))
             try:
                 for name in marts:
                     parquet = (release / f"{name}.parquet").as_posix().replace("'", "''")
                     views.execute(f"create view {name} as select * from read_parquet('{parquet}')")
             finally:
                 views.close()
-            manifest = {
-                "build_id": build_id,
-                "as_of_date": report.as_of_date if report else None,
-                "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "tables": tables,
-            }
-            (staging / "_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            _read_only(staging)
         except BaseException:
-            _remove(staging)
+            _remove(release)
             raise
     finally:
         con.close()
-    _swap_link(paths.serving, release)
+    return StagedRelease(release, build_id, tables, round(time.perf_counter() - started, 2))
+
+
+def discard(staged: StagedRelease) -> None:
+    """Remove a staged release that will not be published (its validation failed)."""
+    _remove(staged.path)
+
+
+def activate(paths: Paths, staged: StagedRelease) -> PublishSummary:
+    """Publish a staged release: refuse unless its build is still the latest successful one and
+    that build's validation passed, then swap serving/ to it and drop old releases."""
+    started = time.perf_counter()
+    try:
+        con = connect(paths, read_only=True)
+        try:
+            build_id = _successful_build(con)
+        finally:
+            con.close()
+        if build_id != staged.build_id:
+            raise PublishRefused(
+                f"the release was written from build {staged.build_id}, but the latest build is "
+                f"{build_id}; run `retention publish`"
+            )
+        report = _check_validated(paths, build_id)
+        manifest = {
+            "build_id": build_id,
+            "as_of_date": report.as_of_date,
+            "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tables": staged.tables,
+        }
+        (staged.path / "_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _read_only(staged.path)
+    except BaseException:
+        discard(staged)
+        raise
+    _swap_link(paths.serving, staged.path)
+    releases = staged.path.parent
     complete = sorted(p for p in releases.iterdir() if (p / "_manifest.json").exists())
     for old in complete[:-KEEP_RELEASES]:
         _remove(old)
     for broken in (p for p in releases.iterdir() if not (p / "_manifest.json").exists()):
         _remove(broken)
+    seconds = staged.seconds + time.perf_counter() - started
     return PublishSummary(
-        release, {k: v["rows"] for k, v in tables.items()}, round(time.perf_counter() - started, 2)
+        staged.path, {k: v["rows"] for k, v in staged.tables.items()}, round(seconds, 2)
     )
+
+
+def publish(paths: Paths, progress: Callable[[str], None] | None = None) -> PublishSummary:
+    """Publish the validated marts as a new serving release and swap it in."""
+    con = connect(paths, read_only=True)
+    try:
+        # refuse before writing anything when the build or its validation does not allow it
+        _check_validated(paths, _successful_build(con))
+    finally:
+        con.close()
+    return activate(paths, stage_release(paths, progress))

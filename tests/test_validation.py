@@ -15,7 +15,7 @@ import duckdb
 import great_expectations.expectations as gxe
 import pytest
 
-from retention import publish, validation
+from retention import pipeline, publish, validation
 from retention.config import Paths
 from tests.conftest import Warehouse, quiet
 
@@ -124,6 +124,62 @@ def test_publish_refuses_after_a_failed_validation_and_keeps_serving(copy: Wareh
     assert _serving_state(copy) == before
 
 
+def _releases(warehouse: Warehouse) -> set[str]:
+    return {p.name for p in (warehouse.paths.data_dir / "serving_releases").iterdir()}
+
+
+def test_the_run_writes_the_release_while_validating_and_discards_it_on_failure(
+    copy: Warehouse,
+) -> None:
+    """`retention run` validates and writes the release side by side; a failed validation
+    leaves serving/ and the releases as they were."""
+    before, releases = _serving_state(copy), _releases(copy)
+    _sql(copy, "update marts.customers set p_alive = 1.5 where purchase_count = 1")
+    lines: list[str] = []
+    with pytest.raises(validation.ValidationFailed, match="expectation"):
+        pipeline.validate_and_publish_step(copy.paths, lines.append)
+    assert any("customer_lifetime_value:" in line for line in lines)  # the release was written
+    assert _serving_state(copy) == before
+    assert _releases(copy) == releases
+    report = validation.read_report(copy.paths)
+    assert report is not None
+    assert ("marts.customers", "expect_column_values_to_be_between", "p_alive") in {
+        (o.table, o.expectation, o.column) for o in report.failures
+    }
+
+
+def test_the_run_publishes_what_it_validated(copy: Warehouse) -> None:
+    before = copy.paths.serving.resolve()
+    first = "(select min(customer_id) from marts.customers)"
+    _sql(copy, f"update marts.customers set total_revenue = 12345.67 where customer_id = {first}")
+    summary = pipeline.validate_and_publish_step(copy.paths, quiet)
+    serving = copy.paths.serving.resolve()
+    assert serving != before and serving == summary.release
+    manifest = json.loads((serving / "_manifest.json").read_text())
+    report = validation.read_report(copy.paths)
+    assert report is not None and report.success and manifest["build_id"] == report.build_id
+    with duckdb.connect(str(serving / "serving.duckdb"), read_only=True) as con:
+        revenue = con.execute(
+            "select total_revenue from customers order by customer_id limit 1"
+        ).fetchone()[0]
+    assert float(revenue) == 12345.67
+
+
+def test_a_staged_release_of_an_older_build_is_not_published(copy: Warehouse) -> None:
+    before = _serving_state(copy)
+    staged = publish.stage_release(copy.paths, progress=quiet)
+    _sql(
+        copy,
+        "insert into raw._dbt_builds select 'a-later-build', event, happened_at + interval 1 hour,"
+        " command, as_of_date, failures from raw._dbt_builds"
+        f" where invocation_id = '{staged.build_id}'",
+    )
+    with pytest.raises(publish.PublishRefused, match="latest build is a-later-build"):
+        publish.activate(copy.paths, staged)
+    assert not staged.path.exists()
+    assert _serving_state(copy) == before
+
+
 def test_publish_refuses_a_validation_older_than_the_build(copy: Warehouse) -> None:
     before = _serving_state(copy)
     # a build after validation (a dbt build by hand, say) makes the validation stale
@@ -210,7 +266,7 @@ def test_a_reader_holding_serving_open_does_not_block_a_run(copy: Warehouse) -> 
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
-    assert "==> publish" in result.stdout
+    assert "==> validate + publish" in result.stdout
     assert reader.execute("select count(*) from orders").fetchone()[0] == before  # old copy
     reader.close()
     assert copy.paths.serving.resolve() != old_release
