@@ -7,7 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import weakref
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +19,7 @@ import pytest
 
 from retention import pipeline, publish, validation
 from retention.config import Paths
+from retention.errors import UserError
 from tests.conftest import Warehouse, quiet
 
 
@@ -81,47 +84,87 @@ def test_broken_marts_fail_with_the_right_expectation(copy: Warehouse) -> None:
     assert "e.g. [-5.0]" in lines  # the unexpected value itself, not only the count
 
 
-def test_each_table_is_freed_before_the_next_is_read(published: Warehouse, monkeypatch) -> None:
-    """Only one table's frame is alive at a time, whatever GX keeps in reference cycles: automatic
-    collection is off here, so only validate()'s own collection can free them."""
-    read: list[tuple[str, weakref.ref]] = []
+def test_a_validated_table_is_freed_before_it_is_reported(
+    published: Warehouse, monkeypatch
+) -> None:
+    """The frame of a table is gone when its line is said, whatever GX keeps in reference cycles:
+    automatic collection is off here, so only validate()'s own collection can free them. The
+    two validation threads hold at most two frames at a time, within the memory budget."""
+    read: dict[str, weakref.ref] = {}
     original = validation._frame
 
     def tracked(con, table, columns):
         frame = original(con, table, columns)
-        read.append((table, weakref.ref(frame)))
+        read[table] = weakref.ref(frame)
         return frame
 
     monkeypatch.setattr(validation, "_frame", tracked)
     still_alive: list[str] = []
+    reported: list[str] = []
+
+    def progress(line: str) -> None:
+        reported.append(line.split()[1].rstrip(":"))
+        still_alive.extend(t for t in reported if read[t]() is not None)
+
     gc.disable()
     try:
-        validation.validate(
-            published.paths,
-            # said after each table; the frames before the current one must be gone
-            progress=lambda line: still_alive.extend(
-                t for t, ref in read[:-1] if ref() is not None
-            ),
-            write_report=False,
-        )
+        validation.validate(published.paths, progress=progress, write_report=False)
     finally:
         gc.enable()
-    assert len(read) > 10
+    assert len(reported) > 10 and set(reported) == set(read)
     assert still_alive == []
 
 
-def test_publish_refuses_after_a_failed_validation_and_keeps_serving(copy: Warehouse) -> None:
-    before = _serving_state(copy)
-    _sql(copy, "update marts.customer_cohorts set retention_rate = 0.5 where period_number = 0")
-    report = validation.validate(copy.paths, progress=quiet)
-    assert (
-        "marts.customer_cohorts",
-        "expect_column_values_to_be_between",
-        "retention_rate where period_number == 0",
-    ) in {(o.table, o.expectation, o.column) for o in report.failures}
-    with pytest.raises(publish.PublishRefused, match="did not pass"):
-        publish.publish(copy.paths, progress=quiet)
-    assert _serving_state(copy) == before
+def test_tables_are_validated_two_at_a_time_within_the_memory_budget(
+    published: Warehouse, monkeypatch
+) -> None:
+    in_flight: list[str] = []
+    together: set[frozenset[str]] = set()
+    lock = threading.Lock()
+    original = validation._frame
+
+    def tracked(con, table, columns):
+        with lock:
+            in_flight.append(table)
+            if len(in_flight) > 1:
+                together.add(frozenset(in_flight))
+        return original(con, table, columns)
+
+    def reported(line: str) -> None:
+        with lock:
+            in_flight.remove(line.split()[1].rstrip(":"))
+
+    monkeypatch.setattr(validation, "_frame", tracked)
+    # one byte less than the two largest tables need together: those two never overlap
+    sizes = {}
+    with duckdb.connect(str(published.paths.warehouse), read_only=True) as con:
+        for spec in validation._load_suites_module().build_suites(
+            validation._load_suites_module().SuiteParameters(
+                as_of_date=datetime(2025, 12, 31), project_dir=validation.project_dir()
+            )
+        ):
+            sizes[spec.table] = validation._estimated_bytes(
+                con, spec.table, validation._columns(spec)
+            )
+    largest, second = sorted(sizes, key=sizes.get, reverse=True)[:2]
+    budget = sizes[largest] + sizes[second] - 1
+    monkeypatch.setenv("RETENTION_VALIDATION_MEMORY", str(budget))
+    report = validation.validate(published.paths, progress=reported, write_report=False)
+    assert report.success
+    assert together, "no two tables were validated at the same time"
+    assert frozenset({largest, second}) not in together
+    assert all(sum(sizes[t] for t in pair) <= budget for pair in together)
+    # the report keeps the suites' order, whichever thread finished first
+    tables = list(dict.fromkeys(o.table for o in report.outcomes))
+    assert tables[:2] == ["raw.customers", "raw.orders"]
+
+
+def test_a_memory_budget_that_is_not_a_size_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("RETENTION_VALIDATION_MEMORY", "lots")
+    with pytest.raises(UserError, match="RETENTION_VALIDATION_MEMORY='lots' is not a size"):
+        validation.validation_memory()
+    monkeypatch.setenv("RETENTION_VALIDATION_MEMORY", "800MiB")
+    assert validation.validation_memory() == 800 * 2**20
 
 
 def _releases(warehouse: Warehouse) -> set[str]:
