@@ -229,6 +229,8 @@ def run(
     the DuckDB warehouse, and BI tools read the target's ``marts`` schema.
     """
     target = dbt.resolve_target(target)
+    if target == "duckdb":
+        validation.validation_memory()  # a malformed setting fails now, not after the build
     load_step(paths, say, target=target)
     if target == "duckdb":
         # the imports run on the core dbt leaves idle while it starts and parses

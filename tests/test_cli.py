@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,15 @@ import duckdb
 from tests.conftest import write_csv
 
 
-def retention(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def retention(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "retention", "--data-dir", str(data_dir), *args],
         capture_output=True,
         text=True,
         timeout=600,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -34,6 +38,15 @@ def test_a_broken_landing_file_is_named_without_a_traceback(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "customers/customers.csv" in result.stderr
     assert "missing required column(s) customer_id" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_validation_budget_stops_the_run_before_it_loads(tmp_path: Path) -> None:
+    write_csv(tmp_path / "landing" / "customers" / "c.csv", ["customer_id"], [["C1"]])
+    result = retention("run", data_dir=tmp_path, env={"RETENTION_VALIDATION_MEMORY": "half of it"})
+    assert result.returncode == 1
+    assert "RETENTION_VALIDATION_MEMORY='half of it' is not a size" in result.stderr
+    assert "==> load" not in result.stdout and not (tmp_path / "warehouse.duckdb").exists()
     assert "Traceback" not in result.stderr
 
 

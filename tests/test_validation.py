@@ -208,6 +208,24 @@ def test_the_run_publishes_what_it_validated(copy: Warehouse) -> None:
     assert float(revenue) == 12345.67
 
 
+def test_a_release_that_cannot_be_written_is_not_published(
+    copy: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, releases = _serving_state(copy), _releases(copy)
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    # the Parquet files are written, then creating serving.duckdb fails
+    monkeypatch.setattr(publish, "duckdb", SimpleNamespace(connect=disk_full))
+    with pytest.raises(OSError, match="No space left"):
+        pipeline.validate_and_publish_step(copy.paths, quiet)
+    report = validation.read_report(copy.paths)
+    assert report is not None and report.success  # the validation itself ran and passed
+    assert _serving_state(copy) == before
+    assert _releases(copy) == releases
+
+
 def test_a_staged_release_of_an_older_build_is_not_published(copy: Warehouse) -> None:
     before = _serving_state(copy)
     staged = publish.stage_release(copy.paths, progress=quiet)
