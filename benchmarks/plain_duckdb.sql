@@ -254,7 +254,10 @@ select
     active_customers / cohort_size as retention_rate,
     revenue::decimal(18, 2) as revenue,
     (sum(revenue) over (partition by segment_type, segment_value, cohort_month
-        order by period_number) / cohort_size)::decimal(18, 2) as cumulative_revenue_per_customer
+        order by period_number) / cohort_size)::decimal(18, 6)::decimal(18, 2)
+        -- (the quotient is a double: through 6 decimals a half cent rounds away from zero, as
+        -- the project's round_money does, instead of to the double's nearest cent)
+        as cumulative_revenue_per_customer
 from periods;
 
 create or replace table plain.customers as
