@@ -239,6 +239,51 @@ def test_a_duplicate_written_by_the_increment_fails_the_grain_test(
     assert _test_statuses(passed) == ["pass"]
 
 
+def test_a_duplicate_left_by_a_failed_build_fails_the_next_grain_test(
+    day_landed_incrementally: Paths,
+) -> None:
+    """A build whose grain test failed leaves its rows in the table: the next build checks every
+    row, not only its own increment, so the failure is not forgotten. After a successful build the
+    check is the latest increment again."""
+    paths = day_landed_incrementally
+    table = "staging.int_customer_months"
+    select = ["test", "--select", "int_customer_months,test_name:unique_combination"]
+
+    def record(invocation: str, event: str) -> None:
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute(
+                "insert into raw._dbt_builds select ?, ?, max(happened_at) + interval 1 minute,"
+                " 'build', '', 0 from raw._dbt_builds",
+                [invocation, event],
+            )
+
+    with duckdb.connect(str(paths.warehouse)) as con:
+        # a duplicate in an older increment, as a failed build would have left it
+        con.execute(
+            f"insert into {table} select * from {table} "
+            f"where _loaded_through = (select min(_loaded_through) from {table}) limit 1"
+        )
+    try:
+        record("a-failed-build", "started")
+        record("a-failed-build", "failed")
+        failing = dbt.run_dbt(select, paths, check=False)
+        assert _test_statuses(failing) == ["fail"]
+        record("a-killed-build", "started")  # no end row
+        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["fail"]
+        record("a-later-build", "started")
+        record("a-later-build", "success")
+        # scoped to the latest increment again: the older duplicate is outside it
+        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["pass"]
+    finally:
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute(f"delete from {table} where rowid = (select max(rowid) from {table})")
+            con.execute(
+                "delete from raw._dbt_builds where invocation_id in "
+                "('a-failed-build', 'a-killed-build', 'a-later-build')"
+            )
+    assert _test_statuses(dbt.run_dbt(select, paths)) == ["pass"]
+
+
 def test_incremental_run_equals_full_refresh(day_landed_incrementally: Paths) -> None:
     paths = day_landed_incrementally
     incremental = _snapshot(paths)

@@ -3,10 +3,14 @@
     Fails with one row per duplicated combination.
 
     increment_column (for incremental models whose delete+insert key is, or is coarser than,
-    `columns`, such as `_loaded_through`): only the rows of the latest increment, those with the
-    column's highest value, are checked. The delete before the insert removed every older row of
-    the increment's keys, and the older rows were checked by the build that wrote them; a full
-    refresh writes one value, so it checks every row.
+    `columns`, such as `_loaded_through`): when the invocation before this one was a `dbt build`
+    that succeeded, only the rows of the latest increment, those with the column's highest value,
+    are checked. The delete before the insert removed every older row of the increment's keys,
+    and the older rows were checked by the builds that wrote them: the successful build left a
+    checked table. After anything else (a build that failed or was killed, whose rows stay in the
+    table; a `dbt run`, which tests nothing; no build recorded yet) every row is checked, so a
+    failure is not forgotten by the next increment. A full refresh writes one value, so it checks
+    every row either way. The builds are recorded in raw._dbt_builds (macros/build_log.sql).
 -#}
 {% test unique_combination(model, columns, increment_column=none) %}
 select
@@ -15,6 +19,23 @@ select
 from {{ model }}
 {% if increment_column %}
 where {{ increment_column }} = (select max({{ increment_column }}) from {{ model }})
+    or 0 = (
+        -- the invocation started last before this one: a `dbt build` that succeeded?
+        select count(*)
+        from raw._dbt_builds as finished
+        inner join raw._dbt_builds as started
+            on finished.invocation_id = started.invocation_id
+        where finished.event = 'success'
+            and finished.command = 'build'
+            and started.event = 'started'
+            and started.invocation_id <> '{{ invocation_id }}'
+            and started.happened_at = (
+                select max(earlier.happened_at)
+                from raw._dbt_builds as earlier
+                where earlier.event = 'started'
+                    and earlier.invocation_id <> '{{ invocation_id }}'
+            )
+    )
 {% endif %}
 group by {{ columns | join(', ') }}
 having count(*) > 1
