@@ -179,9 +179,9 @@ def main() -> None:
     # the production job runs in job/, the step-by-step breakdown in steps/
     job, steps_dir = data_dir / "job", data_dir / "steps"
 
-    def run(name: str, command: list[str], where: Path) -> None:
+    def run(name: str, command: list[str], where: Path, env: dict[str, str] | None = None) -> None:
         print(f"{name} ...", flush=True)
-        steps[name] = measure(command, where)
+        steps[name] = measure(command, where, env)
         print(f"    {steps[name]['seconds']:.1f} s, {steps[name]['peak_rss_mib']:.0f} MiB")
 
     generate = ["generate", "--customers", str(args.customers), "--seed", "42"]
@@ -212,11 +212,7 @@ def main() -> None:
     # time two models spend sharing the two cores)
     parts = ["run", "--full-refresh", "--select", *(f"+{mart}" for mart in COMPARED)]
     parts += ["--exclude", *CLV_MODELS, "--no-use-colors"]
-    print("dbt_plain_parts ...", flush=True)
-    steps["dbt_plain_parts"] = measure(
-        [dbt_executable(), *parts], steps_dir, env=dbt_env(Paths(steps_dir))
-    )
-    print(f"    {steps['dbt_plain_parts']['seconds']:.1f} s")
+    run("dbt_plain_parts", [dbt_executable(), *parts], steps_dir, dbt_env(Paths(steps_dir)))
     land(held, job)
     run("incremental_run", retention(job, "run"), job)
     land(held, steps_dir)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -170,29 +170,20 @@ def validate_and_publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
     invisible until ``publish.activate`` has checked the validation report and swapped it in; a
     failed validation discards it and serving/ keeps the previous copy.
     """
-    staged: list[publish.StagedRelease] = []
-    staging_error: list[BaseException] = []
-
-    def stage() -> None:
-        try:
-            staged.append(publish.stage_release(paths, progress=lambda line: say(f"  {line}")))
-        except BaseException as exc:  # re-raised in the caller's thread below
-            staging_error.append(exc)
-
-    with step("validate + publish", say):
-        writer = threading.Thread(target=stage, name="stage-release", daemon=True)
-        writer.start()
+    with (
+        step("validate + publish", say),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-release") as writer,
+    ):
+        staging = writer.submit(
+            publish.stage_release, paths, progress=lambda line: say(f"  {line}")
+        )
         try:
             validate_step(paths, say)
         except BaseException:
-            writer.join()
-            for release in staged:
-                publish.discard(release)
+            if staging.exception() is None:  # waits for the writer
+                publish.discard(staging.result())
             raise
-        writer.join()
-        if staging_error:
-            raise staging_error[0]
-        summary = publish.activate(paths, staged[0])
+        summary = publish.activate(paths, staging.result())
         _published(paths, summary, say)
         return summary
 

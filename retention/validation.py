@@ -23,6 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -451,28 +452,30 @@ def validate(
             mark = "ok    " if failures == 0 else "FAILED"
             say(f"  {mark} {table}: {len(outcomes)} expectations, {rows:,} rows")
 
-        errors: list[BaseException] = []
+        stop = threading.Event()  # set when a thread fails: the other takes no new table
 
         def worker() -> None:
             cursor = con.cursor()  # a DuckDB connection is used by one thread at a time
             try:
-                while not errors and (item := scheduler.take()) is not None:
+                while not stop.is_set() and (item := scheduler.take()) is not None:
                     try:
                         validate_table(item[0], cursor)
                     finally:
                         scheduler.done(item[1])
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                errors.append(exc)
+            except BaseException:
+                stop.set()
+                raise
             finally:
                 cursor.close()
 
         # GX's work is pandas and Arrow kernels, which release the GIL: two threads use both cores
-        helper = threading.Thread(target=worker, name="validate-helper")
-        helper.start()
-        worker()
-        helper.join()
-        if errors:
-            raise errors[0]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
+            helper = pool.submit(worker)
+            try:
+                worker()
+            finally:
+                helper.exception()  # wait for the helper to finish its table
+            helper.result()
         order = {spec.table: i for i, spec in enumerate(suites)}
         report.outcomes.sort(key=lambda o: order.get(o.table, len(order)))
         report.row_counts = dict(sorted(report.row_counts.items(), key=lambda kv: order[kv[0]]))

@@ -138,11 +138,11 @@ def test_tables_are_validated_two_at_a_time_within_the_memory_budget(
     # one byte less than the two largest tables need together: those two never overlap
     sizes = {}
     with duckdb.connect(str(published.paths.warehouse), read_only=True) as con:
-        for spec in validation._load_suites_module().build_suites(
-            validation._load_suites_module().SuiteParameters(
-                as_of_date=datetime(2025, 12, 31), project_dir=validation.project_dir()
-            )
-        ):
+        suites = validation._load_suites_module()
+        parameters = suites.SuiteParameters(
+            as_of_date=datetime(2025, 12, 31), project_dir=validation.project_dir()
+        )
+        for spec in suites.build_suites(parameters):
             sizes[spec.table] = validation._estimated_bytes(
                 con, spec.table, validation._columns(spec)
             )
