@@ -57,6 +57,21 @@ class TableSuite:
     extra_columns: list[str] = field(default_factory=list)
 
 
+#: The tables of millions of rows whose key uniqueness is left to dbt's test on the same rows.
+#: GX's pandas uniqueness hashes every key in the frame: on these four tables it was 13.5 s of
+#: the 23 s validation took at 1 M customers, for a check the build made minutes before in SQL
+#: on the same relation (customer_lifecycle_monthly is a projection of int_customer_months),
+#: and a failed dbt test fails the build, which blocks publishing. Smaller tables keep their
+#: key check in GX too: there it costs milliseconds. tests/test_validation.py checks that each
+#: of these dbt tests exists.
+LARGE_KEYS_LEFT_TO_DBT = {
+    "raw.orders": ("source:shop.orders", ("_source_file", "_source_row", "_loaded_at")),
+    "staging.stg_shop__orders": ("stg_shop__orders", ("order_id",)),
+    "marts.orders": ("orders", ("order_id",)),
+    "marts.customer_lifecycle_monthly": ("int_customer_months", ("customer_id", "month")),
+}
+
+
 def _unique(*columns: str):
     if len(columns) == 1:
         return gxe.ExpectColumnValuesToBeUnique(column=columns[0])
@@ -89,13 +104,12 @@ def build_suites(params: SuiteParameters) -> list[TableSuite]:
                                      _unique("_source_file", "_source_row", "_loaded_at"),
                                      gxe.ExpectTableRowCountToBeBetween(min_value=1)]),
         TableSuite("raw.orders", [_not_null("_source_file"), _not_null("_source_row"),
-                                  _unique("_source_file", "_source_row", "_loaded_at"),
                                   gxe.ExpectTableRowCountToBeBetween(min_value=1)]),
         # ------------------------------------------------------------------- staging
         TableSuite("staging.stg_shop__customers", [_unique("customer_id"),
                                                    _not_null("customer_id")]),
         TableSuite("staging.stg_shop__orders", [
-            _unique("order_id"), _not_null("order_id"), _not_null("customer_id"),
+            _not_null("order_id"), _not_null("customer_id"),
             _in_set("status", ORDER_STATUSES), _between("amount", 0), _not_null("amount"),
         ]),
         TableSuite("quarantine.orders", [_not_null("reject_reason"),
@@ -112,7 +126,7 @@ def build_suites(params: SuiteParameters) -> list[TableSuite]:
             *(_between(c, 1, 5) for c in ("recency_score", "frequency_score", "monetary_score")),
         ]),
         TableSuite("marts.orders", [
-            _unique("order_id"), _not_null("order_id"), _not_null("customer_id"),
+            _not_null("order_id"), _not_null("customer_id"),
             _in_set("status", ORDER_STATUSES), _between("amount", 0), _between("revenue", 0),
             gxe.ExpectColumnMaxToBeBetween(
                 column="ordered_date",
@@ -142,7 +156,7 @@ def build_suites(params: SuiteParameters) -> list[TableSuite]:
             extra_columns=["period_number"],
         ),
         TableSuite("marts.customer_lifecycle_monthly", [
-            _unique("customer_id", "month"), _in_set("lifecycle_stage", LIFECYCLE_STAGES),
+            _in_set("lifecycle_stage", LIFECYCLE_STAGES),
         ]),
         TableSuite("marts.winback_candidates", [
             _unique("customer_id"), _unique("winback_rank"), _between("p_alive", 0, 1),

@@ -18,7 +18,7 @@ import great_expectations.expectations as gxe
 import pytest
 
 from retention import pipeline, publish, validation
-from retention.config import Paths
+from retention.config import Paths, project_dir
 from retention.errors import UserError
 from tests.conftest import Warehouse, quiet
 
@@ -58,6 +58,35 @@ def test_suites_pass_on_good_data(published: Warehouse) -> None:
     assert Path(report.data_docs).is_file()
     # period-0 retention is checked as a distribution expectation
     assert any("period_number == 0" in o.column for o in report.outcomes)
+
+
+def test_keys_left_to_dbt_are_tested_by_dbt(published: Warehouse) -> None:
+    """The large tables whose key GX does not check again have that key's dbt test, and the
+    suites of every other table still check their key in GX."""
+    suites = validation._load_suites_module()
+    left = suites.LARGE_KEYS_LEFT_TO_DBT
+    manifest = json.loads((published.paths.dbt_target / "manifest.json").read_text())
+    dbt_keys = set()
+    for node in manifest["nodes"].values():
+        metadata = node.get("test_metadata") or {}
+        if metadata.get("name") not in ("unique", "unique_combination"):
+            continue
+        kwargs = metadata["kwargs"]
+        columns = kwargs.get("columns") or [kwargs["column_name"]]
+        parent = node["depends_on"]["nodes"][0].split(".")
+        relation = f"source:{parent[2]}.{parent[3]}" if parent[0] == "source" else parent[2]
+        dbt_keys.add((relation, tuple(columns)))
+    assert set(left.values()) <= dbt_keys, set(left.values()) - dbt_keys
+
+    params = suites.SuiteParameters(as_of_date=datetime(2024, 1, 1), project_dir=project_dir())
+    key_checks = {
+        suite.table
+        for suite in suites.build_suites(params)
+        for e in suite.expectations
+        if e.expectation_type.endswith("_to_be_unique")
+    }
+    assert not key_checks & set(left)
+    assert {"marts.customers", "raw.customers", "marts.retention_monthly"} <= key_checks
 
 
 def test_broken_marts_fail_with_the_right_expectation(copy: Warehouse) -> None:
