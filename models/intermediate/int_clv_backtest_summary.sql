@@ -3,6 +3,9 @@
     first purchase is on or before it, with the repeat purchase days they actually made in the
     holdout period (calibration end, as_of_date].
 -#}
+-- A table: clv_backtest and its two tests read it, and as a view each of them computed it again.
+{{ config(materialized='table') }}
+
 with
 
 purchase_days as (
