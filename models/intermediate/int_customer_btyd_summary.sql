@@ -5,7 +5,8 @@
     divides it by frequency itself, so every engine fits on bit-identical numbers) and
     monetary_value = repeat_revenue / frequency.
 -#}
--- A table: clv_model_parameters, customer_lifetime_value, customers and its two tests read it, and as a view each of them computed it again.
+-- A table: clv_model_parameters, customer_lifetime_value, customers and its two tests read it,
+-- and as a view each of them computed it again.
 {{ config(materialized='table') }}
 
 with
