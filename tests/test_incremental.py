@@ -27,6 +27,7 @@ INCREMENTAL_MODELS = (
     "base_shop__orders",
     "int_orders_flagged",
     "int_customer_purchase_days",
+    "int_customers_purchases_aggregated",
     "int_customer_months",
 )
 
@@ -167,7 +168,11 @@ def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -
     assert "affected_orders" in _compiled_code(paths, "base_shop__orders")
     assert "new_customers" in _compiled_code(paths, "base_shop__customers")
     assert "prior_last_purchase_date" in _compiled_code(paths, "int_customer_months")
-    for model in ("int_orders_flagged", "int_customer_purchase_days"):
+    for model in (
+        "int_orders_flagged",
+        "int_customer_purchase_days",
+        "int_customers_purchases_aggregated",
+    ):
         assert "customers_to_recompute" in _compiled_code(paths, model)
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         # the late customer's order, quarantined before, now counts from its 2024 cohort

@@ -1,11 +1,43 @@
-{{ config(materialized='table') }}
+{#-
+    One row per customer with at least one order up to as_of_date: purchase and order counts.
 
--- One row per customer with at least one order up to as_of_date: purchase and order counts.
+    Incremental like int_customer_purchase_days: the customers to recompute (macros/incremental.sql)
+    lose their row in the pre-hook and get it again from all their orders; a customer left without
+    orders gets none.
+-#}
+-- depends_on: {{ ref('base_shop__orders') }}
+-- depends_on: {{ ref('stg_shop__orders') }}
+-- depends_on: {{ ref('int_reporting_dates') }}
+-- depends_on: {{ source('shop', 'orders') }}
+-- depends_on: {{ source('shop', 'customers') }}
+{{ config(
+    materialized=incremental_where_supported(),
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id'],
+    on_schema_change='fail',
+    pre_hook="{{ forget_customers(customers_to_recompute()) }}",
+) }}
+
+{{ check_as_of_not_earlier() }}
+
 with
+
+{% if is_incremental() %}
+
+customers_to_recompute as (
+
+    {{ customers_to_recompute() }}
+
+),
+
+{% endif %}
 
 orders as (
 
     select * from {{ ref('int_orders_flagged') }}
+    {% if is_incremental() %}
+    where customer_id in (select customer_id from customers_to_recompute)
+    {% endif %}
 
 ),
 
@@ -23,6 +55,19 @@ aggregated as (
     from orders
     group by customer_id
 
+),
+
+final as (
+
+    select
+        *,
+        (
+            select reporting_dates.as_of_date
+            from {{ ref('int_reporting_dates') }} as reporting_dates
+        ) as _as_of_date,
+        {{ sources_loaded_through() }} as _loaded_through
+    from aggregated
+
 )
 
-select * from aggregated
+select * from final
