@@ -21,9 +21,11 @@ from .conftest import quiet, write_csv
 
 ORDER_HEADER = list(COLUMNS["orders"])
 CUSTOMER_HEADER = list(COLUMNS["customers"])
+NPS_HEADER = list(COLUMNS["nps_responses"])
 NEW_DAY = "2025-06-30"
 INCREMENTAL_MODELS = (
     "base_shop__customers",
+    "base_shop__nps_responses",
     "base_shop__orders",
     "int_orders_flagged",
     "int_customer_purchase_days",
@@ -104,6 +106,12 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
         ORDER_HEADER,
         [["O-LATE-1", "C-LATE-1", "2024-03-10T10:00:00Z", "completed", "80.00", "USD", ""]],
     )
+    # and the same customer's NPS response
+    write_csv(
+        paths.landing / "nps_responses" / "nps_responses_early_unknown.csv",
+        NPS_HEADER,
+        [["R-LATE-1", "C-LATE-1", "2024-03-20T10:00:00Z", "9"]],
+    )
     # a file that will be exported again, changed, under the same name
     months = sorted((paths.landing / "orders").glob("orders_2023-0*.csv"))
     customer = _first_rows(months[0], 1, lambda r: r["status"] == "completed")[0]["customer_id"]
@@ -116,6 +124,12 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     pipeline.load_step(paths, quiet)
     pipeline.build_step(paths, quiet)
     assert "affected_orders" not in _compiled_code(paths, "base_shop__orders")
+    assert "affected_responses" not in _compiled_code(paths, "base_shop__nps_responses")
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        assert con.execute(
+            "select reject_reason from staging.base_shop__nps_responses "
+            "where response_key = 'R-LATE-1'"
+        ).fetchall() == [("unknown_customer",)]
 
     # the new day, with late versions of old orders and the late customer
     for folder in held.iterdir():
@@ -166,6 +180,7 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
 def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -> None:
     paths = day_landed_incrementally
     assert "affected_orders" in _compiled_code(paths, "base_shop__orders")
+    assert "affected_responses" in _compiled_code(paths, "base_shop__nps_responses")
     assert "new_customers" in _compiled_code(paths, "base_shop__customers")
     assert "prior_last_purchase_date" in _compiled_code(paths, "int_customer_months")
     for model in (
@@ -183,6 +198,11 @@ def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -
         assert cohort == [(date(2024, 3, 1), 16)]  # March 2024 .. June 2025
         assert con.execute(
             "select row_disposition from staging.base_shop__orders where order_key = 'O-LATE-1'"
+        ).fetchall() == [("current",)]
+        # its NPS response too, quarantined as unknown_customer by the first build
+        assert con.execute(
+            "select row_disposition from staging.base_shop__nps_responses "
+            "where response_key = 'R-LATE-1'"
         ).fetchall() == [("current",)]
         assert con.execute("select max(month) from staging.int_customer_months").fetchone() == (
             date(2025, 6, 1),
@@ -294,6 +314,7 @@ def test_incremental_run_equals_full_refresh(day_landed_incrementally: Paths) ->
     incremental = _snapshot(paths)
     pipeline.build_step(paths, quiet, full_refresh=True)
     assert "affected_orders" not in _compiled_code(paths, "base_shop__orders")
+    assert "affected_responses" not in _compiled_code(paths, "base_shop__nps_responses")
     full = _snapshot(paths)
     assert incremental.keys() == full.keys()
     assert {"marts.customers", "marts.customer_cohorts", "marts.retention_monthly"} <= set(full)

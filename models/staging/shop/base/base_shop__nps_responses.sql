@@ -1,12 +1,65 @@
 {#-
     Every raw NPS response row, typed and classified. A response must belong to a current valid
     customer and score an integer from 0 to 10.
+
+    Incremental like base_shop__orders: a run re-classifies every raw row of the responses that
+    received a new row, and of the responses of customers who received one (a response waiting
+    for its customer passes once the customer has landed), since the watermark; the rows replace
+    their previous classification (unique key: the raw row).
 -#}
+-- depends_on: {{ source('shop', 'customers') }}
+{{ config(
+    materialized=incremental_where_supported(),
+    incremental_strategy='delete+insert',
+    unique_key=['_source_file', '_source_row', '_loaded_at'],
+    on_schema_change='fail',
+) }}
+
+{{ check_increment_columns(['_loaded_through']) }}
+{#- read once: every use below compares with the same constant -#}
+{%- set watermark = incremental_watermark() %}
+
 with
+
+{% if is_incremental() %}
+
+new_responses as (
+
+    select {{ clean_text('response_id') }} as response_key
+    from {{ source('shop', 'nps_responses') }}
+    where _loaded_at > {{ watermark }}
+
+),
+
+new_customers as (
+
+    select {{ clean_text('customer_id') }} as customer_key
+    from {{ source('shop', 'customers') }}
+    where _loaded_at > {{ watermark }}
+
+),
+
+affected_responses as (
+
+    select response_key from new_responses
+    union
+    select response_key from {{ this }}
+    where customer_key in (select customer_key from new_customers)
+
+),
+
+{% endif %}
 
 source as (
 
-    select * from {{ source('shop', 'nps_responses') }}
+    {% if is_incremental() %}
+        {{ raw_rows_to_classify(
+            source('shop', 'nps_responses'), 'response_id',
+            "select response_key from affected_responses", watermark
+        ) }}
+    {% else %}
+        select * from {{ source('shop', 'nps_responses') }}
+    {% endif %}
 
 ),
 
@@ -68,6 +121,22 @@ classified as (
         version_at='_loaded_at',
     ) }}
 
+),
+
+final as (
+
+    select
+        *,
+        -- the watermark: the latest load of the two sources this model follows
+        (
+            select max(sources.loaded_at) from (
+                select max(_loaded_at) as loaded_at from {{ source('shop', 'nps_responses') }}
+                union all
+                select max(_loaded_at) as loaded_at from {{ source('shop', 'customers') }}
+            ) as sources
+        ) as _loaded_through
+    from classified
+
 )
 
-select * from classified  -- noqa: AM04
+select * from final  -- noqa: AM04
