@@ -58,6 +58,25 @@
 {%- endmacro %}
 
 {#-
+    The keys (key_column's cleaned text, named key_name) whose raw rows a base model that depends
+    on its customers classifies again: keys with a raw row loaded after the watermark, and the
+    keys of customers with a new customer row (a row waiting for its customer passes once the
+    customer has landed; a customer's new version can make its rows pass or fail).
+-#}
+{% macro keys_to_reclassify(relation, key_column, key_name, watermark) -%}
+    select {{ clean_text(key_column) }} as {{ key_name }}
+    from {{ relation }}
+    where _loaded_at > {{ watermark }}
+    union
+    select {{ key_name }} from {{ this }}
+    where customer_key in (
+        select {{ clean_text('customer_id') }}
+        from {{ source('shop', 'customers') }}
+        where _loaded_at > {{ watermark }}
+    )
+{%- endmacro %}
+
+{#-
     The raw rows an incremental base model classifies again: those loaded after the watermark
     (incremental_watermark(), read once by the model) and every other row of the same keys
     (key_column's cleaned text in the `keys` select). A raw row is (_source_file, _source_row,

@@ -23,28 +23,9 @@ with
 
 {% if is_incremental() %}
 
-new_responses as (
-
-    select {{ clean_text('response_id') }} as response_key
-    from {{ source('shop', 'nps_responses') }}
-    where _loaded_at > {{ watermark }}
-
-),
-
-new_customers as (
-
-    select {{ clean_text('customer_id') }} as customer_key
-    from {{ source('shop', 'customers') }}
-    where _loaded_at > {{ watermark }}
-
-),
-
 affected_responses as (
 
-    select response_key from new_responses
-    union
-    select response_key from {{ this }}
-    where customer_key in (select customer_key from new_customers)
+    {{ keys_to_reclassify(source('shop', 'nps_responses'), 'response_id', 'response_key', watermark) }}
 
 ),
 

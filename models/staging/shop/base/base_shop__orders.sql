@@ -29,28 +29,9 @@ with
 
 {% if is_incremental() %}
 
-new_orders as (
-
-    select {{ clean_text('order_id') }} as order_key
-    from {{ source('shop', 'orders') }}
-    where _loaded_at > {{ watermark }}
-
-),
-
-new_customers as (
-
-    select {{ clean_text('customer_id') }} as customer_key
-    from {{ source('shop', 'customers') }}
-    where _loaded_at > {{ watermark }}
-
-),
-
 affected_orders as (
 
-    select order_key from new_orders
-    union
-    select order_key from {{ this }}
-    where customer_key in (select customer_key from new_customers)
+    {{ keys_to_reclassify(source('shop', 'orders'), 'order_id', 'order_key', watermark) }}
 
 ),
 
