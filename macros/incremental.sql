@@ -15,13 +15,19 @@
     `retention build --full-refresh`; int_customer_months refuses to mix parameters.
 -#}
 
-{#- The latest load time of the sources incremental models follow (a scalar subquery). -#}
-{% macro sources_loaded_through() -%}
+{#-
+    The latest load time of the sources an incremental model follows (a scalar subquery): by
+    default orders and customers; base_shop__nps_responses follows NPS responses and customers.
+-#}
+{% macro sources_loaded_through(entities=['orders', 'customers']) -%}
     (
         select max(loaded_at) from (
-            select max(_loaded_at) as loaded_at from {{ source('shop', 'orders') }}
+            {%- for entity in entities %}
+            select max(_loaded_at) as loaded_at from {{ source('shop', entity) }}
+            {%- if not loop.last %}
             union all
-            select max(_loaded_at) as loaded_at from {{ source('shop', 'customers') }}
+            {%- endif %}
+            {%- endfor %}
         ) as sources
     )
 {%- endmacro %}

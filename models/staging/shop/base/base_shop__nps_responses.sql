@@ -108,14 +108,7 @@ final as (
 
     select
         *,
-        -- the watermark: the latest load of the two sources this model follows
-        (
-            select max(sources.loaded_at) from (
-                select max(_loaded_at) as loaded_at from {{ source('shop', 'nps_responses') }}
-                union all
-                select max(_loaded_at) as loaded_at from {{ source('shop', 'customers') }}
-            ) as sources
-        ) as _loaded_through
+        {{ sources_loaded_through(['nps_responses', 'customers']) }} as _loaded_through
     from classified
 
 )
