@@ -149,7 +149,9 @@
 
 {#-
     Pre-hook of the per-customer incremental models: delete the rows of the customers (a select
-    of customer_id) the run recomputes from scratch.
+    of customer_id) the run recomputes from scratch. Those models then append: every row they
+    write belongs to one of these customers, so a delete by key after the pre-hook finds nothing
+    (it cost 0.4-0.5 s per model and day at 1 M customers).
 -#}
 {% macro forget_customers(customers) -%}
     {%- if is_incremental() -%}

@@ -12,8 +12,7 @@
 -- depends_on: {{ source('shop', 'customers') }}
 {{ config(
     materialized=incremental_where_supported(),
-    incremental_strategy='delete+insert',
-    unique_key=['customer_id'],
+    incremental_strategy='append',
     on_schema_change='fail',
     pre_hook="{{ forget_customers(customers_to_recompute()) }}",
 ) }}

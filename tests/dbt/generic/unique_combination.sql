@@ -2,8 +2,9 @@
     The combination of `columns` is unique in the model (a composite primary key).
     Fails with one row per duplicated combination.
 
-    increment_column (for incremental models whose delete+insert key is, or is coarser than,
-    `columns`, such as `_loaded_through`): when the invocation before this one was a `dbt build`
+    increment_column (for incremental models that delete every older row of the keys they write,
+    by a delete+insert key that is, or is coarser than, `columns`, or by the per-customer
+    pre-hook, such as `_loaded_through`): when the invocation before this one was a `dbt build`
     that succeeded, only the rows of the latest increment, those with the column's highest value,
     are checked. The delete before the insert removed every older row of the increment's keys,
     and the older rows were checked by the builds that wrote them: the successful build left a
