@@ -111,6 +111,34 @@ def _error_lines(tail: list[str]) -> list[str]:
     return [" ".join(line for line in lines if line)] if any(lines) else []
 
 
+def parse_in_background(
+    paths: Paths, target: str | None = None, dbt_vars: dict[str, Any] | None = None
+) -> subprocess.Popen | None:
+    """Start ``dbt parse`` for a data directory that has no saved parse yet, or return None.
+
+    A first build parses the whole project (about 5 s of one core) before it runs anything;
+    ``retention run`` starts this while it loads, on the core the load leaves idle, and waits
+    for it before the build, which then reads the saved parse. ``dbt parse`` does not open the
+    warehouse, so it does not contend for the load's lock. The vars must be the build's: other
+    vars make dbt parse everything again. Its output is dropped: a project that does not parse
+    fails the build with the same message.
+    """
+    if (paths.dbt_target / "partial_parse.msgpack").exists():
+        return None
+    command = [dbt_executable(), "parse", "--no-use-colors"]
+    if dbt_vars:
+        command += ["--vars", json.dumps(dbt_vars)]
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        command,
+        cwd=project_dir(),
+        env=dbt_env(paths, target),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def run_dbt(
     args: Sequence[str],
     paths: Paths,

@@ -220,9 +220,21 @@ def run(
     the DuckDB warehouse, and BI tools read the target's ``marts`` schema.
     """
     target = dbt.resolve_target(target)
+    parse = None
     if target == "duckdb":
         validation.validation_memory()  # a malformed setting fails now, not after the build
-    load_step(paths, say, target=target)
+        # a first build's parse runs during the load (on Spark a second process could meet the
+        # load's session in the local metastore; PostgreSQL and Spark runs are not tuned here)
+        parse = dbt.parse_in_background(paths, target, dbt.build_vars(as_of))
+    try:
+        load_step(paths, say, target=target)
+    except BaseException:
+        if parse is not None:
+            parse.kill()
+        raise
+    finally:
+        if parse is not None:
+            parse.wait()
     if target == "duckdb":
         # the imports run on the core dbt leaves idle while it starts and parses
         validation.preload()

@@ -324,3 +324,22 @@ def test_clv_is_not_fitted_on_too_little_data(handmade: Warehouse) -> None:
         handmade.scalar("select count(*) from marts.clv_model_parameters where value is null") == 7
     )
     assert handmade.scalar("select count(p_alive) from marts.customers") == 0
+
+
+def test_a_first_build_starts_from_the_parse_made_during_the_load(tmp_path: Path) -> None:
+    """`retention run` parses the project for a data directory's first build while it loads;
+    the build then reads that parse instead of parsing the whole project again (with the same
+    vars: other vars would make dbt parse everything)."""
+    paths = Paths(tmp_path / "data")
+    as_of = dbt.build_vars("2025-06-30")
+    parse = dbt.parse_in_background(paths, dbt_vars=as_of)
+    assert parse is not None
+    assert parse.wait(timeout=300) == 0
+    assert dbt.parse_in_background(paths, dbt_vars=as_of) is None  # nothing left to gain
+
+    lines: list[str] = []
+    dbt.run_dbt(
+        ["ls", "--select", "int_reporting_dates"], paths, dbt_vars=as_of, progress=lines.append
+    )
+    assert "retention.intermediate.int_reporting_dates" in lines
+    assert not [line for line in lines if "partial parsing" in line], lines
