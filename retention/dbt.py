@@ -139,6 +139,16 @@ def parse_in_background(
     )
 
 
+def finish_background(process: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait for a background dbt command such as ``parse_in_background``'s; stop it if it has
+    not finished within ``timeout`` seconds (the build then parses for itself)."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def run_dbt(
     args: Sequence[str],
     paths: Paths,

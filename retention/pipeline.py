@@ -234,7 +234,7 @@ def run(
         raise
     finally:
         if parse is not None:
-            parse.wait()
+            dbt.finish_background(parse)
     if target == "duckdb":
         # the imports run on the core dbt leaves idle while it starts and parses
         validation.preload()

@@ -7,6 +7,9 @@ reject reason); a generated set with dirty rows checks reconciliation at row lev
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -343,3 +346,10 @@ def test_a_first_build_starts_from_the_parse_made_during_the_load(tmp_path: Path
     )
     assert "retention.intermediate.int_reporting_dates" in lines
     assert not [line for line in lines if "partial parsing" in line], lines
+
+
+def test_a_background_dbt_command_that_does_not_finish_is_stopped(tmp_path: Path) -> None:
+    """The job waits for the background parse a bounded time, then goes on without it."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    dbt.finish_background(sleeper, timeout=0.5)
+    assert sleeper.returncode == -signal.SIGKILL  # stopped, not waited for
