@@ -161,6 +161,21 @@
 {%- endmacro %}
 
 {#-
+    The config of the per-customer incremental models (int_orders_flagged,
+    int_customer_purchase_days, int_customers_purchases_aggregated):
+    {{ config(**per_customer_increment()) }}. The pre-hook deletes the customers to recompute;
+    the model then appends all their rows.
+-#}
+{% macro per_customer_increment() -%}
+    {{ return({
+        'materialized': incremental_where_supported(),
+        'incremental_strategy': 'append',
+        'on_schema_change': 'fail',
+        'pre_hook': "{{ forget_customers(customers_to_recompute()) }}",
+    }) }}
+{%- endmacro %}
+
+{#-
     Refuse an increment of a table built by an earlier version of the project, without the
     bookkeeping columns an increment reads, and say what to do.
 -#}

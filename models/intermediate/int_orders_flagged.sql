@@ -10,12 +10,7 @@
 -- depends_on: {{ ref('base_shop__orders') }}
 -- depends_on: {{ source('shop', 'orders') }}
 -- depends_on: {{ source('shop', 'customers') }}
-{{ config(
-    materialized=incremental_where_supported(),
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ forget_customers(customers_to_recompute()) }}",
-) }}
+{{ config(**per_customer_increment()) }}
 
 {{ check_as_of_not_earlier() }}
 {#- _loaded_at: the orders' lineage since raw rows are (file, record, load) -#}
