@@ -106,6 +106,20 @@
 {%- endmacro %}
 
 {#-
+    The config of the incremental base models (base_shop__orders, base_shop__customers,
+    base_shop__nps_responses): {{ config(**raw_row_increment()) }}. The unique key is the raw row,
+    so the rows classified again replace their previous classification.
+-#}
+{% macro raw_row_increment() -%}
+    {{ return({
+        'materialized': incremental_where_supported(),
+        'incremental_strategy': 'delete+insert',
+        'unique_key': ['_source_file', '_source_row', '_loaded_at'],
+        'on_schema_change': 'fail',
+    }) }}
+{%- endmacro %}
+
+{#-
     The customers whose purchase history may have changed since int_customer_months was last
     built: the customers of every version of the orders that received a new raw row (an order
     moved to another customer changes both), and customers with a new raw customer row (their

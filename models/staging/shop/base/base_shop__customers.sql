@@ -8,12 +8,7 @@
     (unique key: the raw row).
 -#}
 -- depends_on: {{ source('shop', 'orders') }}
-{{ config(
-    materialized=incremental_where_supported(),
-    incremental_strategy='delete+insert',
-    unique_key=['_source_file', '_source_row', '_loaded_at'],
-    on_schema_change='fail',
-) }}
+{{ config(**raw_row_increment()) }}
 
 {{ check_increment_columns(['_loaded_through']) }}
 {#- read once: every use below compares with the same constant -#}

@@ -11,12 +11,7 @@
     the rows replace their previous classification (unique key: the raw row).
 -#}
 -- depends_on: {{ source('shop', 'customers') }}
-{{ config(
-    materialized=incremental_where_supported(),
-    incremental_strategy='delete+insert',
-    unique_key=['_source_file', '_source_row', '_loaded_at'],
-    on_schema_change='fail',
-) }}
+{{ config(**raw_row_increment()) }}
 
 {%- set landed_columns = [
     'order_id', 'customer_id', 'ordered_at', 'status', 'amount', 'currency', 'updated_at',
