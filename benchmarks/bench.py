@@ -140,6 +140,24 @@ def dbt_seconds(data_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, floa
     return {"models": round(models, 2), "tests": round(tests, 2)}
 
 
+def landed_rows(data_dir: Path) -> dict[str, int]:
+    """Rows of each raw table: the scale actually measured (orders count every landed version)."""
+    import duckdb
+
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        tables = {
+            name
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'raw'"
+            ).fetchall()
+        }
+        return {
+            entity: con.execute(f"select count(*) from raw.{entity}").fetchone()[0]
+            for entity in ENTITIES
+            if entity in tables
+        }
+
+
 def compare_plain(data_dir: Path) -> dict[str, int]:
     """Rows of each plain mart missing from the dbt mart, and the other way round."""
     import duckdb
@@ -191,6 +209,8 @@ def main() -> None:
     held = hold_back_last_day(job)
     link_landing(job, steps_dir)
     run("full_run", retention(job, "run"), job)
+    rows = landed_rows(job)
+    print("    landed rows: " + ", ".join(f"{n:,} {entity}" for entity, n in rows.items()))
 
     def step(name: str, *command: str) -> None:
         run(name, retention(steps_dir, *command), steps_dir)
@@ -248,6 +268,7 @@ def main() -> None:
     }
     report = {
         "customers": args.customers,
+        "landed_rows": rows,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "steps": steps,
         "details": extra,

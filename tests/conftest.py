@@ -53,19 +53,21 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
+# the generated test dataset: 3,000 customers with 2 % dirty rows
+GENERATED = {
+    "customers": 3_000,
+    "seed": 7,
+    "start": date(2023, 1, 1),
+    "end": date(2025, 6, 30),
+    "dirty_rate": 0.02,
+}
+
+
 @pytest.fixture(scope="session")
 def generated_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
-    """3,000 generated customers with 2 % dirty rows: loaded and built once."""
+    """The generated test dataset (GENERATED): loaded and built once."""
     paths = Paths(tmp_path_factory.mktemp("generated"))
-    generate(
-        paths.landing,
-        customers=3_000,
-        seed=7,
-        start=date(2023, 1, 1),
-        end=date(2025, 6, 30),
-        dirty_rate=0.02,
-        progress=quiet,
-    )
+    generate(paths.landing, progress=quiet, **GENERATED)
     pipeline.load_step(paths, quiet)
     pipeline.build_step(paths, quiet)
     yield Warehouse(paths)

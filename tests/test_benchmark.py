@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from benchmarks import bench
-from tests.conftest import Warehouse
+from retention.generate import generate
+from tests.conftest import GENERATED, Warehouse, quiet
 
 
 def test_the_plain_duckdb_yardstick_agrees_with_the_marts(
@@ -38,3 +39,11 @@ def test_the_plain_duckdb_yardstick_agrees_with_the_marts(
         for side in ("plain", "wh")
     }
     assert differences == dict.fromkeys(differences, 0)
+
+
+def test_the_benchmark_reports_every_landed_row(generated_build: Warehouse, tmp_path: Path) -> None:
+    """The scale a benchmark states is what the warehouse received: every generated row, dirty
+    rows and later versions included (the same arguments write the same files)."""
+    written = generate(tmp_path / "landing", progress=quiet, **GENERATED)
+    assert bench.landed_rows(generated_build.paths.data_dir) == written.rows
+    assert written.rows["orders"] > written.rows["customers"] > 0
