@@ -334,7 +334,9 @@ class _Generator:
         local = np.where(decimals == 0, np.round(local), np.round(local, 2))
 
         u = rng.random(n_orders)
-        status = np.full(n_orders, "completed", dtype=object)
+        # one shared str per status (np.full would store a copy per order: ~550 MB at 10 M)
+        status = np.empty(n_orders, dtype=object)
+        status[:] = "completed"
         status[u < CANCEL_SHARE] = "cancelled"
         refunded = (u >= CANCEL_SHARE) & (u < CANCEL_SHARE + REFUND_SHARE)
         recent = ordered_us > self.end_us - 2 * US_PER_DAY
@@ -358,7 +360,8 @@ class _Generator:
             "is_repeat": order_rank,
         }
         versions = {k: v[refund_rows] for k, v in base.items()}
-        versions["status"] = np.full(len(refund_rows), "refunded", dtype=object)
+        versions["status"] = np.empty(len(refund_rows), dtype=object)
+        versions["status"][:] = "refunded"
         versions["updated_us"] = refund_us[refund_rows]
         self.orders_data = {k: np.concatenate([base[k], versions[k]]) for k in base}
         self.n_orders = n_orders
@@ -586,8 +589,9 @@ def _write(
     """
     folder = out / entity
     folder.mkdir(parents=True, exist_ok=True)
+    # each file takes its rows from the table (sorting the whole table first would hold a
+    # second copy of it: ~1 GB of order text at 1 M customers)
     order = np.argsort(when_us, kind="stable")
-    table = table.take(pa.array(order))
     when_us = when_us[order]
     days = (when_us // US_PER_DAY).astype("datetime64[D]")
     months = days.astype("datetime64[M]")
@@ -599,7 +603,7 @@ def _write(
     bounds = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1], True])
     files = []
     for lo, hi in itertools.pairwise(bounds):
-        part = table.slice(lo, hi - lo)
+        part = table.take(pa.array(order[lo:hi]))
         name = f"{entity}_{days[lo] if daily[lo] else months[lo]}.{fmt}"
         path = folder / name
         if fmt == "csv":
