@@ -105,6 +105,19 @@ def test_purchasing_is_heterogeneous(con: duckdb.DuckDBPyConnection) -> None:
     assert p90 >= 8  # a long tail of frequent buyers
 
 
+def test_the_default_history_has_the_scale_the_benchmark_names(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """DESIGN.md benchmarks 1 M customers with ~10 M orders: over the default four years the
+    generator writes ~10 order rows (refunds included) per customer. A change to the population
+    that shrank it would quietly benchmark a smaller warehouse."""
+    order_rows, customers = con.execute("""
+        select (select count(*) from orders), (select count(distinct customer_id) from customers)
+    """).fetchone()
+    assert customers == 20_000
+    assert 9.0 < order_rows / customers < 11.0
+
+
 def test_channels_and_regions_differ_in_retention(con: duckdb.DuckDBPyConnection) -> None:
     groups = {
         "referral": ("referral", "refer-a-friend"),
