@@ -41,12 +41,11 @@ import time
 from datetime import date
 from pathlib import Path
 
-from retention.config import Paths
+from retention.config import ENTITIES, Paths
 from retention.dbt import dbt_env, dbt_executable
 
 ROOT = Path(__file__).resolve().parents[1]
 END = date(2025, 12, 31)
-ENTITIES = ("customers", "orders", "marketing_spend", "nps_responses")
 # the dbt models the plain script also computes (its "parts"): everything upstream of the three
 # marts except the predictive CLV models, whose columns the plain script leaves out
 CLV_MODELS = ("clv_model_parameters", "customer_lifetime_value", "clv_backtest")

@@ -111,6 +111,13 @@ def _error_lines(tail: list[str]) -> list[str]:
     return [" ".join(line for line in lines if line)] if any(lines) else []
 
 
+def _command(args: Sequence[str], dbt_vars: dict[str, Any] | None) -> list[str]:
+    command = [dbt_executable(), *args, "--no-use-colors"]
+    if dbt_vars:
+        command += ["--vars", json.dumps(dbt_vars)]
+    return command
+
+
 def parse_in_background(
     paths: Paths, target: str | None = None, dbt_vars: dict[str, Any] | None = None
 ) -> subprocess.Popen | None:
@@ -125,12 +132,9 @@ def parse_in_background(
     """
     if (paths.dbt_target / "partial_parse.msgpack").exists():
         return None
-    command = [dbt_executable(), "parse", "--no-use-colors"]
-    if dbt_vars:
-        command += ["--vars", json.dumps(dbt_vars)]
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        command,
+        _command(["parse"], dbt_vars),
         cwd=project_dir(),
         env=dbt_env(paths, target),
         stdin=subprocess.DEVNULL,
@@ -160,9 +164,7 @@ def run_dbt(
     """Run ``dbt <args>`` and return its results; raise ``DbtFailure`` on errors if ``check``."""
     if target and target not in TARGETS:
         raise UserError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    command = [dbt_executable(), *args, "--no-use-colors"]
-    if dbt_vars:
-        command += ["--vars", json.dumps(dbt_vars)]
+    command = _command(args, dbt_vars)
     say = progress or (lambda line: None)
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     run_results = paths.dbt_target / "run_results.json"
