@@ -11,8 +11,10 @@ The scenario a production warehouse lives through:
    full build, validate, publish, report), each its own process, for each step's time and peak
    memory (its builds, like `retention run`, leave out the dbt unit tests);
 4. the held-back day lands in both directories: `retention run` processes it incrementally in
-   the first; load and an incremental build in the second, then a full-refresh build of the
-   same data for comparison;
+   the first; load and an incremental build in the second. What a day costs without its rows:
+   the same build again with nothing new to process, and `dbt run` of only the models
+   downstream of the reporting date (as_of_date), without tests. Then a full-refresh build of
+   the same data for comparison;
 5. plain: benchmarks/plain_duckdb.sql computes customers, customer_cohorts and
    retention_monthly from the second directory's raw tables without dbt (the yardstick for
    dbt's overhead), and its results are compared with the dbt marts built on the same data;
@@ -49,6 +51,9 @@ END = date(2025, 12, 31)
 # the dbt models the plain script also computes (its "parts"): everything upstream of the three
 # marts except the predictive CLV models, whose columns the plain script leaves out
 CLV_MODELS = ("clv_model_parameters", "customer_lifetime_value", "clv_backtest")
+# the one-row model of the reporting parameters (as_of_date): everything downstream of it is
+# computed again for every customer when the date moves, however little data a day brings
+AS_OF_MODEL = "int_reporting_dates"
 COMPARED = {
     "retention_monthly": [
         "month", "segment_type", "segment_value", "customers_start", "new_customers",
@@ -229,6 +234,11 @@ def main() -> None:
     step("incremental_load", "load")
     step("incremental_build", *build)
     extra["incremental_dbt_seconds"] = dbt_seconds(steps_dir)
+    # what a day costs without its rows: the same build with nothing new to process, and only
+    # the models downstream of the reporting date (as_of_date moves every day), without tests
+    step("nothing_new_build", *build)
+    as_of_models = ["run", "--select", f"{AS_OF_MODEL}+", "--no-use-colors"]
+    run("as_of_models_run", [dbt_executable(), *as_of_models], steps_dir, dbt_env(Paths(steps_dir)))
     step("full_refresh_build", *build, "--full-refresh")
     script = ROOT / "benchmarks" / "plain_duckdb.sql"
     yardstick, warehouse = steps_dir / "yardstick.duckdb", steps_dir / "warehouse.duckdb"
@@ -256,6 +266,12 @@ def main() -> None:
         ),
         "incremental_vs_full_build": round(
             steps["incremental_build"]["seconds"] / steps["build"]["seconds"], 3
+        ),
+        "nothing_new_build_vs_full_build": round(
+            steps["nothing_new_build"]["seconds"] / steps["build"]["seconds"], 3
+        ),
+        "as_of_models_run_vs_full_build": round(
+            steps["as_of_models_run"]["seconds"] / steps["build"]["seconds"], 3
         ),
         "incremental_run_vs_full_run": round(
             steps["incremental_run"]["seconds"] / steps["full_run"]["seconds"], 3
