@@ -44,7 +44,7 @@ from datetime import date
 from pathlib import Path
 
 from retention.config import ENTITIES, Paths
-from retention.dbt import dbt_env, dbt_executable
+from retention.dbt import dbt_command, dbt_env
 
 ROOT = Path(__file__).resolve().parents[1]
 END = date(2025, 12, 31)
@@ -219,6 +219,10 @@ def main() -> None:
     def step(name: str, *command: str) -> None:
         run(name, retention(steps_dir, *command), steps_dir)
 
+    def dbt_step(name: str, *args: str) -> None:
+        """dbt itself in the step-by-step directory (what `retention build` runs, minus the CLI)."""
+        run(name, dbt_command(args), steps_dir, dbt_env(Paths(steps_dir)))
+
     step("load", "load")
     # what `retention run` builds: every data test, no unit tests (fixed inputs: CI runs them)
     build = ("build", "--no-unit-tests")
@@ -237,8 +241,7 @@ def main() -> None:
     # what a day costs without its rows: the same build with nothing new to process, and only
     # the models downstream of the reporting date (as_of_date moves every day), without tests
     step("nothing_new_build", *build)
-    as_of_models = ["run", "--select", f"{AS_OF_MODEL}+", "--no-use-colors"]
-    run("as_of_models_run", [dbt_executable(), *as_of_models], steps_dir, dbt_env(Paths(steps_dir)))
+    dbt_step("as_of_models_run", "run", "--select", f"{AS_OF_MODEL}+")
     step("full_refresh_build", *build, "--full-refresh")
     script = ROOT / "benchmarks" / "plain_duckdb.sql"
     yardstick, warehouse = steps_dir / "yardstick.duckdb", steps_dir / "warehouse.duckdb"
@@ -249,8 +252,7 @@ def main() -> None:
     # compare with the plain script's (summing the models' own seconds would count twice the
     # time two models spend sharing the two cores)
     parts = ["run", "--full-refresh", "--select", *(f"+{mart}" for mart in COMPARED)]
-    parts += ["--exclude", *CLV_MODELS, "--no-use-colors"]
-    run("dbt_plain_parts", [dbt_executable(), *parts], steps_dir, dbt_env(Paths(steps_dir)))
+    dbt_step("dbt_plain_parts", *parts, "--exclude", *CLV_MODELS)
 
     summary = {
         "full_run_seconds": steps["full_run"]["seconds"],

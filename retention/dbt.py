@@ -111,7 +111,8 @@ def _error_lines(tail: list[str]) -> list[str]:
     return [" ".join(line for line in lines if line)] if any(lines) else []
 
 
-def _command(args: Sequence[str], dbt_vars: dict[str, Any] | None) -> list[str]:
+def dbt_command(args: Sequence[str], dbt_vars: dict[str, Any] | None = None) -> list[str]:
+    """The command line of ``dbt <args>``: this environment's dbt, no colours, the vars."""
     command = [dbt_executable(), *args, "--no-use-colors"]
     if dbt_vars:
         command += ["--vars", json.dumps(dbt_vars)]
@@ -134,7 +135,7 @@ def parse_in_background(
         return None
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        _command(["parse"], dbt_vars),
+        dbt_command(["parse"], dbt_vars),
         cwd=project_dir(),
         env=dbt_env(paths, target),
         stdin=subprocess.DEVNULL,
@@ -164,7 +165,7 @@ def run_dbt(
     """Run ``dbt <args>`` and return its results; raise ``DbtFailure`` on errors if ``check``."""
     if target and target not in TARGETS:
         raise UserError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    command = _command(args, dbt_vars)
+    command = dbt_command(args, dbt_vars)
     say = progress or (lambda line: None)
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     run_results = paths.dbt_target / "run_results.json"

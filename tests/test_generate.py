@@ -21,12 +21,16 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
+#: customers in this module's landing files
+CUSTOMERS = 20_000
+
+
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("landing")
     generate(
         out,
-        customers=20_000,
+        customers=CUSTOMERS,
         seed=11,
         start=date(2022, 1, 1),
         end=date(2025, 12, 31),
@@ -114,7 +118,7 @@ def test_the_default_history_has_the_scale_the_benchmark_names(
     order_rows, customers = con.execute("""
         select (select count(*) from orders), (select count(distinct customer_id) from customers)
     """).fetchone()
-    assert customers == 20_000
+    assert customers == CUSTOMERS
     assert 9.0 < order_rows / customers < 11.0
 
 
