@@ -29,8 +29,10 @@ install-spark: $(SPARK_STAMP)  ## add the Spark target's packages to .venv
 demo: $(STAMP)  ## generate sample data (if landing is empty) and run the whole pipeline
 	$(BIN)/retention demo
 
+# two pytest-xdist workers, a test module at a time on each (module fixtures are built once;
+# the session ones once per worker); PYTEST_WORKERS=0 runs everything in one process
 test: $(STAMP) $(SPARK_STAMP)  ## the whole test suite (PostgreSQL tests need a server: see .ci/run)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(or $(PYTEST_WORKERS),2) --dist loadfile
 
 lint: $(STAMP)  ## ruff and sqlfluff
 	$(BIN)/ruff check retention orchestration tests benchmarks models

@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,13 @@ from retention import pipeline
 from retention.config import Paths
 from retention.generate import generate
 from retention.load import COLUMNS
+
+# pytest-xdist's workers run under execnet, whose __main__ has neither __spec__ nor __file__:
+# pyspark.sql.connect (imported by Great Expectations when pyspark is installed) takes that for
+# a doctest run of its own and calls sys.exit(0) during collection.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "pytest-xdist-worker"
 
 
 def quiet(_: str) -> None:
