@@ -4,6 +4,12 @@
     `retention publish` only publishes marts whose latest build ended in success and was then
     validated, so marts left half-built (or built by hand after validation) never reach BI.
     Insert-only, so it works on every engine.
+
+    raw._dbt_node_results keeps, for every build or run, the status of each model, seed, snapshot
+    and data test it ran (unit tests test the project's code, not the data). Publishing refuses
+    while the latest status of a node still in the project is not a pass: a later build of a
+    selection that succeeds does not make a failed test elsewhere, or a model it skipped, look
+    built.
 -#}
 
 {% macro record_build_start() -%}
@@ -16,6 +22,11 @@
             ~ ', happened_at ' ~ dbt.type_timestamp() ~ ', command ' ~ dbt.type_string()
             ~ ', as_of_date ' ~ dbt.type_string() ~ ', failures ' ~ dbt.type_int() ~ ')'
         ) %}
+        {% do run_query(
+            'create table if not exists raw._dbt_node_results ('
+            ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
+            ~ ', status ' ~ dbt.type_string() ~ ', happened_at ' ~ dbt.type_timestamp() ~ ')'
+        ) %}
         insert into raw._dbt_builds
         values (
             '{{ invocation_id }}', 'started', {{ dbt.current_timestamp() }},
@@ -27,6 +38,16 @@
 {% macro record_build_end(results) -%}
     {%- if execute and flags.WHICH in ('build', 'run') -%}
         {%- set failures = results | selectattr('status', 'in', ['error', 'fail', 'runtime error']) | list -%}
+        {%- set node_rows = [] -%}
+        {%- for result in results if result.node.resource_type in ('model', 'seed', 'snapshot', 'test') -%}
+            {%- do node_rows.append(
+                "('" ~ invocation_id ~ "', '" ~ result.node.unique_id ~ "', '"
+                ~ (result.status | string) ~ "', " ~ dbt.current_timestamp() ~ ")"
+            ) -%}
+        {%- endfor -%}
+        {%- if node_rows -%}
+            {% do run_query('insert into raw._dbt_node_results values ' ~ node_rows | join(', ')) %}
+        {%- endif -%}
         insert into raw._dbt_builds
         values (
             '{{ invocation_id }}', '{{ "failed" if failures else "success" }}',

@@ -8,8 +8,9 @@ either the old release or the new one, never a mix, and a reader holding the old
 reading it: the build warehouse is never opened by BI tools, so they never block a build.
 
 Publishing refuses unless the latest dbt build finished successfully and was validated after
-it, with every expectation passing. Columns marked ``meta: {pii: true}`` in the dbt yml (and any
-column named ``email``) never reach serving.
+it, with every expectation passing, and every model and data test of the project passed the last
+time it ran (a build of a selection leaves the others as they were). Columns marked
+``meta: {pii: true}`` in the dbt yml (and any column named ``email``) never reach serving.
 """
 
 from __future__ import annotations
@@ -64,18 +65,22 @@ def published_row_counts(paths: Paths) -> dict[str, int]:
     return {f"marts.{name}": info["rows"] for name, info in manifest["tables"].items()}
 
 
-def pii_columns(paths: Paths) -> dict[str, set[str]]:
-    """Columns tagged ``meta: {pii: true}`` per mart, from the newest dbt manifest (the CLI's,
-    under the data directory, or the project's, which Dagster uses)."""
+def dbt_manifest(paths: Paths) -> dict:
+    """The newest dbt manifest: the CLI's, under the data directory, or the project's, which
+    Dagster uses."""
     candidates = [paths.dbt_target / "manifest.json", project_dir() / "target" / "manifest.json"]
     existing = [p for p in candidates if p.exists()]
     if not existing:
         raise PublishRefused(
-            f"{candidates[0]} is missing, so PII columns cannot be identified; "
+            f"{candidates[0]} is missing, so the project's tests and PII columns cannot be "
+            "identified; "
             "run `retention build`"
         )
-    manifest_path = max(existing, key=lambda p: p.stat().st_mtime)
-    manifest = json.loads(manifest_path.read_text())
+    return json.loads(max(existing, key=lambda p: p.stat().st_mtime).read_text())
+
+
+def pii_columns(manifest: dict) -> dict[str, set[str]]:
+    """Columns tagged ``meta: {pii: true}`` per mart in a dbt manifest."""
     tagged: dict[str, set[str]] = {}
     for node in manifest.get("nodes", {}).values():
         if node.get("resource_type") != "model":
@@ -88,8 +93,9 @@ def pii_columns(paths: Paths) -> dict[str, set[str]]:
     return tagged
 
 
-def _successful_build(con: duckdb.DuckDBPyConnection) -> str:
-    """The id of the latest dbt build; refuse when there is none or it did not succeed."""
+def _successful_build(con: duckdb.DuckDBPyConnection, manifest: dict) -> str:
+    """The id of the latest dbt build; refuse when there is none, it did not succeed, or a node
+    of the project did not pass the last time it ran (``manifest``: the project's nodes)."""
     build = latest_build(con)
     if build is None:
         raise PublishRefused(
@@ -101,7 +107,41 @@ def _successful_build(con: duckdb.DuckDBPyConnection) -> str:
             f"the latest build ({build_id}) {'did not finish' if state == 'started' else 'failed'};"
             " serving/ keeps the previous copy. Fix the build and run `retention run`."
         )
+    not_passed = [
+        (manifest["nodes"][unique_id], status)
+        for unique_id, status in latest_node_failures(con)
+        if unique_id in manifest.get("nodes", {})
+    ]
+    if not_passed:
+        shown = ", ".join(
+            f"{node['resource_type']} {node['name']} ({status})" for node, status in not_passed[:5]
+        )
+        more = f" and {len(not_passed) - 5} more" if len(not_passed) > 5 else ""
+        raise PublishRefused(
+            f"{len(not_passed)} node(s) did not pass the last time they ran: {shown}{more}; "
+            "a later build of other models does not vouch for them, and serving/ keeps the "
+            "previous copy. Fix them and run `retention run` (or `retention build --select` "
+            "them, then `retention validate` and `retention publish`)."
+        )
     return build_id
+
+
+def latest_node_failures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(unique_id, status) of the nodes whose latest recorded status in raw._dbt_node_results
+    (macros/build_log.sql) is not a pass: an error, a failed test, or skipped after a failure
+    upstream. Empty for a warehouse built before that log existed."""
+    try:
+        return con.execute(
+            """
+            select unique_id, status
+            from raw._dbt_node_results
+            qualify row_number() over (partition by unique_id order by happened_at desc) = 1
+                and status not in ('success', 'pass', 'warn')
+            order by unique_id
+            """
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
 
 
 def _check_validated(paths: Paths, build_id: str) -> ValidationReport:
@@ -175,8 +215,9 @@ def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -
     started = time.perf_counter()
     con = connect(paths, read_only=True)
     try:
-        build_id = _successful_build(con)
-        pii = pii_columns(paths)
+        manifest = dbt_manifest(paths)
+        build_id = _successful_build(con, manifest)
+        pii = pii_columns(manifest)
         marts = [
             name
             for (name,) in con.execute(
@@ -244,7 +285,7 @@ def activate(paths: Paths, staged: StagedRelease) -> PublishSummary:
     try:
         con = connect(paths, read_only=True)
         try:
-            build_id = _successful_build(con)
+            build_id = _successful_build(con, dbt_manifest(paths))
         finally:
             con.close()
         if build_id != staged.build_id:
@@ -282,7 +323,7 @@ def publish(paths: Paths, progress: Callable[[str], None] | None = None) -> Publ
     con = connect(paths, read_only=True)
     try:
         # refuse before writing anything when the build or its validation does not allow it
-        _check_validated(paths, _successful_build(con))
+        _check_validated(paths, _successful_build(con, dbt_manifest(paths)))
     finally:
         con.close()
     return activate(paths, stage_release(paths, progress))

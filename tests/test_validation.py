@@ -287,6 +287,45 @@ def test_publish_refuses_a_validation_older_than_the_build(copy: Warehouse) -> N
     assert _serving_state(copy) == before
 
 
+def test_a_test_that_failed_blocks_publishing_until_it_passes_again(copy: Warehouse) -> None:
+    from retention import dbt
+
+    before = _serving_state(copy)
+    # one lapsed customer-month marked active at its end, without being retained or reactivated:
+    # retention_monthly built from it breaks E - N = retained + reactivated, a dbt test that
+    # Great Expectations does not repeat
+    lapsed = (
+        "(select rowid from staging.int_customer_months where not is_active_at_start "
+        "and not is_active_at_end and purchases = 0 order by customer_id, month limit 1)"
+    )
+    _sql(
+        copy,
+        f"update staging.int_customer_months set is_active_at_end = true where rowid = {lapsed}",
+    )
+    failed = dbt.run_dbt(["build", "--select", "retention_monthly"], copy.paths, check=False)
+    identities = "test.retention.assert_retention_monthly_invariants"
+    assert [r["status"] for r in failed.results if r["unique_id"] == identities] == ["fail"]
+    # a later build of something else succeeds, and validation passes: the test still failed
+    dbt.run_dbt(["build", "--select", "fx_rates"], copy.paths)
+    assert validation.validate(copy.paths, progress=quiet).success
+    with pytest.raises(publish.PublishRefused) as refused:
+        publish.publish(copy.paths, progress=quiet)
+    message = str(refused.value)
+    assert "1 node(s) did not pass the last time they ran" in message
+    assert "test assert_retention_monthly_invariants (fail)" in message
+    assert _serving_state(copy) == before
+    with duckdb.connect(str(copy.paths.warehouse), read_only=True) as con:
+        assert publish.latest_node_failures(con) == [(identities, "fail")]
+        # a test deleted from the project no longer holds publishing back
+        assert publish._successful_build(con, {"nodes": {}})
+    # the customer-months built again, and the mart after them: the gate opens
+    dbt.run_dbt(["build", "--select", "int_customer_months+", "--full-refresh"], copy.paths)
+    assert validation.validate(copy.paths, progress=quiet).success
+    summary = publish.publish(copy.paths, progress=quiet)
+    assert summary.tables["retention_monthly"] > 0
+    assert _serving_state(copy) != before
+
+
 def test_a_shrinking_mart_fails_the_row_count_check(copy: Warehouse) -> None:
     # marts.orders is a view over int_orders_flagged
     _sql(
