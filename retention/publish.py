@@ -73,8 +73,7 @@ def dbt_manifest(paths: Paths) -> dict:
     if not existing:
         raise PublishRefused(
             f"{candidates[0]} is missing, so the project's tests and PII columns cannot be "
-            "identified; "
-            "run `retention build`"
+            "identified; run `retention build`"
         )
     return json.loads(max(existing, key=lambda p: p.stat().st_mtime).read_text())
 
