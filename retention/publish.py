@@ -31,7 +31,12 @@ import duckdb
 from retention.config import Paths, project_dir
 from retention.errors import UserError
 from retention.load import connect
-from retention.validation import ValidationReport, latest_build, read_report
+from retention.validation import (
+    ValidationReport,
+    latest_build,
+    latest_node_failures,
+    read_report,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,24 +128,6 @@ def _successful_build(con: duckdb.DuckDBPyConnection, manifest: dict) -> str:
             "them, then `retention validate` and `retention publish`)."
         )
     return build_id
-
-
-def latest_node_failures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """(unique_id, status) of the nodes whose latest recorded status in raw._dbt_node_results
-    (macros/build_log.sql) is not a pass: an error, a failed test, or skipped after a failure
-    upstream. Empty for a warehouse built before that log existed."""
-    try:
-        return con.execute(
-            """
-            select unique_id, status
-            from raw._dbt_node_results
-            qualify row_number() over (partition by unique_id order by happened_at desc) = 1
-                and status not in ('success', 'pass', 'warn')
-            order by unique_id
-            """
-        ).fetchall()
-    except duckdb.CatalogException:
-        return []
 
 
 def _check_validated(paths: Paths, build_id: str) -> ValidationReport:

@@ -138,6 +138,24 @@ def latest_build(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
     return (rows[0][0], rows[0][1]) if rows else None
 
 
+def latest_node_failures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(unique_id, status) of the nodes whose latest recorded status in raw._dbt_node_results
+    (macros/build_log.sql) is not a pass: an error, a failed test, or skipped after a failure
+    upstream. Empty for a warehouse built before that log existed."""
+    try:
+        return con.execute(
+            """
+            select unique_id, status
+            from raw._dbt_node_results
+            qualify row_number() over (partition by unique_id order by happened_at desc) = 1
+                and status not in ('success', 'pass', 'warn')
+            order by unique_id
+            """
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+
+
 def read_report(paths: Paths) -> ValidationReport | None:
     path = paths.validation / "latest.json"
     if not path.exists():

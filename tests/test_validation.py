@@ -315,7 +315,7 @@ def test_a_test_that_failed_blocks_publishing_until_it_passes_again(copy: Wareho
     assert "test assert_retention_monthly_invariants (fail)" in message
     assert _serving_state(copy) == before
     with duckdb.connect(str(copy.paths.warehouse), read_only=True) as con:
-        assert publish.latest_node_failures(con) == [(identities, "fail")]
+        assert validation.latest_node_failures(con) == [(identities, "fail")]
         # a test deleted from the project no longer holds publishing back
         assert publish._successful_build(con, {"nodes": {}})
     # the customer-months built again, and the mart after them: the gate opens
