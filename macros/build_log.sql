@@ -5,15 +5,22 @@
     validated, so marts left half-built (or built by hand after validation) never reach BI.
     Insert-only, so it works on every engine.
 
-    raw._dbt_node_results keeps, for every build or run, the status of each model, seed, snapshot
-    and data test it ran (unit tests test the project's code, not the data). Publishing refuses
-    while the latest status of a node still in the project is not a pass: a later build of a
-    selection that succeeds does not make a failed test elsewhere, or a model it skipped, look
-    built.
+    raw._dbt_node_results keeps, for every build, run or `dbt test`, the status of each model,
+    seed, snapshot and data test it ran (unit tests test the project's code, not the data).
+    Publishing refuses while the latest status of a node still in the project is not a pass: a
+    later build of a selection that succeeds does not make a failed test elsewhere, or a model it
+    skipped, look built; a `dbt test` by hand that fails holds publishing back like a build's,
+    and one that passes clears that test (not the models a failed build skipped). A `dbt test`
+    writes no row to raw._dbt_builds: it builds nothing.
 -#}
 
+{#- the commands whose node statuses the build log keeps -#}
+{% macro recorded_commands() -%}
+    {{ return(('build', 'run', 'test')) }}
+{%- endmacro %}
+
 {% macro record_build_start() -%}
-    {%- if execute and flags.WHICH in ('build', 'run') -%}
+    {%- if execute and flags.WHICH in recorded_commands() -%}
         {#- one statement per call: Spark runs a single statement at a time -#}
         {% do run_query('create schema if not exists raw') %}
         {% do run_query(
@@ -27,6 +34,8 @@
             ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
             ~ ', status ' ~ dbt.type_string() ~ ', happened_at ' ~ dbt.type_timestamp() ~ ')'
         ) %}
+    {%- endif -%}
+    {%- if execute and flags.WHICH in ('build', 'run') %}
         insert into raw._dbt_builds
         values (
             '{{ invocation_id }}', 'started', {{ dbt.current_timestamp() }},
@@ -36,8 +45,7 @@
 {%- endmacro %}
 
 {% macro record_build_end(results) -%}
-    {%- if execute and flags.WHICH in ('build', 'run') -%}
-        {%- set failures = results | selectattr('status', 'in', ['error', 'fail', 'runtime error']) | list -%}
+    {%- if execute and flags.WHICH in recorded_commands() -%}
         {%- set node_rows = [] -%}
         {%- for result in results if result.node.resource_type in ('model', 'seed', 'snapshot', 'test') -%}
             {%- do node_rows.append(
@@ -48,6 +56,9 @@
         {%- if node_rows -%}
             {% do run_query('insert into raw._dbt_node_results values ' ~ node_rows | join(', ')) %}
         {%- endif -%}
+    {%- endif -%}
+    {%- if execute and flags.WHICH in ('build', 'run') %}
+        {%- set failures = results | selectattr('status', 'in', ['error', 'fail', 'runtime error']) | list %}
         insert into raw._dbt_builds
         values (
             '{{ invocation_id }}', '{{ "failed" if failures else "success" }}',

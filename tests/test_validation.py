@@ -326,6 +326,38 @@ def test_a_test_that_failed_blocks_publishing_until_it_passes_again(copy: Wareho
     assert _serving_state(copy) != before
 
 
+def test_a_dbt_test_run_by_hand_counts_for_publishing(copy: Warehouse) -> None:
+    """A `dbt test` after validation that fails holds publishing back; once it passes again,
+    publishing goes ahead. It records its tests, not a build."""
+    from retention import dbt
+
+    before = _serving_state(copy)
+    with duckdb.connect(str(copy.paths.warehouse), read_only=True) as con:
+        builds = con.execute("select count(*) from raw._dbt_builds").fetchone()[0]
+    # a customer's row written a second time into the mart, after the build was validated
+    _sql(
+        copy,
+        "insert into marts.customers select * from marts.customers order by customer_id limit 1",
+    )
+    unique = "test.retention.unique_customers_customer_id."
+    failed = dbt.run_dbt(["test", "--select", "customers"], copy.paths, check=False)
+    assert [r["status"] for r in failed.results if r["unique_id"].startswith(unique)] == ["fail"]
+    with pytest.raises(publish.PublishRefused) as refused:
+        publish.publish(copy.paths, progress=quiet)
+    assert "test unique_customers_customer_id (fail)" in str(refused.value)
+    assert _serving_state(copy) == before
+    # the second row deleted and the tests run again by hand: the gate opens
+    _sql(copy, "delete from marts.customers where rowid = (select max(rowid) from marts.customers)")
+    passed = dbt.run_dbt(["test", "--select", "customers"], copy.paths)
+    assert [r["status"] for r in passed.results if r["unique_id"].startswith(unique)] == ["pass"]
+    with duckdb.connect(str(copy.paths.warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from raw._dbt_builds").fetchone()[0] == builds
+        assert validation.latest_node_failures(con) == []
+    summary = publish.publish(copy.paths, progress=quiet)
+    assert summary.tables["customers"] > 0
+    assert _serving_state(copy) != before
+
+
 def test_a_shrinking_mart_fails_the_row_count_check(copy: Warehouse) -> None:
     # marts.orders is a view over int_orders_flagged
     _sql(
