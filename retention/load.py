@@ -428,8 +428,23 @@ def discover(paths: Paths, entities: Iterable[str] = ENTITIES) -> list[tuple[str
     return found
 
 
+#: The landing entities a build needs rows of (the others are optional inputs).
+REQUIRED_ENTITIES = ("customers", "orders")
+
+
+def _nothing_loaded(paths: Paths, what: str) -> UserError:
+    return UserError(
+        f"{what} in {paths.data_dir}.\n"
+        f'  what to do: put the landing files in {paths.landing}/<entity>/ (README, "The raw data '
+        'contract") and run `retention run`; `retention demo` generates sample data first.'
+    )
+
+
 def connect(paths: Paths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the build warehouse, turning a lock conflict into a clear message."""
+    """Open the build warehouse, turning a lock conflict or a missing warehouse (when reading)
+    into a clear message."""
+    if read_only and not paths.warehouse.exists():
+        raise _nothing_loaded(paths, f"no warehouse yet ({paths.warehouse.name})")
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         return duckdb.connect(str(paths.warehouse), read_only=read_only)
@@ -441,6 +456,29 @@ def connect(paths: Paths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
                 "serving/serving.duckdb, never the build warehouse."
             ) from exc
         raise
+
+
+def require_loaded(paths: Paths) -> None:
+    """Raise a ``UserError`` unless customers and orders have been loaded: a build of nothing
+    would only fail later, on empty marts, with less to go on."""
+    with connect(paths, read_only=True) as con:
+        tables = {
+            name
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'raw'"
+            ).fetchall()
+        }
+        empty = [
+            entity
+            for entity in REQUIRED_ENTITIES
+            if entity not in tables
+            or con.execute(f"select count(*) from (select 1 from raw.{entity} limit 1)").fetchone()[
+                0
+            ]
+            == 0
+        ]
+    if empty:
+        raise _nothing_loaded(paths, f"no {' and no '.join(empty)} loaded yet")
 
 
 def load(

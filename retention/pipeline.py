@@ -12,7 +12,7 @@ from datetime import date
 from retention import dbt, publish, report, targets, validation
 from retention.config import ENTITIES, Paths
 from retention.generate import GenerateSummary, generate
-from retention.load import LoadErrors, LoadSummary, load
+from retention.load import LoadErrors, LoadSummary, load, require_loaded
 from retention.validation import ValidationReport
 
 Say = Callable[[str], None]
@@ -106,6 +106,7 @@ def build_step(
     """
     target = dbt.resolve_target(target)
     with step("build", say):
+        require_loaded(paths)
         started = time.perf_counter()
         dbt_vars = dbt.build_vars(as_of)
         args = ["build"]

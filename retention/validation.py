@@ -391,6 +391,12 @@ def validate(
     pa.set_memory_pool(pa.system_memory_pool())
     try:
         build = latest_build(con)
+        if build is None and tables is None:
+            # the raw and staging suites alone (Dagster's checks after the load) need no build
+            raise UserError(
+                "nothing to validate: no dbt build has been recorded; run `retention build` "
+                "first (or `retention run`)"
+            )
         as_of = _as_of(con)
         if previous_row_counts is None:
             from retention.publish import published_row_counts

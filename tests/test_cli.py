@@ -50,6 +50,34 @@ def test_a_malformed_validation_budget_stops_the_run_before_it_loads(tmp_path: P
     assert "Traceback" not in result.stderr
 
 
+def test_commands_on_a_data_directory_with_nothing_in_it_say_what_to_do(tmp_path: Path) -> None:
+    for command in ("build", "validate", "publish"):
+        result = retention(command, data_dir=tmp_path / command)
+        assert result.returncode == 1, command
+        assert "error: no warehouse yet (warehouse.duckdb)" in result.stderr, command
+        assert f"put the landing files in {tmp_path / command / 'landing'}" in result.stderr
+        assert not (tmp_path / command / "warehouse.duckdb").exists(), command
+        assert "Traceback" not in result.stderr, command
+    # the production job on an empty landing folder stops before dbt, not at validation
+    empty = tmp_path / "empty"
+    result = retention("run", data_dir=empty)
+    assert result.returncode == 1
+    assert "load: 0 new file(s), 0 rows" in result.stdout
+    assert "error: no customers and no orders loaded yet" in result.stderr
+    assert not (empty / "dbt" / "target" / "run_results.json").exists()
+    assert "Traceback" not in result.stderr
+    # customers alone are not enough to build on
+    write_csv(empty / "landing" / "customers" / "c.csv", ["customer_id"], [["C1"]])
+    result = retention("run", data_dir=empty)
+    assert result.returncode == 1
+    assert "error: no orders loaded yet" in result.stderr
+    # loaded but never built: nothing to validate yet
+    result = retention("validate", data_dir=empty)
+    assert result.returncode == 1
+    assert "nothing to validate: no dbt build has been recorded" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_run_goes_from_generated_files_to_marts(tmp_path: Path) -> None:
     generated = retention(
         "generate",
