@@ -11,6 +11,7 @@ from datetime import date
 
 from retention import dbt, publish, report, targets, validation
 from retention.config import ENTITIES, Paths
+from retention.errors import UserError
 from retention.generate import GenerateSummary, generate
 from retention.load import LoadErrors, LoadSummary, load, require_loaded
 from retention.validation import ValidationReport
@@ -134,6 +135,12 @@ def build_step(
             results += dbt_build(["--select", clv_dependents])
         else:
             results = dbt_build([])
+        if select and not results:
+            raise UserError(
+                f"--select {select!r} matches no model, seed or test of the project; nothing was "
+                "built.\n  what to do: check the names (`dbt ls --select ...` lists what a "
+                "selection matches)"
+            )
         models = sum(1 for r in results if r.get("unique_id", "").startswith("model."))
         tests = sum(
             1 for r in results if r.get("unique_id", "").startswith(("test.", "unit_test."))

@@ -117,6 +117,11 @@ def test_run_goes_from_generated_files_to_marts(tmp_path: Path) -> None:
     built = retention("build", "--select", "int_reporting_dates", data_dir=tmp_path)
     assert built.returncode == 0, built.stdout[-3000:]
     assert "unit_test" in _result_kinds(tmp_path)
+    # a selection that matches nothing (a typo) is an error, not a build of nothing
+    typo = retention("build", "--select", "int_reporting_date", data_dir=tmp_path)
+    assert typo.returncode == 1
+    assert "--select 'int_reporting_date' matches no model, seed or test" in typo.stderr
+    assert "Traceback" not in typo.stderr
 
 
 def _result_kinds(data_dir: Path) -> set[str]:
