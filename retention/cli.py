@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="D",
         help="write rows dated D or later as one file per day (to try incremental runs)",
     )
+    gen.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete the landing files already there first (default: refuse)",
+    )
 
     load = sub.add_parser("load", help="load new landing files into raw.*")
     load.add_argument(
@@ -156,6 +161,7 @@ def _dispatch(args: argparse.Namespace, paths: Paths, started: float) -> int:
             args.format,
             _say,
             daily_from=args.daily_from,
+            replace=args.replace,
         )
         _say(f"wrote {len(summary.files)} files under {paths.landing}")
     elif args.command == "load":

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from retention import dbt, publish, report, targets, validation
 from retention.config import ENTITIES, Paths
@@ -38,12 +39,15 @@ def step(name: str, say: Say) -> Iterator[None]:
     say(f"    {name} done in {time.perf_counter() - started:.1f}s")
 
 
-def landing_is_empty(paths: Paths) -> bool:
-    for entity in ENTITIES:
-        folder = paths.landing_dir(entity)
-        if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
-            return False
-    return True
+def landing_files(paths: Paths) -> list[Path]:
+    """Every file in the entities' landing folders."""
+    return [
+        path
+        for entity in ENTITIES
+        if paths.landing_dir(entity).is_dir()
+        for path in sorted(paths.landing_dir(entity).rglob("*"))
+        if path.is_file()
+    ]
 
 
 def generate_step(
@@ -56,7 +60,18 @@ def generate_step(
     fmt: str,
     say: Say,
     daily_from: date | None = None,
+    replace: bool = False,
 ) -> GenerateSummary:
+    """Write synthetic landing files; refuse to replace files already there unless ``replace``
+    (the generator empties each entity's folder before it writes)."""
+    existing = landing_files(paths)
+    if existing and not replace:
+        raise UserError(
+            f"{paths.landing} already has {len(existing)} file(s) (for example "
+            f"{existing[0].relative_to(paths.landing)}); generating would delete them.\n"
+            "  what to do: generate into a new --data-dir, or pass --replace (rows already "
+            "loaded stay in this warehouse, so its marts would mix the old and the new data)"
+        )
     with step("generate", say):
         return generate(
             paths.landing,
@@ -267,7 +282,7 @@ def run(
 
 def demo(paths: Paths, say: Say, customers: int = DEMO_CUSTOMERS) -> BuildSummary:
     """Generate sample data when the landing folder is empty, then run the pipeline."""
-    if landing_is_empty(paths):
+    if not landing_files(paths):
         generate_step(
             paths,
             customers=customers,

@@ -78,6 +78,23 @@ def test_commands_on_a_data_directory_with_nothing_in_it_say_what_to_do(tmp_path
     assert "Traceback" not in result.stderr
 
 
+def test_generate_does_not_replace_landing_files_unless_asked(tmp_path: Path) -> None:
+    first = retention("generate", "--customers", "30", "--seed", "1", data_dir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    files = {p: p.read_bytes() for p in (tmp_path / "landing").rglob("*") if p.is_file()}
+    assert files
+    again = retention("generate", "--customers", "40", "--seed", "2", data_dir=tmp_path)
+    assert again.returncode == 1
+    assert f"already has {len(files)} file(s)" in again.stderr
+    assert "generating would delete them" in again.stderr and "--replace" in again.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "landing").rglob("*") if p.is_file()} == files
+    replaced = retention(
+        "generate", "--customers", "40", "--seed", "2", "--replace", data_dir=tmp_path
+    )
+    assert replaced.returncode == 0, replaced.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "landing").rglob("*") if p.is_file()} != files
+
+
 def test_run_goes_from_generated_files_to_marts(tmp_path: Path) -> None:
     generated = retention(
         "generate",
