@@ -12,6 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from retention import dbt as retention_dbt
 from retention.config import project_dir
+from retention.errors import UserError
 
 PROJECT_DIR = project_dir()
 
@@ -92,6 +93,10 @@ class BuildConfig(dg.Config):
 def build_args(config: BuildConfig) -> list[str]:
     # "buildable": a test runs in the step that builds the last of its parents, so a test that
     # spans staging and marts runs with the marts, never against marts not yet rebuilt
+    try:
+        retention_dbt.check_settings()
+    except UserError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
     args = ["build", "--indirect-selection", "buildable"]
     if config.full_refresh:
         args.append("--full-refresh")

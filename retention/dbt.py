@@ -55,8 +55,29 @@ def dbt_executable() -> str:
     return found
 
 
+def check_settings() -> None:
+    """Raise a ``UserError`` naming the variable when a setting profiles.yml reads is malformed:
+    dbt would fail later with a traceback from deep inside the adapter."""
+    threads = os.environ.get("RETENTION_DBT_THREADS")
+    if threads is not None and not (threads.strip().isdigit() and int(threads) > 0):
+        raise UserError(f"RETENTION_DBT_THREADS={threads!r} is not a positive whole number")
+    memory = os.environ.get("RETENTION_DUCKDB_MEMORY_LIMIT")
+    if memory is not None:
+        import duckdb
+
+        # DuckDB's own parser, on a throwaway in-memory database
+        try:
+            duckdb.connect().execute("set memory_limit = ?", [memory])
+        except duckdb.Error as exc:
+            raise UserError(
+                f"RETENTION_DUCKDB_MEMORY_LIMIT={memory!r} is not a memory size DuckDB accepts "
+                f"({exc}); write it like 3GB or 2500MiB"
+            ) from None
+
+
 def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     """Environment for a dbt process: data dir, target and where dbt writes its artifacts."""
+    check_settings()
     env = dict(os.environ)
     env["RETENTION_DATA_DIR"] = str(paths.data_dir)
     env["DBT_PROFILES_DIR"] = str(project_dir())

@@ -243,6 +243,7 @@ def run(
     the DuckDB warehouse, and BI tools read the target's ``marts`` schema.
     """
     target = dbt.resolve_target(target)
+    dbt.check_settings()  # a malformed setting fails now, not after the load
     parse = None
     if target == "duckdb":
         validation.validation_memory()  # a malformed setting fails now, not after the build

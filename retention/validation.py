@@ -39,6 +39,12 @@ from retention.config import Paths, project_dir
 from retention.errors import UserError
 from retention.load import connect
 
+# pyspark (installed for the Spark target) warns about pandas 3 when Great Expectations imports
+# it; the dbt processes get the same filter (retention.dbt.dbt_env)
+warnings.filterwarnings(
+    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+)
+
 log = logging.getLogger(__name__)
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"

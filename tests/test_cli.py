@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.conftest import write_csv
 
@@ -29,6 +31,32 @@ def test_a_bad_date_is_a_usage_error(tmp_path: Path) -> None:
     result = retention("build", "--as-of", "2024-13-01", data_dir=tmp_path)
     assert result.returncode == 2
     assert "'2024-13-01' is not a date written YYYY-MM-DD" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_dbt_settings_are_named_before_dbt_starts(tmp_path: Path) -> None:
+    from retention import dbt
+    from retention.errors import UserError
+
+    for name, value, message in (
+        ("RETENTION_DBT_THREADS", "two", "RETENTION_DBT_THREADS='two' is not a positive whole"),
+        ("RETENTION_DBT_THREADS", "0", "RETENTION_DBT_THREADS='0' is not a positive whole"),
+        ("RETENTION_DUCKDB_MEMORY_LIMIT", "75%", "RETENTION_DUCKDB_MEMORY_LIMIT='75%' is not a"),
+    ):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(UserError, match=re.escape(message)):
+                dbt.check_settings()
+    for name, value in (("RETENTION_DBT_THREADS", "3"), ("RETENTION_DUCKDB_MEMORY_LIMIT", "2 GB")):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(name, value)
+            dbt.check_settings()
+    # the production job stops before it loads anything
+    write_csv(tmp_path / "landing" / "customers" / "c.csv", ["customer_id"], [["C1"]])
+    result = retention("run", data_dir=tmp_path, env={"RETENTION_DBT_THREADS": "two"})
+    assert result.returncode == 1
+    assert "RETENTION_DBT_THREADS='two' is not a positive whole number" in result.stderr
+    assert "==> load" not in result.stdout
     assert "Traceback" not in result.stderr
 
 

@@ -180,6 +180,16 @@ def test_production_instance_config_uses_postgres_from_the_environment(tmp_path:
     assert all(isinstance(v, dict) and "env" in v for v in database.values())
 
 
+def test_a_malformed_dbt_setting_fails_the_step_without_retries(monkeypatch) -> None:
+    from orchestration.dbt import BuildConfig, build_args
+
+    monkeypatch.setenv("RETENTION_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(dg.Failure) as failure:
+        build_args(BuildConfig())
+    assert "RETENTION_DUCKDB_MEMORY_LIMIT='lots' is not a memory size" in str(failure.value)
+    assert not failure.value.allow_retries
+
+
 def test_scheduled_builds_leave_unit_tests_to_ci() -> None:
     from orchestration.dbt import BuildConfig, build_args
 
