@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import date
@@ -17,9 +18,13 @@ from retention.dbt import TARGETS, resolve_target
 from retention.errors import UserError
 from retention.locking import exclusive
 
+_output = threading.Lock()
+
 
 def _say(message: str) -> None:
-    print(message, flush=True)
+    # validation and the release writer report from two threads: one line at a time
+    with _output:
+        print(message, flush=True)
 
 
 def _iso_date(text: str) -> str:
@@ -129,10 +134,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    if not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        # on the handler too: a library that sets its own logger to INFO (Great Expectations)
+        # would otherwise print through it
+        handler.setLevel(level)
+        logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(level)
     if args.data_dir:
         os.environ["RETENTION_DATA_DIR"] = str(args.data_dir.resolve())
     started = time.perf_counter()

@@ -145,6 +145,9 @@ def test_run_goes_from_generated_files_to_marts(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     for header in ("==> load", "==> build", "outputs:"):
         assert header in result.stdout
+    # no library chatter without -v: Great Expectations' INFO log, pyspark's pandas warning
+    assert not [line for line in result.stderr.splitlines() if line.startswith("INFO ")]
+    assert "FutureWarning" not in result.stderr
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         customers = con.execute("select count(*) from marts.customers").fetchone()[0]
         buyers = con.execute("select count(*) from marts.customers where has_purchased").fetchone()[
