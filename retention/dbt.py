@@ -67,7 +67,8 @@ def check_settings() -> None:
 
         # DuckDB's own parser, on a throwaway in-memory database
         try:
-            duckdb.connect().execute("set memory_limit = ?", [memory])
+            with duckdb.connect() as con:
+                con.execute("set memory_limit = ?", [memory])
         except duckdb.Error as exc:
             raise UserError(
                 f"RETENTION_DUCKDB_MEMORY_LIMIT={memory!r} is not a memory size DuckDB accepts "

@@ -472,10 +472,7 @@ def require_loaded(paths: Paths) -> None:
             entity
             for entity in REQUIRED_ENTITIES
             if entity not in tables
-            or con.execute(f"select count(*) from (select 1 from raw.{entity} limit 1)").fetchone()[
-                0
-            ]
-            == 0
+            or not con.execute(f"select exists (select 1 from raw.{entity})").fetchone()[0]
         ]
     if empty:
         raise _nothing_loaded(paths, f"no {' and no '.join(empty)} loaded yet")
