@@ -48,6 +48,7 @@ from pathlib import Path
 
 from retention.config import ENTITIES, Paths
 from retention.dbt import dbt_command, dbt_env
+from retention.load import raw_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 END = date(2025, 12, 31)
@@ -154,12 +155,7 @@ def landed_rows(data_dir: Path) -> dict[str, int]:
     import duckdb
 
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        tables = {
-            name
-            for (name,) in con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'raw'"
-            ).fetchall()
-        }
+        tables = raw_tables(con)
         return {
             entity: con.execute(f"select count(*) from raw.{entity}").fetchone()[0]
             for entity in ENTITIES
@@ -213,8 +209,11 @@ def main() -> None:
         steps[name] = measure(command, where, env)
         print(f"    {steps[name]['seconds']:.1f} s, {steps[name]['peak_rss_mib']:.0f} MiB")
 
-    generate = ["generate", "--customers", str(args.customers), "--seed", "42"]
-    run("generate", retention(job, *generate, "--daily-from", END.isoformat()), job)
+    def generate(customers: int) -> list[str]:
+        """Landing files for ``customers``, the days from END on as daily files."""
+        return ["generate", "--customers", str(customers), "--seed", "42", "--daily-from", str(END)]
+
+    run("generate", retention(job, *generate(args.customers)), job)
     held = hold_back_last_day(job)
     link_landing(job, steps_dir)
     run("full_run", retention(job, "run"), job)
@@ -261,8 +260,7 @@ def main() -> None:
 
     # the floor: the same day's build where the data costs next to nothing (unmeasured set-up)
     floor_dir = data_dir / "floor"
-    floor_generate = ["generate", "--customers", str(FLOOR_CUSTOMERS), "--seed", "42"]
-    measure(retention(floor_dir, *floor_generate, "--daily-from", END.isoformat()), floor_dir)
+    measure(retention(floor_dir, *generate(FLOOR_CUSTOMERS)), floor_dir)
     floor_held = hold_back_last_day(floor_dir)
     measure(retention(floor_dir, "run"), floor_dir)
     land(floor_held, floor_dir)

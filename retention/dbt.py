@@ -21,6 +21,8 @@ from retention.config import Paths, project_dir
 from retention.errors import UserError
 
 TARGETS = ("duckdb", "postgres", "spark")
+#: what pyspark 4.3 warns at every import under pandas 3 (the project's use of it is tested)
+PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support pandas"
 
 
 class DbtFailure(UserError):
@@ -88,8 +90,7 @@ def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     if target:
         env["RETENTION_DBT_TARGET"] = target
-    # pyspark 4.3 warns about pandas 3 at every start; the project's use of it is tested
-    env.setdefault("PYTHONWARNINGS", "ignore:PySpark does not yet fully support pandas")
+    env.setdefault("PYTHONWARNINGS", f"ignore:{PYSPARK_PANDAS_WARNING}")
     return env
 
 

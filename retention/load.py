@@ -458,16 +458,21 @@ def connect(paths: Paths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         raise
 
 
+def raw_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The names of the tables in the warehouse's raw schema."""
+    return {
+        name
+        for (name,) in con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'raw'"
+        ).fetchall()
+    }
+
+
 def require_loaded(paths: Paths) -> None:
     """Raise a ``UserError`` unless customers and orders have been loaded: a build of nothing
     would only fail later, on empty marts, with less to go on."""
     with connect(paths, read_only=True) as con:
-        tables = {
-            name
-            for (name,) in con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'raw'"
-            ).fetchall()
-        }
+        tables = raw_tables(con)
         empty = [
             entity
             for entity in REQUIRED_ENTITIES

@@ -8,13 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from retention import dbt, publish, report, targets, validation
-from retention.config import ENTITIES, Paths
+from retention.config import Paths
 from retention.errors import UserError
 from retention.generate import GenerateSummary, generate
-from retention.load import LoadErrors, LoadSummary, load, require_loaded
+from retention.load import LoadErrors, LoadSummary, discover, load, require_loaded
 from retention.validation import ValidationReport
 
 Say = Callable[[str], None]
@@ -39,17 +38,6 @@ def step(name: str, say: Say) -> Iterator[None]:
     say(f"    {name} done in {time.perf_counter() - started:.1f}s")
 
 
-def landing_files(paths: Paths) -> list[Path]:
-    """Every file in the entities' landing folders."""
-    return [
-        path
-        for entity in ENTITIES
-        if paths.landing_dir(entity).is_dir()
-        for path in sorted(paths.landing_dir(entity).rglob("*"))
-        if path.is_file()
-    ]
-
-
 def generate_step(
     paths: Paths,
     customers: int,
@@ -64,7 +52,7 @@ def generate_step(
 ) -> GenerateSummary:
     """Write synthetic landing files; refuse to replace files already there unless ``replace``
     (the generator empties each entity's folder before it writes)."""
-    existing = landing_files(paths)
+    existing = [path for _, path in discover(paths)]
     if existing and not replace:
         raise UserError(
             f"{paths.landing} already has {len(existing)} file(s) (for example "
@@ -283,7 +271,7 @@ def run(
 
 def demo(paths: Paths, say: Say, customers: int = DEMO_CUSTOMERS) -> BuildSummary:
     """Generate sample data when the landing folder is empty, then run the pipeline."""
-    if not landing_files(paths):
+    if not discover(paths):
         generate_step(
             paths,
             customers=customers,

@@ -36,14 +36,13 @@ import pandas as pd
 import pyarrow as pa
 
 from retention.config import Paths, project_dir
+from retention.dbt import PYSPARK_PANDAS_WARNING
 from retention.errors import UserError
 from retention.load import connect
 
-# pyspark (installed for the Spark target) warns about pandas 3 when Great Expectations imports
-# it; the dbt processes get the same filter (retention.dbt.dbt_env)
-warnings.filterwarnings(
-    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
-)
+# pyspark (installed for the Spark target) warns when Great Expectations imports it; the dbt
+# processes get the same filter (retention.dbt.dbt_env)
+warnings.filterwarnings("ignore", message=PYSPARK_PANDAS_WARNING, category=FutureWarning)
 
 log = logging.getLogger(__name__)
 
