@@ -74,7 +74,7 @@ def check_settings() -> None:
         except duckdb.Error as exc:
             raise UserError(
                 f"RETENTION_DUCKDB_MEMORY_LIMIT={memory!r} is not a memory size DuckDB accepts "
-                f"({exc}); write it like 3GB or 2500MiB"
+                f"({exc}); write it like 3GB, 2500MiB or 75%"
             ) from None
 
 

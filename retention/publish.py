@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from retention.config import Paths, project_dir
+from retention.config import DUCKDB_FILE_CONFIG, Paths, project_dir
 from retention.errors import UserError
 from retention.load import connect
 from retention.validation import (
@@ -244,7 +244,7 @@ def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -
                     "dropped_pii": sorted(set(columns) & hidden),
                 }
                 say(f"  {name}: {rows:,} rows")
-            views = duckdb.connect(str(release / "serving.duckdb"))
+            views = duckdb.connect(str(release / "serving.duckdb"), config=DUCKDB_FILE_CONFIG)
             try:
                 for name in marts:
                     parquet = (release / f"{name}.parquet").as_posix().replace("'", "''")

@@ -217,8 +217,9 @@ def _ship_postgres(paths: Paths, say: Say) -> ShipSummary:
                 if (entity, sha256) in shipped:
                     summary.skipped += 1
                     continue
-                reader = duck.execute(
-                    _raw_rows_sql(entity, for_csv=True), [source_file, loaded_at]
+                # a relation streams in batches; an execute() result would copy every row first
+                reader = duck.sql(
+                    _raw_rows_sql(entity, for_csv=True), params=[source_file, loaded_at]
                 ).to_arrow_reader(BATCH_ROWS)
                 stream = _CsvStream(iter(reader))
                 columns = ", ".join((*COLUMNS[entity], *RAW_COLUMNS))
@@ -402,8 +403,8 @@ def _ship_spark(paths: Paths, say: Say) -> ShipSummary:
             if key in shipped:
                 summary.skipped += 1
                 continue
-            rows = duck.execute(
-                _raw_rows_sql(entity, for_csv=False), [source_file, loaded_at]
+            rows = duck.sql(
+                _raw_rows_sql(entity, for_csv=False), params=[source_file, loaded_at]
             ).to_arrow_table()
             if rows.num_rows != row_count:
                 raise UserError(

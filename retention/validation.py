@@ -197,7 +197,7 @@ def _frame(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]):
             select.append(f'cast("{name}" as timestamp) as "{name}"')
         else:
             select.append(f'"{name}"')
-    arrow = con.execute(f"select {', '.join(select)} from {table}").to_arrow_table()
+    arrow = con.sql(f"select {', '.join(select)} from {table}").to_arrow_table()
     # free each Arrow column as it is converted: the peak is one copy of the table, not two.
     # Text stays in Arrow buffers (pandas' pyarrow string dtype), not a Python object per value.
     return arrow.to_pandas(split_blocks=True, self_destruct=True, types_mapper=_ARROW_TEXT.get)

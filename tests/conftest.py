@@ -52,6 +52,21 @@ class Warehouse:
             return [d[0] for d in result.description], result.fetchall()
 
 
+def storage_version(database: Path) -> tuple[str, int]:
+    """A DuckDB file's storage compatibility (``v1.0.0+``: DuckDB 1.0 and later open it) and the
+    version number in its header, which a DuckDB 1.x client checks (64 to 68; DuckDB 2.0's
+    own format is 69)."""
+    with database.open("rb") as handle:
+        header = handle.read(20)
+    assert header[8:12] == b"DUCK", database
+    with duckdb.connect(str(database), read_only=True) as con:
+        (tag,) = con.execute(
+            "select tags['storage_version'] from duckdb_databases() "
+            "where database_name = current_database()"
+        ).fetchone()
+    return tag, int.from_bytes(header[12:20], "little")
+
+
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:

@@ -20,7 +20,7 @@ import pytest
 from retention import pipeline, publish, validation
 from retention.config import Paths, project_dir
 from retention.errors import UserError
-from tests.conftest import Warehouse, quiet
+from tests.conftest import Warehouse, quiet, storage_version
 
 
 @pytest.fixture
@@ -414,6 +414,14 @@ def test_serving_has_no_pii_and_is_read_only(published: Warehouse) -> None:
     manifest = json.loads((serving / "_manifest.json").read_text())
     assert manifest["tables"]["customers"]["dropped_pii"] == ["email"]
     assert not any(p.stat().st_mode & 0o222 for p in serving.iterdir())
+
+
+def test_the_files_it_writes_open_in_duckdb_1x_clients(published: Warehouse) -> None:
+    """DuckDB 2 writes storage version 69 unless told otherwise; BI drivers that bundle a
+    DuckDB 1.x open only 64-68. The loader creates the warehouse and publishing the serving file
+    at v1.0.0."""
+    for database in (published.paths.warehouse, published.paths.serving / "serving.duckdb"):
+        assert storage_version(database) == ("v1.0.0+", 64), database
 
 
 def test_a_reader_holding_serving_open_does_not_block_a_run(copy: Warehouse) -> None:
