@@ -11,13 +11,6 @@ from pathlib import Path
 
 ENTITIES: tuple[str, ...] = ("customers", "orders", "marketing_spend", "nps_responses")
 
-#: The DuckDB configuration of every database file the project creates (the warehouse, the
-#: serving file; profiles.yml's ``config_options`` for a warehouse dbt creates). DuckDB 2.x
-#: writes storage version 69 by default, which DuckDB 1.x (many BI drivers) cannot open; a file
-#: created at ``v1.0.0`` stays readable by DuckDB 1.0 and later. It only matters when a file is
-#: created: an existing file keeps the version it was created with.
-DUCKDB_FILE_CONFIG: dict[str, str] = {"storage_compatibility_version": "v1.0.0"}
-
 
 def project_dir() -> Path:
     """The dbt project root (the folder holding ``dbt_project.yml``).

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from retention.config import DUCKDB_FILE_CONFIG, ENTITIES, Paths
+from retention.config import ENTITIES, Paths
 from retention.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -446,11 +446,8 @@ def connect(paths: Paths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if read_only and not paths.warehouse.exists():
         raise _nothing_loaded(paths, f"no warehouse yet ({paths.warehouse.name})")
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    # the file-format setting only when creating the file: a second connection in this process
-    # with another configuration than the first would be refused
-    config = {} if paths.warehouse.exists() else DUCKDB_FILE_CONFIG
     try:
-        return duckdb.connect(str(paths.warehouse), read_only=read_only, config=config)
+        return duckdb.connect(str(paths.warehouse), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise UserError(

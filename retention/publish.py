@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from retention.config import DUCKDB_FILE_CONFIG, Paths, project_dir
+from retention.config import Paths, project_dir
 from retention.errors import UserError
 from retention.load import connect
 from retention.validation import (
@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 KEEP_RELEASES = 3
 ALWAYS_PII = {"email"}
+#: serving.duckdb is what BI tools open, and many bundle a DuckDB 1.x, which cannot read DuckDB
+#: 2's own storage format (version 69). Created at v1.0.0, DuckDB 1.0 and later open it. (It
+#: holds only views over the Parquet files, so the format costs nothing. The build warehouse,
+#: which no BI tool reads, uses DuckDB 2's format: its builds are faster; see DECISIONLOG.)
+SERVING_FILE_CONFIG = {"storage_compatibility_version": "v1.0.0"}
 
 
 class PublishRefused(UserError):
@@ -244,7 +249,7 @@ def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -
                     "dropped_pii": sorted(set(columns) & hidden),
                 }
                 say(f"  {name}: {rows:,} rows")
-            views = duckdb.connect(str(release / "serving.duckdb"), config=DUCKDB_FILE_CONFIG)
+            views = duckdb.connect(str(release / "serving.duckdb"), config=SERVING_FILE_CONFIG)
             try:
                 for name in marts:
                     parquet = (release / f"{name}.parquet").as_posix().replace("'", "''")

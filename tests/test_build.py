@@ -20,7 +20,7 @@ from retention import dbt, pipeline
 from retention.config import Paths
 from retention.generate import DIRTY_KINDS
 from retention.load import COLUMNS
-from tests.conftest import Warehouse, quiet, storage_version, write_csv
+from tests.conftest import Warehouse, quiet, write_csv
 
 CUSTOMER_HEADER = list(COLUMNS["customers"])
 ORDER_HEADER = list(COLUMNS["orders"])
@@ -346,15 +346,6 @@ def test_a_first_build_starts_from_the_parse_made_during_the_load(tmp_path: Path
     )
     assert "retention.intermediate.int_reporting_dates" in lines
     assert not [line for line in lines if "partial parsing" in line], lines
-
-
-def test_a_warehouse_dbt_creates_opens_in_duckdb_1x_clients(tmp_path: Path) -> None:
-    """`dbt` run by hand on an empty data directory creates the warehouse itself: the profile's
-    config_options give it the storage version the loader uses (profile `settings` come too
-    late: they are SET after the file exists)."""
-    paths = Paths(tmp_path / "data")
-    dbt.run_dbt(["debug"], paths, progress=quiet)
-    assert storage_version(paths.warehouse) == ("v1.0.0+", 64)
 
 
 def test_a_background_dbt_command_that_does_not_finish_is_stopped(tmp_path: Path) -> None:
