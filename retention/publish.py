@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 KEEP_RELEASES = 3
 ALWAYS_PII = {"email"}
 #: serving.duckdb is what BI tools open, and many bundle a DuckDB 1.x, which cannot read DuckDB
-#: 2's own storage format (version 69). Created at v1.0.0, DuckDB 1.0 and later open it. (It
+#: 2's own storage format. Created at v1.0.0, DuckDB 1.0 and later open it. (It
 #: holds only views over the Parquet files, so the format costs nothing. The build warehouse,
 #: which no BI tool reads, uses DuckDB 2's format: its builds are faster; see DECISIONLOG.)
 SERVING_FILE_CONFIG = {"storage_compatibility_version": "v1.0.0"}

@@ -54,8 +54,8 @@ class Warehouse:
 
 def storage_version(database: Path) -> tuple[str, int]:
     """A DuckDB file's storage compatibility (``v1.0.0+``: DuckDB 1.0 and later open it) and the
-    version number in its header, which a DuckDB 1.x client checks (64 to 68; DuckDB 2.0's
-    own format is 69)."""
+    version number in its header, which a DuckDB 1.x client checks (it opens 64 to 68; a file in
+    DuckDB 2's own format has 999 there)."""
     with database.open("rb") as handle:
         header = handle.read(20)
     assert header[8:12] == b"DUCK", database
