@@ -28,7 +28,10 @@ The scenario a production warehouse lives through:
 
 Each measured command runs as its own process, measured with wait4, so the peak resident memory
 is that of the process or of its largest child (dbt). Results are printed as a table and saved
-as JSON.
+as JSON, with the machine they were taken on: its CPU, memory and package versions, and the
+seconds of fixed work (speed probes) before the first step and after the last. Machines of the
+same kind differ in speed, and a shared one changes from hour to hour: compare figures whose
+probes agree.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ import sys
 import tempfile
 import time
 from datetime import date
+from importlib import metadata
 from pathlib import Path
+
+import duckdb
 
 from retention.config import ENTITIES, Paths
 from retention.dbt import dbt_command, dbt_env
@@ -86,6 +92,102 @@ TARGETS = {
     "incremental_vs_full_build": 0.10,
     "full_run_peak_rss_mib": 4096,
 }
+
+
+#: the packages whose versions decide the figures
+PACKAGES = ("duckdb", "dbt-core", "dbt-duckdb", "numpy", "pandas", "great-expectations")
+#: rows of the speed probes (a second or two each on a 2-core machine)
+PROBE_ROWS = 10_000_000
+
+
+def _best_of_three(work) -> float:
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return round(min(times), 3)
+
+
+def speed_probes(rows: int = PROBE_ROWS) -> dict[str, float]:
+    """Seconds of fixed DuckDB work, the best of three: grouping text keys on one thread and on
+    every core, and writing a table with text columns into a database file (the step where the
+    build's tables cost more than the yardstick's temporary ones)."""
+    with tempfile.TemporaryDirectory(prefix="retention-probe-") as folder:
+        con = duckdb.connect(str(Path(folder) / "probe.duckdb"))
+        try:
+            con.execute("set enable_progress_bar = false")
+            aggregate = (
+                f"select count(distinct 'customer-' || (range % 1000003)) from range({rows})"
+            )
+            probes = {}
+            for threads in (1, os.cpu_count() or 1):
+                con.execute(f"set threads = {threads}")
+                probes[f"aggregate_{threads}_threads"] = _best_of_three(
+                    lambda: con.sql(aggregate).fetchall()
+                )
+            con.execute("reset threads")
+            write = (
+                "create or replace table probe as select range as id, "
+                "'customer-' || (range % 100003) as customer_id, "
+                "['completed', 'refunded', 'cancelled'][1 + range % 3] as status "
+                f"from range({rows // 2})"
+            )
+            probes["write_table"] = _best_of_three(lambda: con.execute(write))
+        finally:
+            con.close()
+    return probes
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, object]:
+    """What the figures were taken on: CPU, memory, Python, the packages that decide them and
+    the project's commit ("-dirty" with uncommitted changes; null outside a git checkout)."""
+    try:
+        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        memory_gib = None
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        commit = described.stdout.strip() if described.returncode == 0 else None
+    except OSError:
+        commit = None
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "packages": {name: metadata.version(name) for name in PACKAGES},
+        "commit": commit,
+    }
+
+
+def describe(info: dict[str, object], probes: dict[str, dict[str, float]]) -> str:
+    packages = ", ".join(f"{name} {version}" for name, version in info["packages"].items())
+    lines = [
+        f"machine: {info['cpu_model']}, {info['cpus']} CPUs, {info['memory_gib']} GiB, "
+        f"Python {info['python']}, commit {info['commit']}",
+        f"packages: {packages}",
+    ]
+    for when, seconds in probes.items():
+        lines.append(
+            f"speed probes {when}: " + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+        )
+    return "\n".join(lines)
 
 
 def measure(
@@ -201,6 +303,9 @@ def main() -> None:
         raise SystemExit(f"{data_dir} is not empty; give an empty or new --data-dir")
     steps: dict[str, dict[str, float]] = {}
     extra: dict[str, object] = {}
+    info = machine()
+    probes = {"before": speed_probes()}
+    print(describe(info, probes), flush=True)
     # the production job runs in job/, the step-by-step breakdown in steps/
     job, steps_dir = data_dir / "job", data_dir / "steps"
 
@@ -267,6 +372,7 @@ def main() -> None:
     measure(retention(floor_dir, "load"), floor_dir)
     run("floor_incremental_build", retention(floor_dir, *build), floor_dir)
 
+    probes["after"] = speed_probes()
     summary = {
         "full_run_seconds": steps["full_run"]["seconds"],
         "full_run_peak_rss_mib": steps["full_run"]["peak_rss_mib"],
@@ -302,12 +408,13 @@ def main() -> None:
     report = {
         "customers": args.customers,
         "landed_rows": rows,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {**info, "speed_probes": probes},
         "steps": steps,
         "details": extra,
         "summary": summary,
         "targets": targets,
     }
+    print("\n" + describe(info, probes))
     print(f"\n{'step':<26}{'seconds':>10}{'peak MiB':>12}")
     for name, r in steps.items():
         print(f"{name:<26}{r['seconds']:>10.1f}{r['peak_rss_mib']:>12.0f}")
