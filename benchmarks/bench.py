@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from importlib import metadata
 from pathlib import Path
@@ -100,7 +101,7 @@ PACKAGES = ("duckdb", "dbt-core", "dbt-duckdb", "numpy", "pandas", "great-expect
 PROBE_ROWS = 10_000_000
 
 
-def _best_of_three(work) -> float:
+def _best_of_three(work: Callable[[], object]) -> float:
     times = []
     for _ in range(3):
         started = time.perf_counter()
@@ -161,7 +162,8 @@ def machine() -> dict[str, object]:
         memory_gib = None
     try:
         described = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+            # --exclude='*': the commit's hash even where a tag names it or an ancestor
+            ["git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude=*"],
             cwd=ROOT,
             capture_output=True,
             text=True,
