@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
+
+from retention.load import COLUMNS
 
 #: The key of every mart, to match rows across engines.
 MART_KEYS: dict[str, tuple[str, ...]] = {
@@ -32,6 +34,20 @@ CORE_MARTS = ("customers", "customer_cohorts", "retention_monthly")
 LOAD_TIME_COLUMNS = ("_loaded_at",)
 
 CENT = Decimal("0.01")
+#: The columns of a raw table every engine must hold alike, the last two its order.
+RAW_LINEAGE = ("_extra", "_load_issue", "_source_file", "_source_row")
+
+
+class Tables(Protocol):
+    def table(self, relation: str) -> tuple[list[str], list[tuple]]: ...
+
+
+def raw_rows(warehouse: Tables, entity: str) -> list[tuple]:
+    """An entity's raw rows in the order they were landed (source file, then row), whichever
+    engine holds them."""
+    columns, rows = warehouse.table(f"raw.{entity}")
+    wanted = [columns.index(c) for c in (*COLUMNS[entity], *RAW_LINEAGE)]
+    return sorted((tuple(row[i] for i in wanted) for row in rows), key=lambda r: (r[-2], r[-1]))
 
 
 def _kind(value: Any) -> str:

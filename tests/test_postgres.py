@@ -1,5 +1,6 @@
-"""The same models on PostgreSQL (and Spark): raw shipping, the full dbt build with every data and
-unit test, predictive CLV from the pipeline, and marts equal to DuckDB's on the same input."""
+"""The same models on PostgreSQL: raw shipping, the full dbt build with every data and unit test,
+predictive CLV from the pipeline, and marts equal to DuckDB's on the same input (Spark:
+test_spark.py, a module of its own so that pytest-xdist can run the two on different workers)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,14 @@ import pytest
 
 from retention import pipeline
 from retention.config import ENTITIES, Paths
-from retention.load import COLUMNS
 from tests.conftest import (
     PostgresServer,
     PostgresWarehouse,
-    SparkWarehouse,
     Warehouse,
     quiet,
     write_csv,
 )
-from tests.engines import CORE_MARTS, MART_KEYS, table_differences
+from tests.engines import CORE_MARTS, MART_KEYS, raw_rows, table_differences
 from tests.test_build import CUSTOMER_HEADER, CUSTOMERS, EXPECTED_REJECTS, ORDER_HEADER, ORDERS
 
 pytestmark = pytest.mark.slow
@@ -39,15 +38,6 @@ TRICKY = pa.table(
 )
 
 
-def _raw(warehouse: Warehouse | PostgresWarehouse, entity: str) -> list[tuple]:
-    columns = ", ".join([*COLUMNS[entity], "_extra", "_load_issue", "_source_file", "_source_row"])
-    return sorted(
-        warehouse.query(f"select {columns} from raw.{entity}"),
-        key=lambda row: (row[-2], row[-1]),
-    )
-
-
-# ------------------------------------------------------------------------------- PostgreSQL
 def test_postgres_build_passes_every_model_and_test(postgres_build: PostgresWarehouse) -> None:
     events = postgres_build.query("select event from raw._dbt_builds order by happened_at")
     # two dbt steps around the CLV fit, both ending in success
@@ -88,7 +78,7 @@ def test_customers_get_predictive_clv_from_the_pipeline(postgres_build: Postgres
 def test_raw_rows_are_shipped_whole_and_once(postgres_build: PostgresWarehouse) -> None:
     local = Warehouse(postgres_build.paths)
     for entity in ENTITIES:
-        assert _raw(postgres_build, entity) == _raw(local, entity), entity
+        assert raw_rows(postgres_build, entity) == raw_rows(local, entity), entity
     ledger = "select entity, source_file, sha256, row_count from raw._landing_files order by 2"
     assert postgres_build.query(ledger) == local.query(ledger)
     before = postgres_build.scalar("select count(*) from raw.orders")
@@ -143,7 +133,7 @@ def test_postgres_parses_and_rejects_as_the_contract_says(
 
 def test_copy_keeps_every_character_but_nul(postgres_handmade: PostgresWarehouse) -> None:
     local = Warehouse(postgres_handmade.paths)
-    shipped, landed = _raw(postgres_handmade, "customers"), _raw(local, "customers")
+    shipped, landed = raw_rows(postgres_handmade, "customers"), raw_rows(local, "customers")
     assert len(shipped) == len(landed) == len(CUSTOMERS) + TRICKY.num_rows
     for ours, theirs in zip(shipped, landed, strict=True):
         assert ours == tuple(
@@ -163,53 +153,3 @@ def test_load_without_a_server_names_the_server(tmp_path: Path, monkeypatch) -> 
 
     with pytest.raises(UserError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:1"):
         pipeline.load_step(paths, quiet, target="postgres")
-
-
-# ------------------------------------------------------------------------------------ Spark
-def test_spark_build_passes_every_model_and_test(spark_build: SparkWarehouse) -> None:
-    columns, rows = spark_build.table("raw._dbt_builds")
-    events = sorted((r[columns.index("happened_at")], r[columns.index("event")]) for r in rows)
-    assert [e for _, e in events] == ["started", "success", "started", "success"]
-    _, parameters = spark_build.table("marts.clv_model_parameters")
-    assert len(parameters) == 7
-
-
-def _spark_mart(spark: SparkWarehouse, mart: str, columns: list[str]):
-    if mart == "customer_lifecycle_monthly":
-        # a view (no files on Spark): the projection of int_customer_months it selects
-        return spark.table("staging.int_customer_months", columns)
-    return spark.table(f"marts.{mart}")
-
-
-@pytest.mark.parametrize("mart", CORE_MARTS)
-def test_core_marts_equal_on_duckdb_and_spark(
-    mart: str, generated_build: Warehouse, spark_build: SparkWarehouse
-) -> None:
-    expected = generated_build.table(f"marts.{mart}")
-    assert not table_differences(mart, expected, _spark_mart(spark_build, mart, expected[0]))
-
-
-@pytest.mark.parametrize("mart", sorted(set(MART_KEYS) - set(CORE_MARTS)))
-def test_other_marts_equal_on_duckdb_and_spark(
-    mart: str, generated_build: Warehouse, spark_build: SparkWarehouse
-) -> None:
-    expected = generated_build.table(f"marts.{mart}")
-    assert not table_differences(mart, expected, _spark_mart(spark_build, mart, expected[0]))
-
-
-def test_raw_files_are_shipped_once(spark_build: SparkWarehouse) -> None:
-    local = Warehouse(spark_build.paths)
-    for entity in ENTITIES:
-        columns, rows = spark_build.table(f"raw.{entity}")
-        wanted = [*COLUMNS[entity], "_extra", "_load_issue", "_source_file", "_source_row"]
-        shipped = sorted(
-            (tuple(row[columns.index(c)] for c in wanted) for row in rows),
-            key=lambda row: (row[-2], row[-1]),
-        )
-        assert shipped == _raw(local, entity), entity
-    files = sorted(p.name for p in (spark_build.paths.data_dir / "spark" / "raw").rglob("*"))
-    summary = pipeline.load_step(spark_build.paths, quiet, target="spark")
-    assert summary.loaded == []
-    assert sorted(p.name for p in (spark_build.paths.data_dir / "spark" / "raw").rglob("*")) == (
-        files
-    )
