@@ -31,7 +31,8 @@ is that of the process or of its largest child (dbt). Results are printed as a t
 as JSON, with the machine they were taken on: its CPU, memory and package versions, and the
 seconds of fixed work (speed probes) before the first step and after the last. Machines of the
 same kind differ in speed, and a shared one changes from hour to hour: compare figures whose
-probes agree.
+probes agree. For the full build and the day's incremental build it also records where dbt's
+time went (run_results.json): how busy its threads were and its slowest nodes.
 """
 
 from __future__ import annotations
@@ -244,9 +245,13 @@ def link_landing(source: Path, data_dir: Path) -> None:
     shutil.copytree(source / "landing", data_dir / "landing", copy_function=os.link)
 
 
+def _run_results(data_dir: Path) -> dict:
+    return json.loads((data_dir / "dbt" / "target" / "run_results.json").read_text())
+
+
 def dbt_seconds(data_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, float]:
     """Model and test seconds of the last dbt run, from its run_results.json."""
-    results = json.loads((data_dir / "dbt" / "target" / "run_results.json").read_text())
+    results = _run_results(data_dir)
     models = tests = 0.0
     for result in results["results"]:
         kind, _, name = result["unique_id"].split(".", 2)
@@ -255,6 +260,39 @@ def dbt_seconds(data_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, floa
         elif kind in ("test", "unit_test"):
             tests += result["execution_time"]
     return {"models": round(models, 2), "tests": round(tests, 2)}
+
+
+def dbt_profile(data_dir: Path, slowest: int = 10) -> dict[str, object]:
+    """Where the last dbt run's time went: its elapsed seconds, the share of that time its
+    threads were running a node (near 1: the run is bound by the work, not by waiting for the
+    slowest node), and its slowest nodes, as ``kind.name`` with seconds."""
+    results = _run_results(data_dir)
+    nodes = [r for r in results["results"] if not r["unique_id"].startswith("operation.")]
+    threads = len({r["thread_id"] for r in nodes}) or 1
+    elapsed = results["elapsed_time"]
+    busy = sum(r["execution_time"] for r in nodes) / (threads * elapsed) if elapsed else 0.0
+    ranked = sorted(nodes, key=lambda r: r["execution_time"], reverse=True)[:slowest]
+    return {
+        "elapsed_seconds": round(elapsed, 2),
+        "threads": threads,
+        "busy_share": round(busy, 3),
+        "slowest": [
+            {
+                "node": "{}.{}".format(*r["unique_id"].split(".", 2)[::2]),
+                "seconds": round(r["execution_time"], 2),
+            }
+            for r in ranked
+        ],
+    }
+
+
+def describe_profile(name: str, profile: dict[str, object]) -> str:
+    lines = [
+        f"{name}: {profile['elapsed_seconds']:.1f} s on {profile['threads']} threads, "
+        f"busy {profile['busy_share']:.0%} of the time; slowest nodes:"
+    ]
+    lines += [f"  {n['seconds']:>7.2f}  {n['node']}" for n in profile["slowest"]]
+    return "\n".join(lines)
 
 
 def landed_rows(data_dir: Path) -> dict[str, int]:
@@ -343,6 +381,7 @@ def main() -> None:
     step("build", *build)
     extra["build_dbt_seconds"] = dbt_seconds(steps_dir)
     extra["build_dbt_seconds_plain_parts"] = dbt_seconds(steps_dir, exclude=CLV_MODELS)
+    profiles = {"build": dbt_profile(steps_dir)}
     step("validate", "validate")
     step("publish", "publish")
     step("report", "report")
@@ -352,6 +391,7 @@ def main() -> None:
     step("incremental_load", "load")
     step("incremental_build", *build)
     extra["incremental_dbt_seconds"] = dbt_seconds(steps_dir)
+    profiles["incremental_build"] = dbt_profile(steps_dir)
     # what a day costs without its rows: the same build with nothing new to process, and only
     # the models downstream of the reporting date (as_of_date moves every day), without tests
     step("nothing_new_build", *build)
@@ -416,6 +456,7 @@ def main() -> None:
         "machine": {**info, "speed_probes": probes},
         "steps": steps,
         "details": extra,
+        "dbt_profiles": profiles,
         "summary": summary,
         "targets": targets,
     }
@@ -429,6 +470,8 @@ def main() -> None:
     print()
     for key, value in {**summary, **extra}.items():
         print(f"{key}: {value}")
+    for name, profile in profiles.items():
+        print("\n" + describe_profile(name, profile))
     print("\ntargets (for 1 M customers on 2 cores):")
     for key, target in targets.items():
         verdict = "met" if target["met"] else "MISSED"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -70,3 +71,37 @@ def test_the_benchmark_says_which_machine_and_how_fast_it_was() -> None:
     text = bench.describe(info, {"before": probes})
     assert f"duckdb {duckdb.__version__}" in text
     assert "speed probes before: aggregate_1_threads" in text
+
+
+def test_the_benchmark_profiles_a_dbt_run_from_its_run_results(tmp_path: Path) -> None:
+    """Where a build's time went, from run_results.json: hooks are not nodes, the busy share is
+    node seconds over threads x elapsed, and the slowest nodes come first."""
+    target = tmp_path / "dbt" / "target"
+    target.mkdir(parents=True)
+
+    def node(unique_id: str, thread: str, seconds: float) -> dict:
+        return {"unique_id": unique_id, "thread_id": thread, "execution_time": seconds}
+
+    results = [
+        node("operation.retention.retention-on-run-start-0", "Thread-1", 1.0),
+        node("model.retention.int_customer_months", "Thread-1", 6.0),
+        node("test.retention.unique_orders_order_id.fed79b3a6e", "Thread-2", 5.0),
+        node("model.retention.customers", "Thread-2", 4.0),
+    ]
+    (target / "run_results.json").write_text(json.dumps({"elapsed_time": 10.0, "results": results}))
+    profile = bench.dbt_profile(tmp_path, slowest=2)
+    # (6 + 5 + 4) s of nodes over 2 threads x 10 s; the hook's second is not a node's
+    assert profile == {
+        "elapsed_seconds": 10.0,
+        "threads": 2,
+        "busy_share": 0.75,
+        "slowest": [
+            {"node": "model.int_customer_months", "seconds": 6.0},
+            {"node": "test.unique_orders_order_id.fed79b3a6e", "seconds": 5.0},
+        ],
+    }
+    text = bench.describe_profile("incremental_build", profile)
+    assert text.splitlines()[0] == (
+        "incremental_build: 10.0 s on 2 threads, busy 75% of the time; slowest nodes:"
+    )
+    assert text.splitlines()[1].split() == ["6.00", "model.int_customer_months"]
