@@ -245,16 +245,22 @@ def link_landing(source: Path, data_dir: Path) -> None:
     shutil.copytree(source / "landing", data_dir / "landing", copy_function=os.link)
 
 
-def _run_results(data_dir: Path) -> dict:
+def run_results(data_dir: Path) -> dict:
+    """The run_results.json of the last dbt command in a data directory."""
     return json.loads((data_dir / "dbt" / "target" / "run_results.json").read_text())
 
 
-def dbt_seconds(data_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, float]:
-    """Model and test seconds of the last dbt run, from its run_results.json."""
-    results = _run_results(data_dir)
+def _kind_and_name(unique_id: str) -> tuple[str, str]:
+    """("model", "customers") of "model.retention.customers": the package is always ours."""
+    kind, _, name = unique_id.split(".", 2)
+    return kind, name
+
+
+def dbt_seconds(results: dict, exclude: tuple[str, ...] = ()) -> dict[str, float]:
+    """Model and test seconds of a dbt run, from its run_results."""
     models = tests = 0.0
     for result in results["results"]:
-        kind, _, name = result["unique_id"].split(".", 2)
+        kind, name = _kind_and_name(result["unique_id"])
         if kind == "model" and name not in exclude:
             models += result["execution_time"]
         elif kind in ("test", "unit_test"):
@@ -262,11 +268,10 @@ def dbt_seconds(data_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, floa
     return {"models": round(models, 2), "tests": round(tests, 2)}
 
 
-def dbt_profile(data_dir: Path, slowest: int = 10) -> dict[str, object]:
-    """Where the last dbt run's time went: its elapsed seconds, the share of that time its
-    threads were running a node (near 1: the run is bound by the work, not by waiting for the
-    slowest node), and its slowest nodes, as ``kind.name`` with seconds."""
-    results = _run_results(data_dir)
+def dbt_profile(results: dict, slowest: int = 10) -> dict[str, object]:
+    """Where a dbt run's time went, from its run_results: its elapsed seconds, the share of that
+    time its threads were running a node (near 1: the run is bound by the work, not by waiting
+    for the slowest node), and its slowest nodes, as ``kind.name`` with seconds."""
     nodes = [r for r in results["results"] if not r["unique_id"].startswith("operation.")]
     threads = len({r["thread_id"] for r in nodes}) or 1
     elapsed = results["elapsed_time"]
@@ -278,7 +283,7 @@ def dbt_profile(data_dir: Path, slowest: int = 10) -> dict[str, object]:
         "busy_share": round(busy, 3),
         "slowest": [
             {
-                "node": "{}.{}".format(*r["unique_id"].split(".", 2)[::2]),
+                "node": ".".join(_kind_and_name(r["unique_id"])),
                 "seconds": round(r["execution_time"], 2),
             }
             for r in ranked
@@ -379,9 +384,10 @@ def main() -> None:
     # what `retention run` builds: every data test, no unit tests (fixed inputs: CI runs them)
     build = ("build", "--no-unit-tests")
     step("build", *build)
-    extra["build_dbt_seconds"] = dbt_seconds(steps_dir)
-    extra["build_dbt_seconds_plain_parts"] = dbt_seconds(steps_dir, exclude=CLV_MODELS)
-    profiles = {"build": dbt_profile(steps_dir)}
+    results = run_results(steps_dir)
+    extra["build_dbt_seconds"] = dbt_seconds(results)
+    extra["build_dbt_seconds_plain_parts"] = dbt_seconds(results, exclude=CLV_MODELS)
+    profiles = {"build": dbt_profile(results)}
     step("validate", "validate")
     step("publish", "publish")
     step("report", "report")
@@ -390,8 +396,9 @@ def main() -> None:
     land(held, steps_dir)
     step("incremental_load", "load")
     step("incremental_build", *build)
-    extra["incremental_dbt_seconds"] = dbt_seconds(steps_dir)
-    profiles["incremental_build"] = dbt_profile(steps_dir)
+    results = run_results(steps_dir)
+    extra["incremental_dbt_seconds"] = dbt_seconds(results)
+    profiles["incremental_build"] = dbt_profile(results)
     # what a day costs without its rows: the same build with nothing new to process, and only
     # the models downstream of the reporting date (as_of_date moves every day), without tests
     step("nothing_new_build", *build)

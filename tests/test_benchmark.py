@@ -89,7 +89,7 @@ def test_the_benchmark_profiles_a_dbt_run_from_its_run_results(tmp_path: Path) -
         node("model.retention.customers", "Thread-2", 4.0),
     ]
     (target / "run_results.json").write_text(json.dumps({"elapsed_time": 10.0, "results": results}))
-    profile = bench.dbt_profile(tmp_path, slowest=2)
+    profile = bench.dbt_profile(bench.run_results(tmp_path), slowest=2)
     # (6 + 5 + 4) s of nodes over 2 threads x 10 s; the hook's second is not a node's
     assert profile == {
         "elapsed_seconds": 10.0,
