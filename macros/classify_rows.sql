@@ -13,40 +13,29 @@
 
     Returns a select with row_disposition added (and helper columns copy_number, version_rank).
 
-    With a single key column, the two window functions run only over the rows whose key has
-    more than one raw row (a few percent of them): a key seen once is its own first copy and
-    its latest version. The raw columns include the key's text, so copies never span keys.
-    (sqlfluff cannot count the columns of that union of two `select *`: the models selecting
-    from it carry `-- noqa: AM04`.)
+    With a single key column, the two window functions run only over the rows whose key is
+    missing or has more than one raw row (a few percent of them), which the relation flags in
+    is_key_repeated (flag_repeated_keys() below): a key seen once is its own first copy and its
+    latest version. The raw columns include the key's text, so copies never span keys. The
+    models name the columns they keep from it (the flag is not one of them).
 -#}
 {% macro classify_rows(relation, key_columns, raw_columns, version_at) -%}
 {%- set single_key = key_columns | length == 1 -%}
-{%- set key = key_columns[0] -%}
 with
 {% if single_key %}
-repeated_keys as (
-    select {{ key }}
-    from {{ relation }}
-    where {{ key }} is not null
-    group by {{ key }}
-    having count(*) > 1
-),
-
 seen_once as (
     select
         *,
         1 as copy_number,
         1 as version_rank
     from {{ relation }}
-    where {{ key }} is not null
-        and {{ key }} not in (select {{ key }} from repeated_keys)
+    where not is_key_repeated
 ),
 
 seen_more as (
     select *
     from {{ relation }}
-    where {{ key }} is null
-        or {{ key }} in (select {{ key }} from repeated_keys)
+    where is_key_repeated
 ),
 {% endif %}
 
@@ -93,4 +82,38 @@ select
         else 'superseded'
     end as row_disposition
 from ranked
+{%- endmacro %}
+
+
+{#-
+    Two CTEs for a base model's WITH clause: repeated_keys, the keys (cleaned text of key_column)
+    with more than one row in relation, and `name`, the rows of relation with is_key_repeated,
+    which classify_rows() reads: true when the key is missing or repeated. It is decided on the
+    landed text, before any parsing: the model's CTEs after it are inlined (inline_cte()), so
+    each of classify_rows' two streams parses only its own rows, and the parsed rows are never
+    stored in between. (repeated_keys is a CTE of its own, which DuckDB stores: as a subquery
+    DuckDB found the two streams' identical raw-rows-and-keys joins and stored their result.)
+-#}
+{% macro flag_repeated_keys(relation, key_column, name='marked') -%}
+{%- set key_text = clean_text(relation ~ '.' ~ key_column) -%}
+repeated_keys as (
+
+    select {{ clean_text(key_column) }} as repeated_key
+    from {{ relation }}
+    where {{ clean_text(key_column) }} is not null
+    group by {{ clean_text(key_column) }}
+    having count(*) > 1
+
+),
+
+{{ name }} as {{ inline_cte() }} (
+
+    select
+        {{ relation }}.*,
+        {{ key_text }} is null or repeated_keys.repeated_key is not null as is_key_repeated
+    from {{ relation }}
+    left join repeated_keys
+        on {{ key_text }} = repeated_keys.repeated_key
+
+)
 {%- endmacro %}

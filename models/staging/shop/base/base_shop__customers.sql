@@ -28,7 +28,7 @@ new_customers as (
 
 {% endif %}
 
-source as (
+source as {{ inline_cte() if not is_incremental() }} (
 
     {% if is_incremental() %}
         {{ raw_rows_to_classify(
@@ -40,7 +40,10 @@ source as (
 
 ),
 
-typed as {{ cte_materialized() }} (
+-- is_key_repeated: the rows classify_rows ranks (a key seen more than once, or none)
+{{ flag_repeated_keys('source', 'customer_id') }},
+
+typed as {{ parsed_cte() }} (
 
     select
         {{ clean_text('customer_id') }} as customer_key,
@@ -59,12 +62,13 @@ typed as {{ cte_materialized() }} (
         _load_issue,
         _source_file,
         _source_row,
-        _loaded_at
-    from source
+        _loaded_at,
+        is_key_repeated
+    from marked
 
 ),
 
-validated as (
+validated as {{ inline_cte() }} (
 
     select
         *,
@@ -92,9 +96,35 @@ classified as (
         version_at='coalesce(updated_at_utc, signup_at_utc, _loaded_at)',
     ) }}
 
+),
+
+final as (
+
+    select
+        customer_key,
+        email_address,
+        signup_at_utc,
+        country_code,
+        acquisition_channel_raw,
+        updated_at_utc,
+        customer_id,
+        email,
+        signup_at,
+        country,
+        acquisition_channel,
+        updated_at,
+        _extra,
+        _load_issue,
+        _source_file,
+        _source_row,
+        _loaded_at,
+        reject_reason,
+        copy_number,
+        version_rank,
+        row_disposition,
+        {{ sources_loaded_through() }} as _loaded_through
+    from classified
+
 )
 
-select
-    classified.*,  -- noqa: AM04
-    {{ sources_loaded_through() }} as _loaded_through
-from classified
+select * from final

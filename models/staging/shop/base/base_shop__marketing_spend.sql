@@ -23,7 +23,7 @@ cross_rates as (
 
 ),
 
-typed as {{ cte_materialized() }} (
+typed as {{ parsed_cte() }} (
 
     select
         {{ parse_month('month') }} as spend_month,

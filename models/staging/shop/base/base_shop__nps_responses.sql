@@ -26,7 +26,7 @@ affected_responses as (
 
 {% endif %}
 
-source as (
+source as {{ inline_cte() if not is_incremental() }} (
 
     {% if is_incremental() %}
         {{ raw_rows_to_classify(
@@ -39,13 +39,16 @@ source as (
 
 ),
 
+-- is_key_repeated: the rows classify_rows ranks (a key seen more than once, or none)
+{{ flag_repeated_keys('source', 'response_id') }},
+
 customers as (
 
     select customer_id from {{ ref('stg_shop__customers') }}
 
 ),
 
-typed as {{ cte_materialized() }} (
+typed as {{ parsed_cte() }} (
 
     select
         {{ clean_text('response_id') }} as response_key,
@@ -60,12 +63,13 @@ typed as {{ cte_materialized() }} (
         _load_issue,
         _source_file,
         _source_row,
-        _loaded_at
-    from source
+        _loaded_at,
+        is_key_repeated
+    from marked
 
 ),
 
-validated as (
+validated as {{ inline_cte() }} (
 
     select
         typed.*,
@@ -102,10 +106,26 @@ classified as (
 final as (
 
     select
-        *,
+        response_key,
+        customer_key,
+        responded_at_utc,
+        score_value,
+        response_id,
+        customer_id,
+        responded_at,
+        score,
+        _extra,
+        _load_issue,
+        _source_file,
+        _source_row,
+        _loaded_at,
+        reject_reason,
+        copy_number,
+        version_rank,
+        row_disposition,
         {{ sources_loaded_through(['nps_responses', 'customers']) }} as _loaded_through
     from classified
 
 )
 
-select * from final  -- noqa: AM04
+select * from final

@@ -32,7 +32,7 @@ affected_orders as (
 
 {% endif %}
 
-source as (
+source as {{ inline_cte() if not is_incremental() }} (
 
     {% if is_incremental() %}
         {{ raw_rows_to_classify(
@@ -43,6 +43,9 @@ source as (
     {% endif %}
 
 ),
+
+-- is_key_repeated: the rows classify_rows ranks (a key seen more than once, or none)
+{{ flag_repeated_keys('source', 'order_id') }},
 
 customers as (
 
@@ -56,7 +59,7 @@ cross_rates as (
 
 ),
 
-typed as {{ cte_materialized() }} (
+typed as {{ parsed_cte() }} (
 
     select
         {{ clean_text('order_id') }} as order_key,
@@ -77,12 +80,13 @@ typed as {{ cte_materialized() }} (
         _load_issue,
         _source_file,
         _source_row,
-        _loaded_at
-    from source
+        _loaded_at,
+        is_key_repeated
+    from marked
 
 ),
 
-converted as (
+converted as {{ inline_cte() }} (
 
     select
         typed.*,
@@ -105,7 +109,7 @@ converted as (
 
 ),
 
-validated as (
+validated as {{ inline_cte() }} (
 
     select
         *,
