@@ -105,3 +105,22 @@ def test_the_benchmark_profiles_a_dbt_run_from_its_run_results(tmp_path: Path) -
         "incremental_build: 10.0 s on 2 threads, busy 75% of the time; slowest nodes:"
     )
     assert text.splitlines()[1].split() == ["6.00", "model.int_customer_months"]
+
+
+def test_a_step_reports_its_cpu_seconds_with_its_childrens(tmp_path: Path) -> None:
+    """A step's CPU seconds count the processes it starts (dbt runs in a child of the CLI): a
+    parent that only waits for a busy child is charged the child's work, and its step timers
+    ("build done in 1.5s") are read from its output."""
+    busy_child = (
+        "import time; end = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
+    )
+    parent = (
+        "import subprocess, sys; "
+        f"subprocess.run([sys.executable, '-c', {busy_child!r}], check=True); "
+        "print('    build done in 1.5s')"
+    )
+    result = bench.measure([sys.executable, "-c", parent], tmp_path)
+    assert result["cpu_seconds"] >= 0.5
+    assert result["cpu_seconds"] <= result["seconds"] * (os.cpu_count() or 1) + 0.1
+    assert result["build seconds"] == 1.5
+    assert result["peak_rss_mib"] > 0
