@@ -83,8 +83,8 @@ flagged as {{ inline_cte() }} (
 purchase_numbers as (
 
     -- numbered over the columns it needs and joined back by order_id (unique among current
-    -- orders): a window carrying every column of the orders took 6.1 of the model's 7.4 s at
-    -- 10 M orders, this one 2.4 s
+    -- orders): a window carrying every column of the orders took 6.1 CPU seconds at 10 M
+    -- orders, this one 2.2 and the join back 1.1
     select
         order_id,
         row_number() over (
