@@ -87,14 +87,14 @@ from ranked
 
 {#-
     Two CTEs for a base model's WITH clause: repeated_keys, the keys (cleaned text of key_column)
-    with more than one row in relation, and `name`, the rows of relation with is_key_repeated,
+    with more than one row in relation, and marked, the rows of relation with is_key_repeated,
     which classify_rows() reads: true when the key is missing or repeated. It is decided on the
     landed text, before any parsing: the model's CTEs after it are inlined (inline_cte()), so
     each of classify_rows' two streams parses only its own rows, and the parsed rows are never
     stored in between. (repeated_keys is a CTE of its own, which DuckDB stores: as a subquery
     DuckDB found the two streams' identical raw-rows-and-keys joins and stored their result.)
 -#}
-{% macro flag_repeated_keys(relation, key_column, name='marked') -%}
+{% macro flag_repeated_keys(relation, key_column) -%}
 {%- set key_text = clean_text(relation ~ '.' ~ key_column) -%}
 repeated_keys as (
 
@@ -106,7 +106,7 @@ repeated_keys as (
 
 ),
 
-{{ name }} as {{ inline_cte() }} (
+marked as {{ inline_cte() }} (
 
     select
         {{ relation }}.*,
