@@ -2,6 +2,8 @@
 
 dbt runs as a subprocess of the same environment (not in-process) so that its DuckDB connection
 is always closed when the command ends and a crash in dbt cannot take the pipeline state with it.
+A caller that knows a dbt command will follow other work can start that process first
+(``warm_dbt``): it imports dbt meanwhile and runs the command when it comes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +180,62 @@ def finish_background(process: subprocess.Popen, timeout: float = 300) -> None:
         process.wait()
 
 
+class WarmDbt:
+    """A dbt process started ahead of its command (``retention.dbt_worker``): it imports dbt
+    while the caller does other work, and the first ``run_dbt`` given it runs there instead of
+    starting dbt from scratch. Its environment is fixed when it starts (``dbt_env``)."""
+
+    def __init__(self, paths: Paths, target: str | None = None) -> None:
+        self.paths = paths
+        self.target = target
+        self._process: subprocess.Popen | None = None
+        if not (Path(sys.executable).parent / "dbt").is_file():
+            return  # dbt is not this interpreter's: commands start the one dbt_executable finds
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "retention.dbt_worker"],
+            cwd=project_dir(),
+            env=dbt_env(paths, target),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+
+    def take(self, paths: Paths, target: str | None) -> subprocess.Popen | None:
+        """The waiting process, once, for a command on the same data directory and target."""
+        if self._process is None or (paths, target) != (self.paths, self.target):
+            return None
+        process, self._process = self._process, None
+        return process
+
+    def close(self) -> None:
+        """End the process if no command took it (it exits on an empty input)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+        finally:
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+@contextmanager
+def warm_dbt(paths: Paths, target: str | None = None) -> Iterator[WarmDbt]:
+    """A ``WarmDbt`` for the duration of the block; ended at its end if no command used it."""
+    warm = WarmDbt(paths, target)
+    try:
+        yield warm
+    finally:
+        warm.close()
+
+
 def run_dbt(
     args: Sequence[str],
     paths: Paths,
@@ -184,8 +243,13 @@ def run_dbt(
     dbt_vars: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
     check: bool = True,
+    warm: WarmDbt | None = None,
 ) -> DbtResult:
-    """Run ``dbt <args>`` and return its results; raise ``DbtFailure`` on errors if ``check``."""
+    """Run ``dbt <args>`` and return its results; raise ``DbtFailure`` on errors if ``check``.
+
+    With ``warm`` (``warm_dbt``) the command runs in its waiting process, if it has not been
+    used yet and was started for the same data directory and target.
+    """
     if target and target not in TARGETS:
         raise UserError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     command = dbt_command(args, dbt_vars)
@@ -194,15 +258,25 @@ def run_dbt(
     run_results = paths.dbt_target / "run_results.json"
     if run_results.exists():
         run_results.unlink()
-    process = subprocess.Popen(
-        command,
-        cwd=project_dir(),
-        env=dbt_env(paths, target),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
+    process = warm.take(paths, target) if warm is not None else None
+    if process is not None:
+        assert process.stdin is not None
+        try:
+            process.stdin.write(json.dumps(command[1:]) + "\n")
+            process.stdin.close()
+        except OSError:  # it ended early (it prints why); start dbt afresh
+            process.wait()
+            process = None
+    if process is None:
+        process = subprocess.Popen(
+            command,
+            cwd=project_dir(),
+            env=dbt_env(paths, target),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
     assert process.stdout is not None
     tail: list[str] = []
     for line in process.stdout:

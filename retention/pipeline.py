@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 
@@ -99,6 +99,7 @@ def build_step(
     full_refresh: bool = False,
     select: str | None = None,
     unit_tests: bool = True,
+    warm: dbt.WarmDbt | None = None,
 ) -> BuildSummary:
     """``dbt build``: seeds, models, the CLV models and every data test, and the unit tests
     unless ``unit_tests`` is false (the production job: their inputs are fixed, so they can only
@@ -107,6 +108,8 @@ def build_step(
     On targets without dbt Python models (PostgreSQL, Spark) the predictive CLV is fitted by the
     pipeline between two dbt steps: everything except the models that read the CLV marts, then
     ``targets.run_clv``, then those models (``source:clv+``) and their tests.
+
+    ``warm`` (``dbt.warm_dbt``): a dbt process already started, for the first dbt command.
     """
     target = dbt.resolve_target(target)
     with step("build", say):
@@ -129,6 +132,7 @@ def build_step(
                 target=target,
                 dbt_vars=dbt_vars,
                 progress=lambda line: say(f"    {line}"),
+                warm=warm,
             ).results
 
         if target in targets.EXTERNAL_TARGETS and not select:
@@ -238,26 +242,29 @@ def run(
         # a first build's parse runs during the load (on Spark a second process could meet the
         # load's session in the local metastore; PostgreSQL and Spark runs are not tuned here)
         parse = dbt.parse_in_background(paths, target, dbt.build_vars(as_of))
-    try:
-        load_step(paths, say, target=target)
-    except BaseException:
-        if parse is not None:
-            parse.kill()
-        raise
-    finally:
-        if parse is not None:
-            dbt.finish_background(parse)
-    if target == "duckdb":
-        # the imports run on the core dbt leaves idle while it starts and parses
-        validation.preload()
-    summary = build_step(
-        paths,
-        say,
-        as_of=as_of,
-        target=target,
-        full_refresh=full_refresh,
-        unit_tests=unit_tests,
-    )
+    # on DuckDB dbt imports itself while the load runs, then waits for the build's command
+    with dbt.warm_dbt(paths, target) if target == "duckdb" else nullcontext() as warm:
+        try:
+            load_step(paths, say, target=target)
+        except BaseException:
+            if parse is not None:
+                parse.kill()
+            raise
+        finally:
+            if parse is not None:
+                dbt.finish_background(parse)
+        if target == "duckdb":
+            # the imports run on the core dbt leaves idle while it starts and parses
+            validation.preload()
+        summary = build_step(
+            paths,
+            say,
+            as_of=as_of,
+            target=target,
+            full_refresh=full_refresh,
+            unit_tests=unit_tests,
+            warm=warm,
+        )
     if target != "duckdb":
         say(
             f"the marts are built on {target} (schema marts); validate, publish and report "

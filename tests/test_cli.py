@@ -181,3 +181,39 @@ def _result_kinds(data_dir: Path) -> set[str]:
     """The kinds of node (model, test, unit_test, ...) the last dbt invocation ran."""
     results = json.loads((data_dir / "dbt" / "target" / "run_results.json").read_text())
     return {result["unique_id"].split(".", 1)[0] for result in results["results"]}
+
+
+def test_a_warm_dbt_runs_the_first_command_as_dbt_would(tmp_path: Path) -> None:
+    from retention import dbt
+    from retention.config import Paths
+
+    paths = Paths(tmp_path)
+    cold: list[str] = []
+    warm_lines: list[str] = []
+    expected = dbt.run_dbt(["no-such-command"], paths, progress=cold.append, check=False)
+    with dbt.warm_dbt(paths) as warm:
+        process = warm._process
+        assert process is not None
+        # started for this data directory and the default target only
+        assert warm.take(Paths(tmp_path / "other"), None) is None
+        assert warm.take(paths, "postgres") is None
+        result = dbt.run_dbt(["no-such-command"], paths, progress=warm_lines.append, check=False)
+        assert process.returncode is None  # not given to run_dbt: still waiting
+        result = dbt.run_dbt(
+            ["no-such-command"], paths, progress=warm_lines.append, check=False, warm=warm
+        )
+        assert process.returncode == expected.returncode != 0  # it ran there, with dbt's code
+        assert warm.take(paths, None) is None  # once
+    assert result.returncode == expected.returncode
+    assert warm_lines[len(warm_lines) // 2 :] == cold
+
+
+def test_an_unused_warm_dbt_ends_quietly(tmp_path: Path) -> None:
+    from retention import dbt
+    from retention.config import Paths
+
+    with dbt.warm_dbt(Paths(tmp_path)) as warm:
+        process = warm._process
+        assert process is not None
+    assert process.returncode == 0
+    assert process.stdout is not None and process.stdout.closed
