@@ -67,3 +67,30 @@
         )
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+    True (a SQL boolean) when the invocation started last before this one was a `dbt build` that
+    succeeded: then every table it wrote was checked by its tests, and a test of an incremental
+    model may check only what the latest increment changed (tests/dbt/generic).
+-#}
+{% macro last_invocation_built_successfully() -%}
+    (
+        0 < (
+            select count(*)
+            from raw._dbt_builds as finished
+            inner join raw._dbt_builds as started
+                on finished.invocation_id = started.invocation_id
+            where finished.event = 'success'
+                and finished.command = 'build'
+                and started.event = 'started'
+                and started.invocation_id <> '{{ invocation_id }}'
+                and started.happened_at = (
+                    select max(earlier.happened_at)
+                    from raw._dbt_builds as earlier
+                    where earlier.event = 'started'
+                        and earlier.invocation_id <> '{{ invocation_id }}'
+                )
+        )
+    )
+{%- endmacro %}

@@ -71,6 +71,16 @@ def _test_statuses(result: dbt.DbtResult) -> list[str]:
     return [r["status"] for r in result.results if r["unique_id"].startswith("test.")]
 
 
+def _record_build(paths: Paths, invocation: str, event: str) -> None:
+    """A row of raw._dbt_builds a minute after the latest, as a build would have written it."""
+    with duckdb.connect(str(paths.warehouse)) as con:
+        con.execute(
+            "insert into raw._dbt_builds select ?, ?, max(happened_at) + interval 1 minute,"
+            " 'build', '', 0 from raw._dbt_builds",
+            [invocation, event],
+        )
+
+
 def _first_rows(path: Path, count: int, where) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return [row for row in csv.DictReader(handle) if where(row)][:count]
@@ -274,14 +284,6 @@ def test_a_duplicate_left_by_a_failed_build_fails_the_next_grain_test(
     table = "staging.int_customer_months"
     select = ["test", "--select", "int_customer_months,test_name:unique_combination"]
 
-    def record(invocation: str, event: str) -> None:
-        with duckdb.connect(str(paths.warehouse)) as con:
-            con.execute(
-                "insert into raw._dbt_builds select ?, ?, max(happened_at) + interval 1 minute,"
-                " 'build', '', 0 from raw._dbt_builds",
-                [invocation, event],
-            )
-
     with duckdb.connect(str(paths.warehouse)) as con:
         # a duplicate in an older increment, as a failed build would have left it
         con.execute(
@@ -289,14 +291,14 @@ def test_a_duplicate_left_by_a_failed_build_fails_the_next_grain_test(
             f"where _loaded_through = (select min(_loaded_through) from {table}) limit 1"
         )
     try:
-        record("a-failed-build", "started")
-        record("a-failed-build", "failed")
+        _record_build(paths, "a-failed-build", "started")
+        _record_build(paths, "a-failed-build", "failed")
         failing = dbt.run_dbt(select, paths, check=False)
         assert _test_statuses(failing) == ["fail"]
-        record("a-killed-build", "started")  # no end row
+        _record_build(paths, "a-killed-build", "started")  # no end row
         assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["fail"]
-        record("a-later-build", "started")
-        record("a-later-build", "success")
+        _record_build(paths, "a-later-build", "started")
+        _record_build(paths, "a-later-build", "success")
         # scoped to the latest increment again: the older duplicate is outside it
         assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["pass"]
     finally:
@@ -306,6 +308,59 @@ def test_a_duplicate_left_by_a_failed_build_fails_the_next_grain_test(
                 "delete from raw._dbt_builds where invocation_id in "
                 "('a-failed-build', 'a-killed-build', 'a-later-build')"
             )
+    assert _test_statuses(dbt.run_dbt(select, paths)) == ["pass"]
+
+
+@pytest.mark.parametrize(
+    ("table", "model", "only"),
+    [
+        ("staging.int_orders_flagged", "orders", ""),
+        ("staging.base_shop__orders", "stg_shop__orders", "and row_disposition = 'current'"),
+    ],
+)
+def test_order_ids_are_counted_where_the_increment_wrote_them(
+    day_landed_incrementally: Paths, table: str, model: str, only: str
+) -> None:
+    """unique_where_changed after a day's build counts the order ids of the latest increment over
+    the whole table: a copy of one of them among the older rows (an order whose customer changed)
+    fails. A duplicate among the older rows only was the concern of the builds that wrote them,
+    until an invocation other than a successful build comes first: then every id is counted."""
+    paths = day_landed_incrementally
+    select = ["test", "--select", f"{model},test_name:unique_where_changed"]
+
+    def plant(increment: str) -> None:
+        """A copy of a row of the latest or the oldest increment, stamped with the oldest."""
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute(
+                f"insert into {table} select * replace ("
+                f"(select min(_loaded_through) from {table}) as _loaded_through) from {table} "
+                f"where _loaded_through = (select {increment}(_loaded_through) from {table}) "
+                f"{only} limit 1"
+            )
+
+    def remove_planted() -> None:
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute(f"delete from {table} where rowid = (select max(rowid) from {table})")
+
+    try:
+        plant("max")
+        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["fail"]
+        remove_planted()
+        plant("min")
+        # the older duplicate is outside the latest increment: not counted after a build
+        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["pass"]
+        _record_build(paths, "a-failed-build", "started")
+        _record_build(paths, "a-failed-build", "failed")
+        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["fail"]
+        remove_planted()
+    finally:
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute(
+                f"delete from {table} where rowid in (select rowid from {table} "
+                f"qualify count(*) over (partition by _source_file, _source_row, _loaded_at) > 1 "
+                f"and rowid = max(rowid) over (partition by _source_file, _source_row, _loaded_at))"
+            )
+            con.execute("delete from raw._dbt_builds where invocation_id = 'a-failed-build'")
     assert _test_statuses(dbt.run_dbt(select, paths)) == ["pass"]
 
 

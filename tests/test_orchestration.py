@@ -67,7 +67,8 @@ def test_asset_graph_has_real_lineage(defs: dg.Definitions) -> None:
     checks = {(".".join(c.asset_key.path), c.name) for c in graph.asset_check_keys}
     assert ("staging.stg_shop__orders", "gx_suite") in checks
     assert ("marts.customer_cohorts", "gx_suite") in checks
-    assert any(name.startswith("unique_orders_order_id") for _, name in checks)  # dbt tests
+    # dbt tests
+    assert any(name.startswith("unique_where_changed_orders_order_id") for _, name in checks)
 
 
 def test_job_materialises_every_asset(defs: dg.Definitions, data_dir: Paths) -> None:

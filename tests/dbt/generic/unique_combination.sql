@@ -20,23 +20,7 @@ select
 from {{ model }}
 {% if increment_column %}
 where {{ increment_column }} = (select max({{ increment_column }}) from {{ model }})
-    or 0 = (
-        -- the invocation started last before this one: a `dbt build` that succeeded?
-        select count(*)
-        from raw._dbt_builds as finished
-        inner join raw._dbt_builds as started
-            on finished.invocation_id = started.invocation_id
-        where finished.event = 'success'
-            and finished.command = 'build'
-            and started.event = 'started'
-            and started.invocation_id <> '{{ invocation_id }}'
-            and started.happened_at = (
-                select max(earlier.happened_at)
-                from raw._dbt_builds as earlier
-                where earlier.event = 'started'
-                    and earlier.invocation_id <> '{{ invocation_id }}'
-            )
-    )
+    or not {{ last_invocation_built_successfully() }}
 {% endif %}
 group by {{ columns | join(', ') }}
 having count(*) > 1
