@@ -69,11 +69,12 @@ def test_keys_left_to_dbt_are_tested_by_dbt(published: Warehouse) -> None:
     dbt_keys = set()
     for node in manifest["nodes"].values():
         metadata = node.get("test_metadata") or {}
-        if metadata.get("name") not in ("unique", "unique_combination"):
+        if metadata.get("name") not in ("unique", "unique_combination", "unique_where_changed"):
             continue
         kwargs = metadata["kwargs"]
         columns = kwargs.get("columns") or [kwargs["column_name"]]
-        parent = node["depends_on"]["nodes"][0].split(".")
+        # the tested model (a test may also read another: unique_where_changed's increment)
+        parent = (node.get("attached_node") or node["depends_on"]["nodes"][0]).split(".")
         relation = f"source:{parent[2]}.{parent[3]}" if parent[0] == "source" else parent[2]
         dbt_keys.add((relation, tuple(columns)))
     assert set(left.values()) <= dbt_keys, set(left.values()) - dbt_keys
