@@ -264,8 +264,10 @@ def run_dbt(
         try:
             process.stdin.write(json.dumps(command[1:]) + "\n")
             process.stdin.close()
-        except OSError:  # it ended early (it prints why); start dbt afresh
+        except OSError:  # it ended early; a fresh dbt prints the same problem, if any
             process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
             process = None
     if process is None:
         process = subprocess.Popen(
