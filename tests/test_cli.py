@@ -217,3 +217,22 @@ def test_an_unused_warm_dbt_ends_quietly(tmp_path: Path) -> None:
         assert process is not None
     assert process.returncode == 0
     assert process.stdout is not None and process.stdout.closed
+
+
+def test_a_warm_dbt_that_ended_early_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
+    from retention import dbt
+    from retention.config import Paths
+
+    paths = Paths(tmp_path)
+    expected = dbt.run_dbt(["no-such-command"], paths, check=False)
+    with dbt.warm_dbt(paths) as warm:
+        process = warm._process
+        assert process is not None
+        process.kill()
+        process.wait()
+        lines: list[str] = []
+        result = dbt.run_dbt(
+            ["no-such-command"], paths, progress=lines.append, check=False, warm=warm
+        )
+    assert result.returncode == expected.returncode != 0
+    assert any("No such command" in line for line in lines)
