@@ -49,11 +49,17 @@ class DbtResult:
         return [r for r in self.results if r.get("status") == status]
 
 
+def _interpreters_dbt() -> Path | None:
+    """The dbt installed with this interpreter (its virtualenv's), if there is one."""
+    candidate = Path(sys.executable).parent / "dbt"
+    return candidate if candidate.is_file() else None
+
+
 def dbt_executable() -> str:
     """The dbt next to this interpreter (works from an unactivated virtualenv), else PATH."""
-    candidate = Path(sys.executable).parent / "dbt"
-    if candidate.is_file():
-        return str(candidate)
+    own = _interpreters_dbt()
+    if own is not None:
+        return str(own)
     found = shutil.which("dbt")
     if not found:
         raise UserError("dbt is not installed in this environment; run `make install`.")
@@ -180,6 +186,22 @@ def finish_background(process: subprocess.Popen, timeout: float = 300) -> None:
         process.wait()
 
 
+def _streamed(
+    command: list[str], paths: Paths, target: str | None, stdin: int | None = None
+) -> subprocess.Popen:
+    """A dbt process for ``paths`` and ``target`` whose output (stderr too) is read line by line."""
+    return subprocess.Popen(
+        command,
+        cwd=project_dir(),
+        env=dbt_env(paths, target),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+
+
 class WarmDbt:
     """A dbt process started ahead of its command (``retention.dbt_worker``): it imports dbt
     while the caller does other work, and the first ``run_dbt`` given it runs there instead of
@@ -189,17 +211,10 @@ class WarmDbt:
         self.paths = paths
         self.target = target
         self._process: subprocess.Popen | None = None
-        if not (Path(sys.executable).parent / "dbt").is_file():
+        if _interpreters_dbt() is None:
             return  # dbt is not this interpreter's: commands start the one dbt_executable finds
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "retention.dbt_worker"],
-            cwd=project_dir(),
-            env=dbt_env(paths, target),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
+        self._process = _streamed(
+            [sys.executable, "-m", "retention.dbt_worker"], paths, target, stdin=subprocess.PIPE
         )
 
     def take(self, paths: Paths, target: str | None) -> subprocess.Popen | None:
@@ -270,15 +285,7 @@ def run_dbt(
                 process.stdout.close()
             process = None
     if process is None:
-        process = subprocess.Popen(
-            command,
-            cwd=project_dir(),
-            env=dbt_env(paths, target),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
+        process = _streamed(command, paths, target)
     assert process.stdout is not None
     tail: list[str] = []
     for line in process.stdout:

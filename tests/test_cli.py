@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from retention import dbt
+from retention.config import Paths
 from tests.conftest import write_csv
 
 
@@ -184,9 +186,6 @@ def _result_kinds(data_dir: Path) -> set[str]:
 
 
 def test_a_warm_dbt_runs_the_first_command_as_dbt_would(tmp_path: Path) -> None:
-    from retention import dbt
-    from retention.config import Paths
-
     paths = Paths(tmp_path)
     cold: list[str] = []
     warm_lines: list[str] = []
@@ -209,9 +208,6 @@ def test_a_warm_dbt_runs_the_first_command_as_dbt_would(tmp_path: Path) -> None:
 
 
 def test_an_unused_warm_dbt_ends_quietly(tmp_path: Path) -> None:
-    from retention import dbt
-    from retention.config import Paths
-
     with dbt.warm_dbt(Paths(tmp_path)) as warm:
         process = warm._process
         assert process is not None
@@ -220,9 +216,6 @@ def test_an_unused_warm_dbt_ends_quietly(tmp_path: Path) -> None:
 
 
 def test_a_warm_dbt_that_ended_early_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
-    from retention import dbt
-    from retention.config import Paths
-
     paths = Paths(tmp_path)
     expected = dbt.run_dbt(["no-such-command"], paths, check=False)
     with dbt.warm_dbt(paths) as warm:
