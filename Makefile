@@ -52,7 +52,7 @@ bench: $(STAMP)  ## benchmarks at realistic scale (see benchmarks/); CUSTOMERS=1
 	$(BIN)/python benchmarks/bench.py --customers $(or $(CUSTOMERS),1000000)
 
 dev: $(STAMP)  ## Dagster UI on http://localhost:3000 (local storage under .dagster/)
-	mkdir -p .dagster && DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/dagster dev -m orchestration.definitions
+	mkdir -p .dagster && DAGSTER_HOME=$(CURDIR)/.dagster OPENBLAS_NUM_THREADS=1 $(BIN)/dagster dev -m orchestration.definitions
 
 clean:
 	rm -rf $(VENV) target logs data/dbt .pytest_cache

@@ -100,6 +100,9 @@ def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     if target:
         env["RETENTION_DBT_TARGET"] = target
     env.setdefault("PYTHONWARNINGS", f"ignore:{PYSPARK_PANDAS_WARNING}")
+    # BLAS on the calling thread: in a dbt process the cores belong to DuckDB's threads, and
+    # OpenBLAS's own threads spin between calls (the CLV fits' L-BFGS-B calls LAPACK)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     return env
 
 

@@ -229,3 +229,13 @@ def test_a_warm_dbt_that_ended_early_is_replaced_by_a_fresh_one(tmp_path: Path) 
         )
     assert result.returncode == expected.returncode != 0
     assert any("No such command" in line for line in lines)
+
+
+def test_dbt_processes_run_blas_on_one_thread_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenBLAS's threads spin between calls on the cores DuckDB's queries need
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert dbt.dbt_env(Paths(tmp_path))["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert dbt.dbt_env(Paths(tmp_path))["OPENBLAS_NUM_THREADS"] == "4"
