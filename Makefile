@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	# the dbt manifest Dagster loads its assets from (production: the same step in the image build)
 	RETENTION_DATA_DIR=$${RETENTION_DATA_DIR:-data} $(BIN)/dbt parse --quiet --profiles-dir . --target-path target
+	# the parse a data directory's first dbt command starts from (retention.dbt.seed_parse)
+	$(BIN)/python -c "from retention.dbt import save_seed_parse; save_seed_parse()"
 	@touch $@
 
 install: $(STAMP)  ## create .venv and install the pinned environment

@@ -55,7 +55,7 @@ from pathlib import Path
 import duckdb
 
 from retention.config import ENTITIES, Paths
-from retention.dbt import dbt_command, dbt_env
+from retention.dbt import dbt_command, dbt_cwd, dbt_env
 from retention.load import raw_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,13 +199,16 @@ def describe(info: dict[str, object], probes: dict[str, dict[str, float]]) -> st
 def measure(
     command: list[str], data_dir: Path, env: dict[str, str] | None = None
 ) -> dict[str, float]:
+    """Run ``command`` for ``data_dir``: a `retention` command, or with ``env`` (``dbt_env``)
+    dbt itself, in the directory the pipeline runs it in (``dbt_cwd``)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
             command,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env={**(env or os.environ), "RETENTION_DATA_DIR": str(data_dir)},
+            env=env or {**os.environ, "RETENTION_DATA_DIR": str(data_dir)},
+            cwd=dbt_cwd(Paths(data_dir)) if env else None,
         )
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started

@@ -87,11 +87,32 @@ def check_settings() -> None:
             ) from None
 
 
+#: Where ``make install`` saves a parse of the project for data directories (``seed_parse``),
+#: under the project.
+SEED_PARSE = Path("target") / "data_dir_parse" / "partial_parse.msgpack"
+
+
+def dbt_cwd(paths: Paths, target: str | None = None) -> Path:
+    """The working directory of a dbt process for ``paths``: on DuckDB the data directory, which
+    the profile's warehouse path is relative to there (see ``dbt_env``); the project otherwise."""
+    if resolve_target(target) == "duckdb":
+        paths.data_dir.mkdir(parents=True, exist_ok=True)
+        return paths.data_dir
+    return project_dir()
+
+
 def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
-    """Environment for a dbt process: data dir, target and where dbt writes its artifacts."""
+    """Environment for a dbt process: data dir, target and where dbt writes its artifacts.
+
+    On DuckDB ``RETENTION_DATA_DIR`` is ``.``, and the process runs in the data directory
+    (``dbt_cwd``): the profile then renders the same for every data directory, and dbt accepts
+    a parse saved for another one (``seed_parse``). dbt reparses everything when the profile it
+    renders differs from the one the saved parse was made with.
+    """
     check_settings()
     env = dict(os.environ)
-    env["RETENTION_DATA_DIR"] = str(paths.data_dir)
+    duckdb_target = resolve_target(target) == "duckdb"
+    env["RETENTION_DATA_DIR"] = "." if duckdb_target else str(paths.data_dir)
     env["DBT_PROFILES_DIR"] = str(project_dir())
     env["DBT_PROJECT_DIR"] = str(project_dir())
     env["DBT_TARGET_PATH"] = str(paths.dbt_target)
@@ -154,10 +175,59 @@ def dbt_command(args: Sequence[str], dbt_vars: dict[str, Any] | None = None) -> 
     return command
 
 
+def seed_parse(
+    paths: Paths, target: str | None = None, dbt_vars: dict[str, Any] | None = None
+) -> bool:
+    """Give a data directory without a saved parse the one ``make install`` saved (SEED_PARSE);
+    return whether it now has one.
+
+    A data directory's first dbt command otherwise parses the whole project (about 5 s of one
+    core). dbt checks a saved parse before it uses it, as it checks its own: it reparses the
+    files changed since and everything when the dbt version, the profile, the vars or
+    dbt_project.yml differ. So only the DuckDB target (the only one whose profile renders the
+    same for every data directory) without vars (other vars make dbt parse everything) takes
+    the seed.
+    """
+    saved = paths.dbt_target / "partial_parse.msgpack"
+    if saved.exists():
+        return True
+    seed = project_dir() / SEED_PARSE
+    if dbt_vars or resolve_target(target) != "duckdb" or not seed.is_file():
+        return False
+    paths.dbt_target.mkdir(parents=True, exist_ok=True)
+    partial = saved.with_name(f".{saved.name}.{os.getpid()}")
+    shutil.copyfile(seed, partial)
+    partial.replace(saved)  # a dbt reading the folder never sees half a file
+    return True
+
+
+def save_seed_parse() -> Path:
+    """Parse the project as a data directory's dbt command would (DuckDB, no vars) and save the
+    result as SEED_PARSE, for ``seed_parse``; ``make install`` runs this. Returns its path."""
+    seed = project_dir() / SEED_PARSE
+    env = dbt_env(Paths(seed.parent), "duckdb")
+    env["DBT_TARGET_PATH"] = str(seed.parent)
+    env["DBT_LOG_PATH"] = str(seed.parent)
+    done = subprocess.run(
+        dbt_command(["parse", "--quiet"]),
+        cwd=project_dir(),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not seed.is_file():
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        raise UserError("dbt parse of the project failed:\n" + "\n".join(lines[-20:]))
+    return seed
+
+
 def parse_in_background(
     paths: Paths, target: str | None = None, dbt_vars: dict[str, Any] | None = None
 ) -> subprocess.Popen | None:
-    """Start ``dbt parse`` for a data directory that has no saved parse yet, or return None.
+    """Start ``dbt parse`` for a data directory that has no saved parse yet and cannot take the
+    seed (``seed_parse``), or return None.
 
     A first build parses the whole project (about 5 s of one core) before it runs anything;
     ``retention run`` starts this while it loads, on the core the load leaves idle, and waits
@@ -166,12 +236,12 @@ def parse_in_background(
     vars make dbt parse everything again. Its output is dropped: a project that does not parse
     fails the build with the same message.
     """
-    if (paths.dbt_target / "partial_parse.msgpack").exists():
+    if seed_parse(paths, target, dbt_vars):
         return None
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         dbt_command(["parse"], dbt_vars),
-        cwd=project_dir(),
+        cwd=dbt_cwd(paths, target),
         env=dbt_env(paths, target),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -195,7 +265,7 @@ def _streamed(
     """A dbt process for ``paths`` and ``target`` whose output (stderr too) is read line by line."""
     return subprocess.Popen(
         command,
-        cwd=project_dir(),
+        cwd=dbt_cwd(paths, target),
         env=dbt_env(paths, target),
         stdin=stdin,
         stdout=subprocess.PIPE,
@@ -273,6 +343,7 @@ def run_dbt(
     command = dbt_command(args, dbt_vars)
     say = progress or (lambda line: None)
     paths.data_dir.mkdir(parents=True, exist_ok=True)
+    seed_parse(paths, target, dbt_vars)
     run_results = paths.dbt_target / "run_results.json"
     if run_results.exists():
         run_results.unlink()

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from retention import dbt
-from retention.config import Paths
+from retention.config import Paths, project_dir
 from tests.conftest import write_csv
 
 
@@ -239,3 +239,36 @@ def test_dbt_processes_run_blas_on_one_thread_unless_told_otherwise(
     assert dbt.dbt_env(Paths(tmp_path))["OPENBLAS_NUM_THREADS"] == "1"
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
     assert dbt.dbt_env(Paths(tmp_path))["OPENBLAS_NUM_THREADS"] == "4"
+
+
+def _dbt_log(paths: Paths) -> str:
+    return (paths.dbt_logs / "dbt.log").read_text()
+
+
+def test_a_new_data_directory_starts_from_the_saved_parse(tmp_path: Path) -> None:
+    seed = project_dir() / dbt.SEED_PARSE
+    if not seed.is_file():  # make install saves it
+        dbt.save_seed_parse()
+    paths = Paths(tmp_path / "new")
+    assert dbt.parse_in_background(paths) is None  # nothing to parse: the seed was taken
+    assert (paths.dbt_target / "partial_parse.msgpack").read_bytes() == seed.read_bytes()
+    dbt.run_dbt(["ls", "--select", "customers"], paths)
+    log = _dbt_log(paths)
+    assert "Partial parsing enabled, no changes found, skipping parsing" in log
+    assert "Unable to do partial parsing" not in log
+
+    # other vars: dbt would parse everything again anyway, so the seed is left alone and the
+    # background parse runs with the command's own vars
+    with_vars = Paths(tmp_path / "as_of")
+    assert not dbt.seed_parse(with_vars, dbt_vars={"as_of_date": "2025-06-30"})
+    assert not (with_vars.dbt_target / "partial_parse.msgpack").exists()
+    # and only on DuckDB, the one target whose profile is the same for every data directory
+    assert not dbt.seed_parse(Paths(tmp_path / "pg"), target="postgres")
+
+
+def test_dbt_runs_in_the_data_directory_on_duckdb_only(tmp_path: Path) -> None:
+    paths = Paths(tmp_path)
+    assert dbt.dbt_cwd(paths, "duckdb") == tmp_path
+    assert dbt.dbt_env(paths, "duckdb")["RETENTION_DATA_DIR"] == "."
+    assert dbt.dbt_cwd(paths, "spark") == project_dir()
+    assert dbt.dbt_env(paths, "spark")["RETENTION_DATA_DIR"] == str(tmp_path)
