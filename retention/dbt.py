@@ -176,7 +176,10 @@ def dbt_command(args: Sequence[str], dbt_vars: dict[str, Any] | None = None) -> 
 
 
 def seed_parse(
-    paths: Paths, target: str | None = None, dbt_vars: dict[str, Any] | None = None
+    paths: Paths,
+    target: str | None = None,
+    dbt_vars: dict[str, Any] | None = None,
+    seed: Path | None = None,
 ) -> bool:
     """Give a data directory without a saved parse the one ``make install`` saved (SEED_PARSE);
     return whether it now has one.
@@ -191,7 +194,7 @@ def seed_parse(
     saved = paths.dbt_target / "partial_parse.msgpack"
     if saved.exists():
         return True
-    seed = project_dir() / SEED_PARSE
+    seed = seed or project_dir() / SEED_PARSE
     if dbt_vars or resolve_target(target) != "duckdb" or not seed.is_file():
         return False
     paths.dbt_target.mkdir(parents=True, exist_ok=True)
@@ -201,10 +204,11 @@ def seed_parse(
     return True
 
 
-def save_seed_parse() -> Path:
+def save_seed_parse(seed: Path | None = None) -> Path:
     """Parse the project as a data directory's dbt command would (DuckDB, no vars) and save the
-    result as SEED_PARSE, for ``seed_parse``; ``make install`` runs this. Returns its path."""
-    seed = project_dir() / SEED_PARSE
+    result as ``seed`` (default SEED_PARSE), for ``seed_parse``; ``make install`` runs this.
+    Returns its path."""
+    seed = seed or project_dir() / SEED_PARSE
     env = dbt_env(Paths(seed.parent), "duckdb")
     env["DBT_TARGET_PATH"] = str(seed.parent)
     env["DBT_LOG_PATH"] = str(seed.parent)

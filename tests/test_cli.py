@@ -246,12 +246,12 @@ def _dbt_log(paths: Paths) -> str:
 
 
 def test_a_new_data_directory_starts_from_the_saved_parse(tmp_path: Path) -> None:
-    seed = project_dir() / dbt.SEED_PARSE
-    if not seed.is_file():  # make install saves it
-        dbt.save_seed_parse()
+    # the one make install saves is the project as it was then; this one is the project as it is
+    seed = dbt.save_seed_parse(tmp_path / "seed" / "partial_parse.msgpack")
     paths = Paths(tmp_path / "new")
-    assert dbt.parse_in_background(paths) is None  # nothing to parse: the seed was taken
+    assert dbt.seed_parse(paths, seed=seed)
     assert (paths.dbt_target / "partial_parse.msgpack").read_bytes() == seed.read_bytes()
+    assert dbt.parse_in_background(paths) is None  # nothing left to parse in the background
     dbt.run_dbt(["ls", "--select", "customers"], paths)
     log = _dbt_log(paths)
     assert "Partial parsing enabled, no changes found, skipping parsing" in log
@@ -260,10 +260,10 @@ def test_a_new_data_directory_starts_from_the_saved_parse(tmp_path: Path) -> Non
     # other vars: dbt would parse everything again anyway, so the seed is left alone and the
     # background parse runs with the command's own vars
     with_vars = Paths(tmp_path / "as_of")
-    assert not dbt.seed_parse(with_vars, dbt_vars={"as_of_date": "2025-06-30"})
+    assert not dbt.seed_parse(with_vars, dbt_vars={"as_of_date": "2025-06-30"}, seed=seed)
     assert not (with_vars.dbt_target / "partial_parse.msgpack").exists()
     # and only on DuckDB, the one target whose profile is the same for every data directory
-    assert not dbt.seed_parse(Paths(tmp_path / "pg"), target="postgres")
+    assert not dbt.seed_parse(Paths(tmp_path / "pg"), target="postgres", seed=seed)
 
 
 def test_dbt_runs_in_the_data_directory_on_duckdb_only(tmp_path: Path) -> None:
