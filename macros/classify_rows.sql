@@ -16,8 +16,8 @@
     With a single key column, the two window functions run only over the rows whose key is
     missing or has more than one raw row (a few percent of them), which the relation flags in
     is_key_repeated (flag_repeated_keys() below; true or null): a key seen once is its own first
-    copy and its latest version. The raw columns include the key's text, so copies never span keys. The
-    models name the columns they keep from it (the flag is not one of them).
+    copy and its latest version. The raw columns include the key's text, so copies never span
+    keys. The models name the columns they keep from it (the flag is not one of them).
 -#}
 {% macro classify_rows(relation, key_columns, raw_columns, version_at) -%}
 {%- set single_key = key_columns | length == 1 -%}

@@ -94,7 +94,7 @@ SEED_PARSE = Path("target") / "data_dir_parse" / "partial_parse.msgpack"
 
 def dbt_cwd(paths: Paths, target: str | None = None) -> Path:
     """The working directory of a dbt process for ``paths``: on DuckDB the data directory, which
-    the profile's warehouse path is relative to there (see ``dbt_env``); the project otherwise."""
+    the profile's warehouse path is then relative to (see ``dbt_env``); the project otherwise."""
     if resolve_target(target) == "duckdb":
         paths.data_dir.mkdir(parents=True, exist_ok=True)
         return paths.data_dir
