@@ -92,10 +92,18 @@ def check_settings() -> None:
 SEED_PARSE = Path("target") / "data_dir_parse" / "partial_parse.msgpack"
 
 
+def _runs_in_data_dir(target: str | None) -> bool:
+    """Whether dbt runs inside the data directory with ``RETENTION_DATA_DIR=.`` (``dbt_cwd``,
+    ``dbt_env``): on DuckDB, whose profile then renders the same for every data directory, so a
+    saved parse serves them all (``seed_parse``). PostgreSQL and Spark keep the absolute path,
+    which the Spark settings use."""
+    return resolve_target(target) == "duckdb"
+
+
 def dbt_cwd(paths: Paths, target: str | None = None) -> Path:
     """The working directory of a dbt process for ``paths``: on DuckDB the data directory, which
     the profile's warehouse path is then relative to (see ``dbt_env``); the project otherwise."""
-    if resolve_target(target) == "duckdb":
+    if _runs_in_data_dir(target):
         paths.data_dir.mkdir(parents=True, exist_ok=True)
         return paths.data_dir
     return project_dir()
@@ -111,8 +119,7 @@ def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     """
     check_settings()
     env = dict(os.environ)
-    duckdb_target = resolve_target(target) == "duckdb"
-    env["RETENTION_DATA_DIR"] = "." if duckdb_target else str(paths.data_dir)
+    env["RETENTION_DATA_DIR"] = "." if _runs_in_data_dir(target) else str(paths.data_dir)
     env["DBT_PROFILES_DIR"] = str(project_dir())
     env["DBT_PROJECT_DIR"] = str(project_dir())
     env["DBT_TARGET_PATH"] = str(paths.dbt_target)
@@ -191,11 +198,11 @@ def seed_parse(
     same for every data directory) without vars (other vars make dbt parse everything) takes
     the seed.
     """
-    saved = paths.dbt_target / "partial_parse.msgpack"
+    saved = paths.dbt_target / SEED_PARSE.name
     if saved.exists():
         return True
     seed = seed or project_dir() / SEED_PARSE
-    if dbt_vars or resolve_target(target) != "duckdb" or not seed.is_file():
+    if dbt_vars or not _runs_in_data_dir(target) or not seed.is_file():
         return False
     paths.dbt_target.mkdir(parents=True, exist_ok=True)
     partial = saved.with_name(f".{saved.name}.{os.getpid()}")
@@ -242,7 +249,6 @@ def parse_in_background(
     """
     if seed_parse(paths, target, dbt_vars):
         return None
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         dbt_command(["parse"], dbt_vars),
         cwd=dbt_cwd(paths, target),

@@ -241,10 +241,6 @@ def test_dbt_processes_run_blas_on_one_thread_unless_told_otherwise(
     assert dbt.dbt_env(Paths(tmp_path))["OPENBLAS_NUM_THREADS"] == "4"
 
 
-def _dbt_log(paths: Paths) -> str:
-    return (paths.dbt_logs / "dbt.log").read_text()
-
-
 def test_a_new_data_directory_starts_from_the_saved_parse(tmp_path: Path) -> None:
     # the one make install saves is the project as it was then; this one is the project as it is
     seed = dbt.save_seed_parse(tmp_path / "seed" / "partial_parse.msgpack")
@@ -253,7 +249,7 @@ def test_a_new_data_directory_starts_from_the_saved_parse(tmp_path: Path) -> Non
     assert (paths.dbt_target / "partial_parse.msgpack").read_bytes() == seed.read_bytes()
     assert dbt.parse_in_background(paths) is None  # nothing left to parse in the background
     dbt.run_dbt(["ls", "--select", "customers"], paths)
-    log = _dbt_log(paths)
+    log = (paths.dbt_logs / "dbt.log").read_text()
     assert "Partial parsing enabled, no changes found, skipping parsing" in log
     assert "Unable to do partial parsing" not in log
 
