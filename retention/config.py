@@ -11,6 +11,9 @@ from pathlib import Path
 
 ENTITIES: tuple[str, ...] = ("customers", "orders", "marketing_spend", "nps_responses")
 
+#: customers `retention demo` generates when the landing folder is empty
+DEMO_CUSTOMERS = 20_000
+
 
 def project_dir() -> Path:
     """The dbt project root (the folder holding ``dbt_project.yml``).

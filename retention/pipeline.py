@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from retention import dbt, publish, report, targets, validation
-from retention.config import Paths
+from retention.config import DEMO_CUSTOMERS, Paths
 from retention.errors import UserError
 from retention.generate import GenerateSummary, generate
 from retention.load import LoadErrors, LoadSummary, discover, load, require_loaded
 from retention.validation import ValidationReport
 
 Say = Callable[[str], None]
-
-DEMO_CUSTOMERS = 20_000
 
 
 @dataclass
@@ -226,6 +224,7 @@ def run(
     target: str | None = None,
     full_refresh: bool = False,
     unit_tests: bool = False,
+    warm: dbt.WarmDbt | None = None,
 ) -> BuildSummary:
     """The production job: load, build, validate, publish, report.
 
@@ -233,6 +232,9 @@ def run(
     Stops before publishing when validation fails: serving/ keeps the previous copy. On
     PostgreSQL and Spark the job is load and build: validation, publishing and the report read
     the DuckDB warehouse, and BI tools read the target's ``marts`` schema.
+
+    ``warm``: a dbt process the caller started (``dbt.warm_dbt``) for the build; without it the
+    job starts one on DuckDB.
     """
     target = dbt.resolve_target(target)
     dbt.check_settings()  # a malformed setting fails now, not after the load
@@ -243,7 +245,10 @@ def run(
         # load's session in the local metastore; PostgreSQL and Spark runs are not tuned here)
         parse = dbt.parse_in_background(paths, target, dbt.build_vars(as_of))
     # on DuckDB dbt imports itself while the load runs, then waits for the build's command
-    with dbt.warm_dbt(paths, target) if target == "duckdb" else nullcontext() as warm:
+    # (``warm``: one the caller started earlier still)
+    with (
+        nullcontext(warm) if warm is not None or target != "duckdb" else dbt.warm_dbt(paths, target)
+    ) as warm:
         try:
             load_step(paths, say, target=target)
         except BaseException:
@@ -276,8 +281,11 @@ def run(
     return summary
 
 
-def demo(paths: Paths, say: Say, customers: int = DEMO_CUSTOMERS) -> BuildSummary:
-    """Generate sample data when the landing folder is empty, then run the pipeline."""
+def demo(
+    paths: Paths, say: Say, customers: int = DEMO_CUSTOMERS, warm: dbt.WarmDbt | None = None
+) -> BuildSummary:
+    """Generate sample data when the landing folder is empty, then run the pipeline (``warm``:
+    as for ``run``)."""
     if not discover(paths):
         generate_step(
             paths,
@@ -291,4 +299,4 @@ def demo(paths: Paths, say: Say, customers: int = DEMO_CUSTOMERS) -> BuildSummar
         )
     else:
         say(f"landing folder {paths.landing} has files; using them")
-    return run(paths, say)
+    return run(paths, say, warm=warm)

@@ -231,6 +231,53 @@ def test_a_warm_dbt_that_ended_early_is_replaced_by_a_fresh_one(tmp_path: Path) 
     assert any("No such command" in line for line in lines)
 
 
+def test_the_command_line_imports_the_pipeline_only_to_run_a_command() -> None:
+    # the build commands start dbt first (cli._early_dbt): it imports itself while they import
+    # the pipeline (pandas, SciPy, Great Expectations)
+    code = "import sys, retention.cli; print('retention.pipeline' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("argv", "warm_target"),
+    [
+        (["build"], "duckdb"),
+        (["build", "--target", "postgres"], None),
+        (["run", "--as-of", "2025-01-31"], "duckdb"),
+        (["demo"], "duckdb"),
+        (["load"], None),
+    ],
+)
+def test_build_commands_hand_the_dbt_they_started_first_to_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], warm_target: str | None
+) -> None:
+    from retention import cli, pipeline
+
+    monkeypatch.delenv("RETENTION_DBT_TARGET", raising=False)
+    monkeypatch.setenv("RETENTION_DATA_DIR", str(tmp_path))  # main() sets it; restored after
+    given: list[object] = []
+    alive: list[bool] = []
+
+    def step(*args: object, warm: dbt.WarmDbt | None = None, **kwargs: object) -> None:
+        given.append(warm)
+        process = warm._process if warm is not None else None
+        alive.append(process is not None and process.poll() is None)
+
+    for name in ("build_step", "run", "demo", "load_step"):
+        monkeypatch.setattr(pipeline, name, step)
+    monkeypatch.setattr(pipeline, "outputs_message", lambda paths: "")
+    assert cli.main(["--data-dir", str(tmp_path), *argv]) == 0
+    (warm,) = given
+    if warm_target is None:
+        assert warm is None
+    else:
+        assert isinstance(warm, dbt.WarmDbt)
+        assert (warm.paths, warm.target) == (Paths(tmp_path.resolve()), warm_target)
+        assert alive == [True]  # started before the command ran, and waiting for it
+        assert warm._process is None  # ended with the command, unused here
+
+
 def test_dbt_processes_run_blas_on_one_thread_unless_told_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
