@@ -12,6 +12,10 @@
     skipped, look built; a `dbt test` by hand that fails holds publishing back like a build's,
     and one that passes clears that test (not the models a failed build skipped). A `dbt test`
     writes no row to raw._dbt_builds: it builds nothing.
+
+    raw._dbt_checked_through keeps, for each pass of a test with a `new_rows_column` (the
+    uniqueness tests of raw.*), the column's highest value in the table it tested: every row up
+    to it was checked (rows_checked_through).
 -#}
 
 {#- the commands whose node statuses the build log keeps -#}
@@ -33,6 +37,11 @@
             'create table if not exists raw._dbt_node_results ('
             ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
             ~ ', status ' ~ dbt.type_string() ~ ', happened_at ' ~ dbt.type_timestamp() ~ ')'
+        ) %}
+        {% do run_query(
+            'create table if not exists raw._dbt_checked_through ('
+            ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
+            ~ ', checked_through ' ~ dbt.type_timestamp() ~ ')'
         ) %}
     {%- endif -%}
     {%- if execute and flags.WHICH in ('build', 'run') %}
@@ -56,6 +65,7 @@
         {%- if node_rows -%}
             {% do run_query('insert into raw._dbt_node_results values ' ~ node_rows | join(', ')) %}
         {%- endif -%}
+        {{ record_checked_through(results) }}
     {%- endif -%}
     {%- if execute and flags.WHICH in ('build', 'run') %}
         {%- set failures = results | selectattr('status', 'in', ['error', 'fail', 'runtime error']) | list %}
@@ -92,5 +102,52 @@
                         and earlier.invocation_id <> '{{ invocation_id }}'
                 )
         )
+    )
+{%- endmacro %}
+
+
+
+{#-
+    After an invocation: for every test with a `new_rows_column` argument that passed, the
+    column's highest value in the table or source it tested, in raw._dbt_checked_through. Nothing
+    changes the tested rows between the test and this hook (a load waits for the build), so
+    every row up to that value was checked. One statement per test (Spark).
+-#}
+{% macro record_checked_through(results) -%}
+    {%- for result in results if result.node.resource_type == 'test'
+        and (result.status | string) == 'pass'
+        and ((graph.nodes.get(result.node.unique_id) or {}).get('test_metadata') or {})
+            .get('kwargs', {}).get('new_rows_column') -%}
+        {%- set node = graph.nodes[result.node.unique_id] -%}
+        {%- set column = node.test_metadata.kwargs.new_rows_column -%}
+        {%- set tested = node.depends_on.nodes[0] -%}
+        {%- set parent = graph.sources[tested] if tested in graph.sources else graph.nodes[tested] -%}
+        {%- set relation = api.Relation.create(
+            database=parent.database, schema=parent.schema,
+            identifier=parent.identifier if tested in graph.sources else parent.alias
+        ) -%}
+        {% do run_query(
+            "insert into raw._dbt_checked_through select '" ~ invocation_id ~ "', '"
+            ~ result.node.unique_id ~ "', max(" ~ column ~ ") from " ~ relation
+        ) %}
+    {%- endfor -%}
+{%- endmacro %}
+
+
+{#-
+    For a test of a table that only ever gets rows added (raw.*), as SQL: the highest value of
+    its `new_rows_column` up to which a pass of the calling test checked every row
+    (raw._dbt_checked_through), or 1900-01-01 if it never passed. A failed run records nothing,
+    so the rows it failed on are checked again. Called from a generic test, where `model` is
+    the test's own node (the test's `model` argument is the relation it tests).
+-#}
+{% macro rows_checked_through() -%}
+    coalesce(
+        (
+            select max(checked_through)
+            from raw._dbt_checked_through
+            where unique_id = '{{ model.unique_id }}'
+        ),
+        cast('1900-01-01' as {{ dbt.type_timestamp() }})
     )
 {%- endmacro %}

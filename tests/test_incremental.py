@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -308,6 +308,59 @@ def test_a_duplicate_left_by_a_failed_build_fails_the_next_grain_test(
                 "delete from raw._dbt_builds where invocation_id in "
                 "('a-failed-build', 'a-killed-build', 'a-later-build')"
             )
+    assert _test_statuses(dbt.run_dbt(select, paths)) == ["pass"]
+
+
+def test_raw_rows_are_checked_for_copies_landed_after_the_test_last_passed(
+    day_landed_incrementally: Paths,
+) -> None:
+    """The source tests of raw.* (unique_combination with new_rows_column) count only the rows
+    landed after the latest `_loaded_at` a pass of theirs saw (raw._dbt_checked_through): the
+    rows up to it were checked then. Without a pass on record every row is counted."""
+    paths = day_landed_incrementally
+    select = ["test", "--select", "source:shop.orders,test_name:unique_combination"]
+    manifest = json.loads((paths.dbt_target / "manifest.json").read_text())
+    (test_id,) = [
+        unique_id
+        for unique_id, node in manifest["nodes"].items()
+        if node.get("test_metadata", {}).get("name") == "unique_combination"
+        and node["test_metadata"]["kwargs"].get("new_rows_column")
+        and "source.retention.shop.orders" in node["depends_on"]["nodes"]
+    ]
+    with duckdb.connect(str(paths.warehouse)) as con:
+        last_row, latest = con.execute(
+            "select max(rowid), max(_loaded_at) from raw.orders"
+        ).fetchone()
+        recorded = con.execute(
+            "select * from raw._dbt_checked_through where unique_id = ?", [test_id]
+        ).fetchall()
+    # the fixture's builds passed it, the day's one having seen the day's rows
+    assert max(checked for _, _, checked in recorded) == latest
+
+    def plant(loaded_at: datetime) -> None:
+        """Two copies of one raw order row, landed at ``loaded_at``."""
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute(
+                "insert into raw.orders select * exclude (range) replace "
+                "(?::timestamp as _loaded_at) from (select * from raw.orders limit 1), range(2)",
+                [loaded_at],
+            )
+
+    try:
+        plant(latest)  # as if landed by the day's load: the day's pass saw it
+        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["pass"]
+        plant(latest + timedelta(minutes=1))  # landed after the pass
+        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["fail"]
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute("delete from raw.orders where _loaded_at > ?", [latest])
+            con.execute("delete from raw._dbt_checked_through where unique_id = ?", [test_id])
+        # no pass on record: the copies landed with the day's rows count too
+        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["fail"]
+    finally:
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute("delete from raw.orders where rowid > ?", [last_row])
+            con.execute("delete from raw._dbt_checked_through where unique_id = ?", [test_id])
+            con.executemany("insert into raw._dbt_checked_through values (?, ?, ?)", recorded)
     assert _test_statuses(dbt.run_dbt(select, paths)) == ["pass"]
 
 

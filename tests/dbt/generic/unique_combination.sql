@@ -12,8 +12,14 @@
     table; a `dbt run`, which tests nothing; no build recorded yet) every row is checked, so a
     failure is not forgotten by the next increment. A full refresh writes one value, so it checks
     every row either way. The builds are recorded in raw._dbt_builds (macros/build_log.sql).
+
+    new_rows_column (for tables that only ever get rows added, like raw.*, where it is one of
+    `columns` and grows with each load, such as `_loaded_at`): only the rows whose column is
+    above the highest value a pass of this test saw (rows_checked_through) are checked. A
+    duplicate shares the column's value, so both its rows are among them or neither; the rows
+    up to that value were checked by that pass, and nothing removes or changes them.
 -#}
-{% test unique_combination(model, columns, increment_column=none) %}
+{% test unique_combination(model, columns, increment_column=none, new_rows_column=none) %}
 select
     {{ columns | join(', ') }},
     count(*) as n_rows
@@ -21,6 +27,8 @@ from {{ model }}
 {% if increment_column %}
 where {{ increment_column }} = (select max({{ increment_column }}) from {{ model }})
     or not {{ last_invocation_built_successfully() }}
+{% elif new_rows_column %}
+where {{ new_rows_column }} > {{ rows_checked_through() }}
 {% endif %}
 group by {{ columns | join(', ') }}
 having count(*) > 1
