@@ -120,7 +120,8 @@
             .get('kwargs', {}).get('new_rows_column') -%}
         {%- set node = graph.nodes[result.node.unique_id] -%}
         {%- set column = node.test_metadata.kwargs.new_rows_column -%}
-        {%- set tested = node.depends_on.nodes[0] -%}
+        {#- the model a test is defined on; a source test depends on its source only -#}
+        {%- set tested = node.attached_node or node.depends_on.nodes[0] -%}
         {%- set parent = graph.sources[tested] if tested in graph.sources else graph.nodes[tested] -%}
         {%- set relation = api.Relation.create(
             database=parent.database, schema=parent.schema,

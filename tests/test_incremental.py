@@ -311,25 +311,48 @@ def test_a_duplicate_left_by_a_failed_build_fails_the_next_grain_test(
     assert _test_statuses(dbt.run_dbt(select, paths)) == ["pass"]
 
 
-def test_raw_rows_are_checked_for_copies_landed_after_the_test_last_passed(
-    day_landed_incrementally: Paths,
+@pytest.mark.parametrize(
+    ("select", "test_name", "table", "plant_sql"),
+    [
+        (  # two copies of a raw order row
+            "source:shop.orders",
+            "unique_combination",
+            "raw.orders",
+            "insert into raw.orders select * exclude (range) replace (?::timestamp as _loaded_at)"
+            " from (select * from raw.orders limit 1), range(2)",
+        ),
+        (  # a current order of a customer staging does not know
+            "stg_shop__orders",
+            "relationships_of_new_rows",
+            "staging.base_shop__orders",
+            "insert into staging.base_shop__orders select * replace (?::timestamp as _loaded_at,"
+            " 'no-such-customer' as customer_key, 'planted' as order_key)"
+            " from staging.base_shop__orders where row_disposition = 'current' limit 1",
+        ),
+    ],
+)
+def test_tests_of_new_rows_count_the_rows_landed_after_their_last_pass(
+    day_landed_incrementally: Paths, select: str, test_name: str, table: str, plant_sql: str
 ) -> None:
-    """The source tests of raw.* (unique_combination with new_rows_column) count only the rows
-    landed after the latest `_loaded_at` a pass of theirs saw (raw._dbt_checked_through): the
-    rows up to it were checked then. Without a pass on record every row is counted."""
+    """The tests given new_rows_column (the uniqueness of raw rows, the customers of the staged
+    orders) count only the rows landed after the latest `_loaded_at` a pass of theirs saw
+    (raw._dbt_checked_through): the rows up to it were checked then. Without a pass on record
+    every row is counted."""
     paths = day_landed_incrementally
-    select = ["test", "--select", "source:shop.orders,test_name:unique_combination"]
+    command = ["test", "--select", f"{select},test_name:{test_name}"]
     manifest = json.loads((paths.dbt_target / "manifest.json").read_text())
     (test_id,) = [
         unique_id
         for unique_id, node in manifest["nodes"].items()
-        if node.get("test_metadata", {}).get("name") == "unique_combination"
+        if node.get("test_metadata", {}).get("name") == test_name
         and node["test_metadata"]["kwargs"].get("new_rows_column")
-        and "source.retention.shop.orders" in node["depends_on"]["nodes"]
+        and (node["attached_node"] or node["depends_on"]["nodes"][0]).endswith(
+            select.replace("source:", "")
+        )
     ]
     with duckdb.connect(str(paths.warehouse)) as con:
         last_row, latest = con.execute(
-            "select max(rowid), max(_loaded_at) from raw.orders"
+            f"select max(rowid), max(_loaded_at) from {table}"
         ).fetchone()
         recorded = con.execute(
             "select * from raw._dbt_checked_through where unique_id = ?", [test_id]
@@ -338,30 +361,25 @@ def test_raw_rows_are_checked_for_copies_landed_after_the_test_last_passed(
     assert max(checked for _, _, checked in recorded) == latest
 
     def plant(loaded_at: datetime) -> None:
-        """Two copies of one raw order row, landed at ``loaded_at``."""
         with duckdb.connect(str(paths.warehouse)) as con:
-            con.execute(
-                "insert into raw.orders select * exclude (range) replace "
-                "(?::timestamp as _loaded_at) from (select * from raw.orders limit 1), range(2)",
-                [loaded_at],
-            )
+            con.execute(plant_sql, [loaded_at])
 
     try:
         plant(latest)  # as if landed by the day's load: the day's pass saw it
-        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["pass"]
+        assert _test_statuses(dbt.run_dbt(command, paths, check=False)) == ["pass"]
         plant(latest + timedelta(minutes=1))  # landed after the pass
-        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["fail"]
+        assert _test_statuses(dbt.run_dbt(command, paths, check=False)) == ["fail"]
         with duckdb.connect(str(paths.warehouse)) as con:
-            con.execute("delete from raw.orders where _loaded_at > ?", [latest])
+            con.execute(f"delete from {table} where _loaded_at > ?", [latest])
             con.execute("delete from raw._dbt_checked_through where unique_id = ?", [test_id])
-        # no pass on record: the copies landed with the day's rows count too
-        assert _test_statuses(dbt.run_dbt(select, paths, check=False)) == ["fail"]
+        # no pass on record: the row planted with the day's rows counts too
+        assert _test_statuses(dbt.run_dbt(command, paths, check=False)) == ["fail"]
     finally:
         with duckdb.connect(str(paths.warehouse)) as con:
-            con.execute("delete from raw.orders where rowid > ?", [last_row])
+            con.execute(f"delete from {table} where rowid > ?", [last_row])
             con.execute("delete from raw._dbt_checked_through where unique_id = ?", [test_id])
             con.executemany("insert into raw._dbt_checked_through values (?, ?, ?)", recorded)
-    assert _test_statuses(dbt.run_dbt(select, paths)) == ["pass"]
+    assert _test_statuses(dbt.run_dbt(command, paths)) == ["pass"]
 
 
 @pytest.mark.parametrize(
