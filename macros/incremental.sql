@@ -84,13 +84,31 @@
 
 {#-
     The raw rows an incremental base model classifies again: those loaded after the watermark
-    (incremental_watermark(), read once by the model) and every other row of the same keys
-    (key_column's cleaned text in the `keys` select). A raw row is (_source_file, _source_row,
-    _loaded_at): a file landed again under its name is loaded again, and its rows are new rows.
-    One row per raw row, also if raw.* was written twice by another tool (the source test says
-    so, but delete+insert would silently keep both copies: PITFALLS 8).
+    (incremental_watermark(), read once by the model) and every other row of the same keys (the
+    `keys` select of cleaned keys, found in the model's own key_name column). A raw row is
+    (_source_file, _source_row, _loaded_at): a file landed again under its name is loaded again,
+    and its rows are new rows. One row per raw row, also if raw.* was written twice by another
+    tool (the source test says so, but delete+insert would silently keep both copies: PITFALLS 8).
+
+    The older rows of those keys are found by their raw row in the model, which holds every raw
+    row loaded up to the watermark with its key already cleaned (cleaning the key of each of
+    10 M raw orders to match it took 0.6 s of a day's build), and DuckDB then reads just those
+    rows by their rowid (a join reads every column of every raw row first: 1.2 s).
 -#}
-{% macro raw_rows_to_classify(relation, key_column, keys, watermark) -%}
+{% macro raw_rows_to_classify(relation, key_name, keys, watermark) -%}
+    {%- set earlier_rows -%}
+        select raw_rows.{{ 'rowid' if target.type == 'duckdb' else '*' }}
+        from {{ relation }} as raw_rows
+        inner join (
+            select distinct _source_file, _source_row, _loaded_at
+            from {{ this }}
+            where {{ key_name }} in ({{ keys }})
+                and _loaded_at <= {{ watermark }}
+        ) as classified
+            on raw_rows._source_file = classified._source_file
+            and raw_rows._source_row = classified._source_row
+            and raw_rows._loaded_at = classified._loaded_at
+    {%- endset %}
     select *
     from (
         select
@@ -98,9 +116,17 @@
             row_number() over (
                 partition by _source_file, _source_row, _loaded_at order by _source_row
             ) as batch_copy
-        from {{ relation }}
-        where _loaded_at > {{ watermark }}
-            or {{ clean_text(key_column) }} in ({{ keys }})
+        from (
+            select * from {{ relation }}
+            where _loaded_at > {{ watermark }}
+            union all
+            {% if target.type == 'duckdb' -%}
+            select * from {{ relation }}
+            where rowid in ({{ earlier_rows }})
+            {%- else -%}
+            {{ earlier_rows }}
+            {%- endif %}
+        ) as landed
     ) as numbered
     where batch_copy = 1
 {%- endmacro %}

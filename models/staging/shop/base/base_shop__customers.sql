@@ -32,7 +32,8 @@ source as {{ inline_cte() if not is_incremental() }} (
 
     {% if is_incremental() %}
         {{ raw_rows_to_classify(
-            source('shop', 'customers'), 'customer_id', "select customer_key from new_customers", watermark
+            source('shop', 'customers'), 'customer_key',
+            "select customer_key from new_customers", watermark
         ) }}
     {% else %}
         select * from {{ source('shop', 'customers') }}
