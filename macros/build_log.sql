@@ -106,7 +106,6 @@
 {%- endmacro %}
 
 
-
 {#-
     After an invocation: for every test with a `new_rows_column` argument that passed, the
     column's highest value in the table or source it tested, in raw._dbt_checked_through. Nothing

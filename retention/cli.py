@@ -160,9 +160,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
+    except Exception as exc:
+        if not _environment_error(exc):
+            raise
+        # a full disk or a folder it may not write: the machine's problem, not a bug to trace
+        logging.getLogger(__name__).debug("the error in full", exc_info=True)
+        where = os.environ.get("RETENTION_DATA_DIR") or "the data directory"
+        print(
+            f"error: {exc}\n  what to do: check the free disk space and the permissions under "
+            f"{where}, then run `retention {args.command}` again (-v shows the traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _environment_error(exc: BaseException) -> bool:
+    """An operating-system error (``OSError``: no space left, permission denied) or DuckDB's own
+    for one (``duckdb.IOException``), as opposed to a bug."""
+    duckdb = sys.modules.get("duckdb")  # imported by then if DuckDB raised it
+    return isinstance(exc, OSError) or (duckdb is not None and isinstance(exc, duckdb.IOException))
 
 
 def _early_dbt(args: argparse.Namespace, paths: Paths) -> AbstractContextManager:

@@ -24,7 +24,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -349,15 +349,16 @@ def _insert(
 ) -> None:
     """Append rows made by ``_landed_rows`` (of one or more files) to ``raw.<entity>``."""
     target = ", ".join(rows.column_names)
+    # not unregistered when the insert fails: the failure aborts the transaction, and
+    # unregistering would then raise in place of the error that says what went wrong (a full
+    # disk, say); the caller rolls back, and the next batch registers its own rows
     con.register("landing_batch", rows)
-    try:
-        con.execute(
-            f"insert into raw.{entity} ({target}, _loaded_at) "
-            f"select {target}, ? as _loaded_at from landing_batch",
-            [loaded_at],
-        )
-    finally:
-        con.unregister("landing_batch")
+    con.execute(
+        f"insert into raw.{entity} ({target}, _loaded_at) "
+        f"select {target}, ? as _loaded_at from landing_batch",
+        [loaded_at],
+    )
+    con.unregister("landing_batch")
 
 
 @dataclass
@@ -369,6 +370,19 @@ class _Landed:
     source_file: str
     digest: str
     rows: pa.Table
+
+
+def _not_written(paths: Paths, files: list[_Landed], exc: BaseException) -> UserError:
+    """The error for a batch the warehouse could not take (a full disk, a file it may not
+    write): what was kept and what to do."""
+    names = ", ".join(f.source_file for f in files[:3]) + (" ..." if len(files) > 3 else "")
+    return UserError(
+        f"could not write {paths.warehouse}: {exc}\n"
+        f"  nothing of {len(files)} landing file(s) ({names}) was written: the batch was rolled "
+        "back; the files loaded before it stay loaded\n"
+        f"  what to do: free disk space (or check the permissions) under {paths.data_dir}, "
+        "then run `retention load` again: it loads the files not loaded yet"
+    )
 
 
 def _write(con: duckdb.DuckDBPyConnection, files: list[_Landed], loaded_at: datetime) -> None:
@@ -528,8 +542,11 @@ def load(
             try:
                 _write(con, batch, loaded_at)
                 con.execute("commit")
-            except Exception:
-                con.execute("rollback")
+            except Exception as exc:
+                with suppress(duckdb.Error):  # the error to report is the write's
+                    con.execute("rollback")
+                if isinstance(exc, duckdb.IOException | OSError):
+                    raise _not_written(paths, batch, exc) from exc
                 raise
             batch.clear()
 

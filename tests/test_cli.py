@@ -231,6 +231,48 @@ def test_a_warm_dbt_that_ended_early_is_replaced_by_a_fresh_one(tmp_path: Path) 
     assert any("No such command" in line for line in lines)
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device"),
+        duckdb.IOException('Could not write file "warehouse.duckdb": No space left on device'),
+    ],
+)
+def test_a_full_disk_is_an_error_message_not_a_traceback(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+) -> None:
+    from retention import cli, pipeline
+
+    monkeypatch.setenv("RETENTION_DATA_DIR", str(tmp_path))  # main() sets it; restored after
+
+    def publish_step(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(pipeline, "publish_step", publish_step)
+    assert cli.main(["--data-dir", str(tmp_path), "publish"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err
+    assert f"check the free disk space and the permissions under {tmp_path.resolve()}" in err
+    assert "run `retention publish` again" in err
+    assert "Traceback" not in err
+
+
+def test_a_bug_still_shows_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retention import cli, pipeline
+
+    monkeypatch.setenv("RETENTION_DATA_DIR", str(tmp_path))
+
+    def publish_step(*args: object, **kwargs: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(pipeline, "publish_step", publish_step)
+    with pytest.raises(KeyError):
+        cli.main(["--data-dir", str(tmp_path), "publish"])
+
+
 def test_the_command_line_imports_the_pipeline_only_to_run_a_command() -> None:
     # the build commands start dbt first (cli._early_dbt): it imports itself while they import
     # the pipeline (pandas, SciPy, Great Expectations)

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from retention.config import Paths
+from retention.errors import UserError
 from retention.load import COLUMNS, LoadErrors, load
 from tests.conftest import quiet, write_csv
 
@@ -272,14 +273,35 @@ def test_an_error_while_writing_rolls_back_only_the_open_batch(
 
     monkeypatch.setattr(loader, "BATCH_ROWS", 3)  # a and b make a batch, c and d the next
     monkeypatch.setattr(loader, "_insert", failing_insert)
-    with pytest.raises(OSError, match="disk full"):
+    # the machine's problem, said with what was kept and what to do
+    with pytest.raises(UserError, match="disk full") as raised:
         load(paths, progress=quiet)
+    message = str(raised.value)
+    assert "2 landing file(s) (orders/c.csv, orders/d.csv) was written" in message
+    assert "the files loaded before it stay loaded" in message
+    assert "run `retention load` again" in message
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         logged = con.execute("select source_file from raw._landing_files order by 1").fetchall()
     assert logged == [("orders/a.csv",), ("orders/b.csv",)]
     assert _count(paths, "raw.orders") == 4
     monkeypatch.setattr(loader, "_insert", insert)
     assert load(paths, progress=quiet).rows() == 4  # c, rolled back with d, loads again
+
+
+def test_a_failed_insert_reports_its_own_error(paths: Paths) -> None:
+    """The statement's error (a full disk, here a broken constraint), not the aborted
+    transaction's, which unregistering the batch's rows afterwards would raise."""
+    import retention.load as loader
+
+    write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(1))
+    load(paths, progress=quiet)  # creates raw.orders
+    rows = pa.table({"order_id": ["O9"], "_source_file": ["orders/x.csv"], "_source_row": [None]})
+    with duckdb.connect(str(paths.warehouse)) as con:
+        con.execute("begin transaction")
+        with pytest.raises(duckdb.ConstraintException, match="_source_row"):
+            loader._insert(con, "orders", rows, datetime(2024, 3, 1))
+        con.execute("rollback")
+    assert _count(paths, "raw.orders") == 1
 
 
 def test_a_copy_landed_in_the_same_run_is_skipped(paths: Paths) -> None:
