@@ -140,14 +140,25 @@
     (raw._dbt_checked_through), or 1900-01-01 if it never passed. A failed run records nothing,
     so the rows it failed on are checked again. Called from a generic test, where `model` is
     the test's own node (the test's `model` argument is the relation it tests).
+
+    Moved back by var('incremental_lookback_hours'), as the incremental models' watermark is: a
+    tool other than `retention load` may commit rows stamped earlier than rows already checked.
 -#}
 {% macro rows_checked_through() -%}
-    coalesce(
+    {%- set checked_through -%}
         (
             select max(checked_through)
             from raw._dbt_checked_through
             where unique_id = '{{ model.unique_id }}'
-        ),
+        )
+    {%- endset -%}
+    {%- set lookback_hours = int_var('incremental_lookback_hours') | int -%}
+    coalesce(
+        {% if lookback_hours > 0 -%}
+        {{ dbt.dateadd('hour', '-' ~ lookback_hours, checked_through) }},
+        {%- else -%}
+        {{ checked_through }},
+        {%- endif %}
         cast('1900-01-01' as {{ dbt.type_timestamp() }})
     )
 {%- endmacro %}
