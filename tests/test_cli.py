@@ -185,6 +185,43 @@ def _result_kinds(data_dir: Path) -> set[str]:
     return {result["unique_id"].split(".", 1)[0] for result in results["results"]}
 
 
+def _dbt_executable(paths: Paths, args: list[str]) -> subprocess.CompletedProcess:
+    """``dbt <args>`` run by the dbt executable, as ``run_dbt`` would set it up."""
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        dbt.dbt_command(args),
+        cwd=dbt.dbt_cwd(paths, None),
+        env=dbt.dbt_env(paths),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+
+
+def test_dbt_commands_run_as_the_dbt_executable_runs_them(tmp_path: Path) -> None:
+    """run_dbt runs dbt in retention.dbt_worker, started ahead or not: same output, same code."""
+    paths = Paths(tmp_path)
+    expected = _dbt_executable(paths, ["no-such-command"])
+    lines: list[str] = []
+    result = dbt.run_dbt(["no-such-command"], paths, progress=lines.append, check=False)
+    assert result.returncode == expected.returncode != 0
+    assert lines == expected.stdout.splitlines()
+
+
+def test_a_dbt_command_closes_the_warehouse_before_it_exits(tmp_path: Path) -> None:
+    """The worker keeps dbt's objects out of the collection at exit, not the exit handlers:
+    dbt-duckdb's closes the warehouse there, and writes what the command changed into the
+    database file (no write-ahead log left to replay)."""
+    paths = Paths(tmp_path)
+    dbt.run_dbt(["seed", "--select", "channel_groups"], paths)
+    assert paths.warehouse.exists()
+    assert not paths.warehouse.with_name(paths.warehouse.name + ".wal").exists()
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        (rows,) = con.execute("select count(*) from reference.channel_groups").fetchone()
+    assert rows > 0
+
+
 def test_a_warm_dbt_runs_the_first_command_as_dbt_would(tmp_path: Path) -> None:
     paths = Paths(tmp_path)
     cold: list[str] = []

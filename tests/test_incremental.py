@@ -369,8 +369,10 @@ def test_tests_of_new_rows_count_the_rows_landed_after_their_last_pass(
         assert _test_statuses(dbt.run_dbt(command, paths, check=False)) == ["pass"]
         # unless rows may be committed late (the lookback of the incremental models): then
         # the rows stamped within it are counted again
-        lookback = {"incremental_lookback_hours": 1}
-        assert _test_statuses(dbt.run_dbt(command, paths, dbt_vars=lookback, check=False)) == ["fail"]
+        lookback = dbt.run_dbt(
+            command, paths, dbt_vars={"incremental_lookback_hours": 1}, check=False
+        )
+        assert _test_statuses(lookback) == ["fail"]
         plant(latest + timedelta(minutes=1))  # landed after the pass
         assert _test_statuses(dbt.run_dbt(command, paths, check=False)) == ["fail"]
         with duckdb.connect(str(paths.warehouse)) as con:
