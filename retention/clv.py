@@ -291,6 +291,19 @@ def bg_nbd_p_alive(
     return special.expit(-log_odds)
 
 
+def _expected_purchases_if_alive(
+    params: dict[str, float], horizon: NDArray, x: NDArray, t: NDArray
+) -> NDArray[np.float64]:
+    """Expected purchases in (T, T + horizon] of a customer still alive at T: the numerator of
+    Fader, Hardie & Lee (2005), equation 10. It depends on the frequency and T, not on the
+    recency, which enters only through P(alive)."""
+    r, alpha, a, b = (params[k] for k in BG_NBD_PARAMETERS)
+    z = horizon / (alpha + t + horizon)
+    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
+    ratio = np.exp((r + x) * (np.log(alpha + t) - np.log(alpha + t + horizon)))
+    return (a + b + x - 1) / (a - 1) * (1 - ratio * hyp)
+
+
 def bg_nbd_expected_purchases(
     params: dict[str, float],
     horizon: ArrayLike,
@@ -300,25 +313,19 @@ def bg_nbd_expected_purchases(
 ) -> NDArray[np.float64]:
     """Expected purchases in (T, T + horizon] given (x, t_x, T).
 
-    Fader, Hardie & Lee (2005), equation 10.
+    Fader, Hardie & Lee (2005), equation 10: the purchases expected if alive (a Gaussian
+    hypergeometric function, evaluated once per distinct frequency, T and horizon) times
+    P(alive).
     """
-    r, alpha, a, b = (params[k] for k in BG_NBD_PARAMETERS)
     x = np.asarray(frequency, dtype=np.float64)
     t_x = np.asarray(recency, dtype=np.float64)
     t = np.asarray(T, dtype=np.float64)
-    h = np.asarray(horizon, dtype=np.float64)
-    z = h / (alpha + t + h)
-    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
-    ratio = np.exp((r + x) * (np.log(alpha + t) - np.log(alpha + t + h)))
-    numerator = (a + b + x - 1) / (a - 1) * (1 - ratio * hyp)
-    repeat = x > 0
-    log_odds = np.full_like(x, -np.inf)
-    log_odds[repeat] = (
-        np.log(a)
-        - np.log(b + x[repeat] - 1)
-        + (r + x[repeat]) * (np.log(alpha + t[repeat]) - np.log(alpha + t_x[repeat]))
-    )
-    return numerator * special.expit(-log_odds)
+    h = np.broadcast_to(np.asarray(horizon, dtype=np.float64), x.shape)
+    if x.size == 0:
+        return np.zeros(x.shape)
+    keys, inverse, _ = _unique_rows(np.column_stack([x, t, h]))
+    if_alive = _expected_purchases_if_alive(params, keys[:, 2], keys[:, 0], keys[:, 1])
+    return if_alive[inverse] * bg_nbd_p_alive(params, x, t_x, t)
 
 
 def bg_nbd_expected_purchases_new(params: dict[str, float], horizon: ArrayLike) -> NDArray:
@@ -438,18 +445,26 @@ def discounted_expected_purchases(
     """Expected purchases over the horizon, each step's purchases discounted to T.
 
     The horizon is cut into ``steps`` equal parts; the purchases expected in part k are
-    discounted by (1 + rate)^-(mid-point of k in years).
+    discounted by (1 + rate)^-(mid-point of k in years). Every part's purchases are those
+    expected if alive times P(alive), so the discounted sum is computed if alive, once per
+    distinct (frequency, T) (at 1 M customers a sixth of the distinct (x, t_x, T)), and then
+    multiplied by P(alive).
     """
     x, t_x, t = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
+    if x.size == 0:
+        return np.zeros(x.shape)
+    pairs, inverse, _ = _unique_rows(np.column_stack([x, t]))
+    ux, ut = pairs[:, 0], pairs[:, 1]
     edges = np.linspace(0.0, horizon_days, steps + 1)
     cumulative = np.stack(
-        [np.zeros_like(x)] + [bg_nbd_expected_purchases(params, e, x, t_x, t) for e in edges[1:]]
+        [np.zeros_like(ux)] + [_expected_purchases_if_alive(params, e, ux, ut) for e in edges[1:]]
     )
     per_step = np.diff(cumulative, axis=0)
     midpoints_years = (edges[:-1] + edges[1:]) / 2 / 365.0
     discount = (1.0 + annual_discount_rate) ** -midpoints_years
     # einsum, not `discount @ per_step`: no BLAS threads (see _weighted_sum)
-    return np.einsum("k,kn->n", discount, per_step)
+    if_alive = np.einsum("k,kn->n", discount, per_step)
+    return if_alive[inverse] * bg_nbd_p_alive(params, x, t_x, t)
 
 
 @dataclass(frozen=True)
@@ -472,7 +487,8 @@ def predict_clv(
 ) -> ClvPrediction:
     """p_alive, expected purchases, expected order value and discounted CLV per customer.
 
-    Computed once per distinct (frequency, recency, T) and spread back to the customers.
+    Computed once per distinct (frequency, recency, T) and spread back to the customers; the
+    purchases expected if alive once per distinct (frequency, T).
     """
     x, t_x, t = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
     unique, inverse, _ = _unique_rows(np.column_stack([x, t_x, t]))

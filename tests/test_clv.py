@@ -163,6 +163,29 @@ def test_discounting() -> None:
     assert prediction.predicted_clv == pytest.approx(discounted * expected_value)
 
 
+@pytest.mark.parametrize(
+    "T", [[100.0, 100.0, 100.0, 300.0, 0.0], [100.5, 100.5, 100.5, 300.0, 0.0]]
+)
+def test_discounting_customer_by_customer(T: list[float]) -> None:
+    """The discounted purchases of many customers at once (computed if alive once per
+    frequency and T, then times each customer's P(alive)) are each customer's own: the
+    purchases expected in each twelfth of the horizon, discounted from its mid-point."""
+    params = {"r": 2.0, "alpha": 30.0, "a": 1.5, "b": 4.0}
+    x, t_x = [3.0, 3.0, 0.0, 3.0, 0.0], [80.0, 20.0, 0.0, 80.0, 0.0]
+    together = clv.discounted_expected_purchases(params, x, t_x, T, 365.0, 0.10)
+    for i in range(len(x)):
+        one = ([x[i]], [t_x[i]], [T[i]])
+        edges = np.linspace(0.0, 365.0, 13)
+        cumulative = [clv.bg_nbd_expected_purchases(params, e, *one)[0] for e in edges]
+        by_hand = sum(
+            (cumulative[k + 1] - cumulative[k]) * 1.10 ** -((edges[k] + edges[k + 1]) / 2 / 365)
+            for k in range(12)
+        )
+        assert together[i] == pytest.approx(by_hand, rel=1e-12)
+    # the same frequency and T, a later last purchase: more likely alive, more purchases
+    assert together[0] > together[1] > 0
+
+
 def test_a_fit_that_cannot_converge_fails_loudly() -> None:
     # everybody keeps buying up to the last day: no evidence of dropout, b runs away
     with pytest.raises(clv.ClvFitError, match="did not converge"):
