@@ -38,8 +38,11 @@
 
 with
 
-purchase_days as (
+purchase_days as {{ inline_cte() }} (
 
+    -- read twice (cohorts, monthly_purchases), each time filtered to the customers and months
+    -- it needs: stored once for both, every one of its 8.5 M rows at 1 M customers was
+    -- written first (0.2 s of a day's 1.4 s)
     select * from {{ ref('int_customer_purchase_days') }}
 
 ),

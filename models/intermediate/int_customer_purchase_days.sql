@@ -25,13 +25,16 @@ customers_to_recompute as (
 
 {% endif %}
 
-purchases as (
+orders as (
 
+    {#- an increment does not filter is_purchase here: with that filter in the scan DuckDB
+        estimates the orders below the customers to recompute and builds its hash table on 9 M
+        orders (0.9 s at 1 M customers) instead of the 15,000 customers of a day (0.2 s);
+        `days` keeps the purchases #}
+    {%- set orders_wanted = 'customer_id in (select customer_id from customers_to_recompute)'
+        if is_incremental() else 'is_purchase' %}
     select * from {{ ref('int_orders_flagged') }}
-    where is_purchase
-    {% if is_incremental() %}
-        and customer_id in (select customer_id from customers_to_recompute)
-    {% endif %}
+    where {{ orders_wanted }}
 
 ),
 
@@ -40,10 +43,11 @@ days as (
     select
         customer_id,
         ordered_date as purchase_date,
-        count(*) as purchases,
-        cast(sum(revenue) as decimal(18, 2)) as revenue
-    from purchases
+        count(case when is_purchase then 1 end) as purchases,
+        cast(sum(case when is_purchase then revenue end) as decimal(18, 2)) as revenue
+    from orders
     group by customer_id, ordered_date
+    having count(case when is_purchase then 1 end) > 0
 
 ),
 
