@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -14,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from retention import dbt
-from retention.config import DEMO_CUSTOMERS, Paths
+from retention.config import DEMO_CUSTOMERS, GC_THRESHOLDS, Paths
 from retention.dbt import TARGETS, resolve_target
 from retention.errors import UserError
 from retention.locking import exclusive
@@ -137,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    gc.set_threshold(*GC_THRESHOLDS)
     args = _parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING
     if not logging.getLogger().handlers:

@@ -14,6 +14,13 @@ ENTITIES: tuple[str, ...] = ("customers", "orders", "marketing_spend", "nps_resp
 #: customers `retention demo` generates when the landing folder is empty
 DEMO_CUSTOMERS = 20_000
 
+#: The garbage collector's thresholds in the CLI and its dbt processes: a young collection every
+#: 100,000 new objects instead of every 700, and next to no full ones (each walks every object,
+#: dbt's whole manifest in a dbt process). A dbt build at 1,000 customers spent 0.9 s in 1,270
+#: collections with Python's defaults, 0.3 s with these; `retention validate` at 1 M customers
+#: 0.46 s against 0.17 s.
+GC_THRESHOLDS = (100_000, 50, 1_000)
+
 
 def project_dir() -> Path:
     """The dbt project root (the folder holding ``dbt_project.yml``).

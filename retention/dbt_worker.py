@@ -11,7 +11,7 @@ would collect the objects dbt leaves behind (its manifest, its results), 0.4-0.5
 build whatever its size, only to free memory the process returns anyway. They are frozen out of
 that collection instead (``gc.freeze``); the exit handlers still run (dbt-duckdb closes the
 warehouse there, with its checkpoint) and the standard streams are still flushed. While dbt
-runs, the collector runs less often (``GC_THRESHOLDS``).
+runs, the collector runs less often (``config.GC_THRESHOLDS``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,11 @@ import json
 import os
 import sys
 
-#: The garbage collector's thresholds in a dbt process: a young collection every 100,000 new
-#: objects instead of every 700, and next to no full ones. With Python's defaults a build spends
-#: 0.9 s in 1,270 collections (6 of them full, each walking dbt's whole manifest), 0.3 s with these.
-GC_THRESHOLDS = (100_000, 50, 1_000)
+from retention.config import GC_THRESHOLDS
 
 
 def main() -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
+    gc.set_threshold(*GC_THRESHOLDS)  # before dbt's imports, which make objects too
     from dbt.cli.main import cli
 
     target = os.environ.get("RETENTION_DBT_TARGET") or "duckdb"
