@@ -141,8 +141,8 @@
     so the rows it failed on are checked again. Called from a generic test, where `model` is
     the test's own node (the test's `model` argument is the relation it tests).
 
-    Moved back by var('incremental_lookback_hours'), as the incremental models' watermark is: a
-    tool other than `retention load` may commit rows stamped earlier than rows already checked.
+    Moved back by var('incremental_lookback_hours') (before_lookback), as the incremental
+    models' watermark is: another tool may commit rows stamped earlier than rows already checked.
 -#}
 {% macro rows_checked_through() -%}
     {%- set checked_through -%}
@@ -152,13 +152,8 @@
             where unique_id = '{{ model.unique_id }}'
         )
     {%- endset -%}
-    {%- set lookback_hours = int_var('incremental_lookback_hours') | int -%}
     coalesce(
-        {% if lookback_hours > 0 -%}
-        {{ dbt.dateadd('hour', '-' ~ lookback_hours, checked_through) }},
-        {%- else -%}
-        {{ checked_through }},
-        {%- endif %}
+        {{ before_lookback(checked_through) }},
         cast('1900-01-01' as {{ dbt.type_timestamp() }})
     )
 {%- endmacro %}

@@ -53,12 +53,27 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#-
+    A load time (SQL) moved back by var('incremental_lookback_hours'): rows loaded after it are
+    new to whoever saw everything loaded up to the given time, also when another tool commits
+    rows stamped earlier than rows already visible. Unchanged without a lookback (Spark's
+    dateadd by hours drops the fraction of a second).
+-#}
+{% macro before_lookback(loaded_at) -%}
+    {%- set hours = int_var('incremental_lookback_hours') | int -%}
+    {%- if hours > 0 -%}
+        {{ dbt.dateadd('hour', '-' ~ hours, loaded_at) }}
+    {%- else -%}
+        {{ loaded_at }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Rows loaded after this moment are new to the incremental model being built (a constant). -#}
 {% macro incremental_watermark() -%}
     {%- set built_through = query_constant(
         "select max(_loaded_through) from " ~ this, dbt.type_timestamp()) -%}
     coalesce(
-        {{ dbt.dateadd('hour', '-' ~ int_var('incremental_lookback_hours'), built_through) }},
+        {{ before_lookback(built_through) }},
         cast('1900-01-01' as {{ dbt.type_timestamp() }})
     )
 {%- endmacro %}

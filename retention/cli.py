@@ -17,7 +17,7 @@ from pathlib import Path
 from retention import dbt
 from retention.config import DEMO_CUSTOMERS, GC_THRESHOLDS, Paths
 from retention.dbt import TARGETS, resolve_target
-from retention.errors import UserError
+from retention.errors import UserError, is_environment_error
 from retention.locking import exclusive
 
 # retention.pipeline (pandas, SciPy, DuckDB, Great Expectations: about 0.7 s) is imported once
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     except Exception as exc:
-        if not _environment_error(exc):
+        if not is_environment_error(exc):
             raise
         # a full disk or a folder it may not write: the machine's problem, not a bug to trace
         logging.getLogger(__name__).debug("the error in full", exc_info=True)
@@ -178,13 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def _environment_error(exc: BaseException) -> bool:
-    """An operating-system error (``OSError``: no space left, permission denied) or DuckDB's own
-    for one (``duckdb.IOException``), as opposed to a bug."""
-    duckdb = sys.modules.get("duckdb")  # imported by then if DuckDB raised it
-    return isinstance(exc, OSError) or (duckdb is not None and isinstance(exc, duckdb.IOException))
 
 
 def _early_dbt(args: argparse.Namespace, paths: Paths) -> AbstractContextManager:

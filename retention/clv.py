@@ -433,6 +433,31 @@ def gamma_gamma_expected_value(
 
 
 # ------------------------------------------------------------------------------------- CLV
+#: the parts of the horizon whose expected purchases are discounted one by one
+DISCOUNT_STEPS = 12
+
+
+def _discounted_purchases_if_alive(
+    params: dict[str, float],
+    x: NDArray,
+    t: NDArray,
+    horizon_days: float,
+    annual_discount_rate: float,
+    steps: int,
+) -> NDArray[np.float64]:
+    """The discounted sum of ``discounted_expected_purchases`` for customers alive at T, row by
+    row: it depends on the frequency and T only."""
+    edges = np.linspace(0.0, horizon_days, steps + 1)
+    cumulative = np.stack(
+        [np.zeros_like(x)] + [_expected_purchases_if_alive(params, e, x, t) for e in edges[1:]]
+    )
+    per_step = np.diff(cumulative, axis=0)
+    midpoints_years = (edges[:-1] + edges[1:]) / 2 / 365.0
+    discount = (1.0 + annual_discount_rate) ** -midpoints_years
+    # einsum, not `discount @ per_step`: no BLAS threads (see _weighted_sum)
+    return np.einsum("k,kn->n", discount, per_step)
+
+
 def discounted_expected_purchases(
     params: dict[str, float],
     frequency: ArrayLike,
@@ -440,7 +465,7 @@ def discounted_expected_purchases(
     T: ArrayLike,
     horizon_days: float,
     annual_discount_rate: float,
-    steps: int = 12,
+    steps: int = DISCOUNT_STEPS,
 ) -> NDArray[np.float64]:
     """Expected purchases over the horizon, each step's purchases discounted to T.
 
@@ -454,16 +479,9 @@ def discounted_expected_purchases(
     if x.size == 0:
         return np.zeros(x.shape)
     pairs, inverse, _ = _unique_rows(np.column_stack([x, t]))
-    ux, ut = pairs[:, 0], pairs[:, 1]
-    edges = np.linspace(0.0, horizon_days, steps + 1)
-    cumulative = np.stack(
-        [np.zeros_like(ux)] + [_expected_purchases_if_alive(params, e, ux, ut) for e in edges[1:]]
+    if_alive = _discounted_purchases_if_alive(
+        params, pairs[:, 0], pairs[:, 1], horizon_days, annual_discount_rate, steps
     )
-    per_step = np.diff(cumulative, axis=0)
-    midpoints_years = (edges[:-1] + edges[1:]) / 2 / 365.0
-    discount = (1.0 + annual_discount_rate) ** -midpoints_years
-    # einsum, not `discount @ per_step`: no BLAS threads (see _weighted_sum)
-    if_alive = np.einsum("k,kn->n", discount, per_step)
     return if_alive[inverse] * bg_nbd_p_alive(params, x, t_x, t)
 
 
@@ -493,11 +511,16 @@ def predict_clv(
     x, t_x, t = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
     unique, inverse, _ = _unique_rows(np.column_stack([x, t_x, t]))
     ux, utx, ut = unique[:, 0], unique[:, 1], unique[:, 2]
-    p_alive = bg_nbd_p_alive(bg_nbd, ux, utx, ut)[inverse]
-    expected = bg_nbd_expected_purchases(bg_nbd, horizon_days, ux, utx, ut)[inverse]
-    discounted = discounted_expected_purchases(
-        bg_nbd, ux, utx, ut, horizon_days, annual_discount_rate
-    )[inverse]
+    alive = bg_nbd_p_alive(bg_nbd, ux, utx, ut)
+    pairs, pair_of, _ = _unique_rows(np.column_stack([ux, ut]))
+    px, pt = pairs[:, 0], pairs[:, 1]
+    expected_if_alive = _expected_purchases_if_alive(bg_nbd, horizon_days, px, pt)
+    discounted_if_alive = _discounted_purchases_if_alive(
+        bg_nbd, px, pt, horizon_days, annual_discount_rate, DISCOUNT_STEPS
+    )
+    p_alive = alive[inverse]
+    expected = (expected_if_alive[pair_of] * alive)[inverse]
+    discounted = (discounted_if_alive[pair_of] * alive)[inverse]
     value = gamma_gamma_expected_value(gamma_gamma, x, monetary_value)
     return ClvPrediction(p_alive, expected, value, discounted * value)
 

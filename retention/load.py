@@ -37,7 +37,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from retention.config import ENTITIES, Paths
-from retention.errors import UserError
+from retention.errors import UserError, is_environment_error
 
 log = logging.getLogger(__name__)
 
@@ -545,7 +545,7 @@ def load(
             except Exception as exc:
                 with suppress(duckdb.Error):  # the error to report is the write's
                     con.execute("rollback")
-                if isinstance(exc, duckdb.IOException | OSError):
+                if is_environment_error(exc):
                     raise _not_written(paths, batch, exc) from exc
                 raise
             batch.clear()
