@@ -223,6 +223,38 @@ def test_reconciliation_test_catches_a_lost_row(handmade: Warehouse, tmp_path: P
     assert "assert_raw_rows_reconcile" in str(caught.value)
 
 
+def test_orders_test_names_the_orders_the_mart_lost_or_invented(
+    handmade: Warehouse, tmp_path: Path
+) -> None:
+    """assert_orders_in_marts_match_staging joins the two sides only when their fingerprints
+    differ: a lost order fails it, and so does an invented order in its place (the same count,
+    another id); the failing rows name both."""
+    broken = _copy(handmade, tmp_path)
+    select = ["test", "--select", "assert_orders_in_marts_match_staging"]
+
+    def problems() -> list[tuple]:
+        result = dbt.run_dbt(select, broken.paths, check=False)
+        (node,) = [r for r in result.results if r["unique_id"].startswith("test.")]
+        if node["status"] == "pass":
+            return []
+        assert node["status"] == "fail"
+        return sorted(broken.query(node["compiled_code"]))
+
+    assert problems() == []
+    table = "staging.int_orders_flagged"
+    with duckdb.connect(str(broken.paths.warehouse)) as con:
+        con.execute(f"create table lost as select * from {table} where order_id = 'O3'")
+        con.execute(f"delete from {table} where order_id = 'O3'")
+    assert problems() == [("O3", "missing from marts.orders")]
+    with duckdb.connect(str(broken.paths.warehouse)) as con:
+        con.execute(f"insert into {table} select * replace ('O3x' as order_id) from lost")
+    assert broken.scalar("select count(*) from marts.orders") == 6
+    assert problems() == [
+        ("O3", "missing from marts.orders"),
+        ("O3x", "not a current order up to as_of_date"),
+    ]
+
+
 def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path) -> None:
     copy = _copy(handmade, tmp_path)
     for dbt_vars, expected in [
