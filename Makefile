@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.spark-installed
 export RETENTION_PROJECT_DIR := $(CURDIR)
 
-.PHONY: install install-spark demo test lint format docs bench dev clean
+.PHONY: install install-spark demo test lint format docs bench bench-days dev clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ docs: $(STAMP)  ## dbt docs generate (needs a built warehouse: run `make demo` f
 bench: $(STAMP)  ## benchmarks at realistic scale (see benchmarks/); CUSTOMERS=100000 for less
 	$(BIN)/python benchmarks/bench_clv.py
 	$(BIN)/python benchmarks/bench.py --customers $(or $(CUSTOMERS),1000000)
+
+bench-days: $(STAMP)  ## the daily job day after day (benchmarks/bench_days.py); DAYS=14 by default
+	$(BIN)/python -m benchmarks.bench_days --customers $(or $(CUSTOMERS),1000000) --days $(or $(DAYS),14)
 
 dev: $(STAMP)  ## Dagster UI on http://localhost:3000 (local storage under .dagster/)
 	mkdir -p .dagster && DAGSTER_HOME=$(CURDIR)/.dagster OPENBLAS_NUM_THREADS=1 $(BIN)/dagster dev -m orchestration.definitions

@@ -229,6 +229,12 @@ def measure(
     return result
 
 
+def save(report: dict[str, object], out: Path, data_dir: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nsaved {out}; the benchmark's data is in {data_dir}")
+
+
 def retention(data_dir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "retention", "--data-dir", str(data_dir), *args]
 
@@ -497,9 +503,7 @@ def main() -> None:
     for key, target in targets.items():
         verdict = "met" if target["met"] else "MISSED"
         print(f"  {key} <= {target['at_most']}: {target['value']} {verdict}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nsaved {args.out}; the benchmark's data is in {data_dir}")
+    save(report, args.out, data_dir)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from benchmarks import bench
+from benchmarks import bench, bench_days
 from retention.generate import generate
 from tests.conftest import GENERATED, Warehouse, quiet
 
@@ -124,3 +126,33 @@ def test_a_step_reports_its_cpu_seconds_with_its_childrens(tmp_path: Path) -> No
     assert result["cpu_seconds"] <= result["seconds"] * (os.cpu_count() or 1) + 0.1
     assert result["build seconds"] == 1.5
     assert result["peak_rss_mib"] > 0
+
+
+def test_the_days_benchmark_runs_each_held_day_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench_days builds the history, then lands and runs one held-back day at a time: each
+    daily run is validated as of its own day (the generator's files after END only bring later
+    versions of older orders), and the warehouse's size and blocks are reported for every run."""
+    monkeypatch.setattr(bench_days, "speed_probes", lambda: {"aggregate_1_threads": 0.0})
+    out = tmp_path / "days.json"
+    bench_days.main(
+        ["--customers", "1000", "--days", "2", "--data-dir", str(tmp_path / "bench"),
+         "--out", str(out)]
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    runs = report["runs"]
+    first, end = (bench.END - timedelta(days=1)).isoformat(), bench.END.isoformat()
+    assert [r["day"] for r in runs[:3]] == ["history", first, end]
+    # the history ends the day before the held days; each held day moves as_of_date to itself
+    assert [r["as_of_date"] for r in runs[:3]] == [
+        (bench.END - timedelta(days=2)).isoformat(), first, end,
+    ]  # fmt: skip
+    assert all(r["as_of_date"] == end for r in runs[3:])
+    assert all(r["day"] > end for r in runs[3:])
+    assert report["summary"]["daily_runs"] == len(runs) - 1
+    for r in runs:
+        assert r["file_mb"] > 0
+        assert r["used_blocks"] + r["free_blocks"] == r["total_blocks"]
+        assert r["build seconds"] > 0
+    assert 0 < report["summary"]["compacted_mb"] <= runs[-1]["file_mb"]

@@ -1,0 +1,167 @@
+"""Consecutive days: the daily job run after run, as the schedule runs it in production.
+
+    python -m benchmarks.bench_days --customers 1000000 --days 14 [--out FILE]
+
+N customers are generated with the days from END - DAYS + 1 on as daily landing files (the
+generator also writes later versions of old orders after END, as files of their own days), and
+every daily file is held back. The first `retention run` builds the history; then each day's
+files land and `retention run` processes them incrementally, one day at a time, in order.
+
+For every run: wall and CPU seconds, peak memory, the pipeline's step times, the as_of_date it
+validated, and the warehouse file: its size and DuckDB's used and free blocks. Incremental
+models delete and insert rows every day; DuckDB reuses the blocks it frees and compacts row
+groups at checkpoints, and this is where it shows whether the file and the runs keep growing.
+At the end a compacted copy of the warehouse (`COPY FROM DATABASE`) gives the size the same
+data takes when written once. Results are printed as a table and saved as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+
+from benchmarks.bench import END, describe, machine, measure, retention, save, speed_probes
+from retention.config import ENTITIES, Paths
+
+
+def hold_back_days(data_dir: Path, first_day: str) -> dict[str, list[Path]]:
+    """Move every daily landing file of ``first_day`` or later aside; the files by day."""
+    held = data_dir / "held"
+    days: dict[str, list[Path]] = {}
+    for entity in ENTITIES:
+        for file in sorted((data_dir / "landing" / entity).glob(f"{entity}_????-??-??.*")):
+            day = file.stem.rsplit("_", 1)[1]
+            if day >= first_day:
+                (held / entity).mkdir(parents=True, exist_ok=True)
+                shutil.move(file, held / entity / file.name)
+                days.setdefault(day, []).append(held / entity / file.name)
+    return dict(sorted(days.items()))
+
+
+def warehouse_storage(warehouse: Path) -> dict[str, int]:
+    """The file's size and DuckDB's block counts (pragma database_size)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        total, used, free = con.execute(
+            "select total_blocks, used_blocks, free_blocks from pragma_database_size()"
+        ).fetchone()
+    return {
+        "file_mb": round(warehouse.stat().st_size / 1e6),
+        "total_blocks": total,
+        "used_blocks": used,
+        "free_blocks": free,
+    }
+
+
+def compacted_mb(warehouse: Path, scratch: Path) -> int:
+    """The size of a copy of ``warehouse`` written once (COPY FROM DATABASE)."""
+    copy = scratch / "compacted.duckdb"
+    with duckdb.connect(config={"enable_progress_bar": False}) as con:
+        con.execute(f"attach '{warehouse}' as source (read_only)")
+        con.execute(f"attach '{copy}' as compacted")
+        con.execute("copy from database source to compacted")
+        con.execute("detach compacted")
+    size = round(copy.stat().st_size / 1e6)
+    copy.unlink()
+    return size
+
+
+def validated_as_of(data_dir: Path) -> str | None:
+    report = Paths(data_dir).validation / "latest.json"
+    return json.loads(report.read_text()).get("as_of_date") if report.exists() else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=14, help="daily runs before END's (>= 1)")
+    parser.add_argument("--data-dir", type=Path, help="default: a temporary folder")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/days.json"))
+    args = parser.parse_args(argv)
+    if args.days < 1:
+        parser.error("--days must be at least 1")
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="retention-bench-days-"))
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise SystemExit(f"{data_dir} is not empty; give an empty or new --data-dir")
+    info = machine()
+    probes = {"before": speed_probes()}
+    print(describe(info, probes), flush=True)
+    job = data_dir / "job"
+    first_day = (END - timedelta(days=args.days - 1)).isoformat()
+    measure(
+        retention(
+            job, "generate", "--customers", str(args.customers), "--seed", "42",
+            "--daily-from", first_day,
+        ),
+        job,
+    )  # fmt: skip
+    days = hold_back_days(job, first_day)
+    runs: list[dict[str, object]] = []
+
+    def run(label: str) -> None:
+        print(f"{label} ...", flush=True)
+        result = {"day": label, **measure(retention(job, "run"), job)}
+        result["as_of_date"] = validated_as_of(job)
+        result.update(warehouse_storage(Paths(job).warehouse))
+        runs.append(result)
+        print(
+            f"    {result['seconds']:.1f} s, {result['cpu_seconds']:.1f} CPU s, "
+            f"{result['peak_rss_mib']:.0f} MiB, as of {result['as_of_date']}, "
+            f"file {result['file_mb']} MB",
+            flush=True,
+        )
+
+    run("history")
+    for day, files in days.items():
+        for file in files:
+            shutil.copy(file, job / "landing" / file.parent.name / file.name)
+        run(day)
+    compacted = compacted_mb(Paths(job).warehouse, data_dir)
+    probes["after"] = speed_probes()
+    daily = runs[1:]
+    summary = {
+        "daily_runs": len(daily),
+        "daily_run_seconds": {
+            "first": daily[0]["seconds"],
+            "last": daily[-1]["seconds"],
+            "max": max(r["seconds"] for r in daily),
+        },
+        "daily_build_seconds": {
+            "first": daily[0].get("build seconds"),
+            "last": daily[-1].get("build seconds"),
+            "max": max(r.get("build seconds", 0) for r in daily),
+        },
+        "file_mb": {"after_history": runs[0]["file_mb"], "last": runs[-1]["file_mb"]},
+        "compacted_mb": compacted,
+    }
+    report = {
+        "customers": args.customers,
+        "machine": {**info, "speed_probes": probes},
+        "runs": runs,
+        "summary": summary,
+    }
+    print("\n" + describe(info, probes))
+    columns = ("load", "build", "validate", "publish")
+    print(
+        f"\n{'run':<12}{'as of':>12}{'seconds':>9}{'CPU s':>8}{'peak MiB':>10}"
+        + "".join(f"{c:>10}" for c in columns)
+        + f"{'file MB':>9}{'used blk':>10}{'free blk':>10}"
+    )
+    for r in runs:
+        print(
+            f"{r['day']:<12}{r['as_of_date'] or '-':>12}{r['seconds']:>9.1f}"
+            f"{r['cpu_seconds']:>8.1f}{r['peak_rss_mib']:>10.0f}"
+            + "".join(f"{r.get(f'{c} seconds', float('nan')):>10.1f}" for c in columns)
+            + f"{r['file_mb']:>9}{r['used_blocks']:>10}{r['free_blocks']:>10}"
+        )
+    print(f"\n{json.dumps(summary)}")
+    save(report, args.out, data_dir)
+
+
+if __name__ == "__main__":
+    main()
