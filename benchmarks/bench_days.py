@@ -61,7 +61,8 @@ def warehouse_storage(warehouse: Path) -> dict[str, int]:
 def compacted_mb(warehouse: Path, scratch: Path) -> int:
     """The size of a copy of ``warehouse`` written once (COPY FROM DATABASE)."""
     copy = scratch / "compacted.duckdb"
-    with duckdb.connect(config={"enable_progress_bar": False}) as con:
+    with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")
         con.execute(f"attach '{warehouse}' as source (read_only)")
         con.execute(f"attach '{copy}' as compacted")
         con.execute("copy from database source to compacted")
