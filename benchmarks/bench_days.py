@@ -147,17 +147,23 @@ def main(argv: list[str] | None = None) -> None:
         "summary": summary,
     }
     print("\n" + describe(info, probes))
-    columns = ("load", "build", "validate", "publish")
+    # the pipeline's step timers, by their heading in the table
+    columns = {
+        "load": "load",
+        "build": "build",
+        "validate": "validate",
+        "v + publish": "validate + publish",
+    }
     print(
         f"\n{'run':<12}{'as of':>12}{'seconds':>9}{'CPU s':>8}{'peak MiB':>10}"
-        + "".join(f"{c:>10}" for c in columns)
+        + "".join(f"{c:>12}" for c in columns)
         + f"{'file MB':>9}{'used blk':>10}{'free blk':>10}"
     )
     for r in runs:
         print(
             f"{r['day']:<12}{r['as_of_date'] or '-':>12}{r['seconds']:>9.1f}"
             f"{r['cpu_seconds']:>8.1f}{r['peak_rss_mib']:>10.0f}"
-            + "".join(f"{r.get(f'{c} seconds', float('nan')):>10.1f}" for c in columns)
+            + "".join(f"{r.get(f'{c} seconds', float('nan')):>12.1f}" for c in columns.values())
             + f"{r['file_mb']:>9}{r['used_blocks']:>10}{r['free_blocks']:>10}"
         )
     print(f"\n{json.dumps(summary)}")
