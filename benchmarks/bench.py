@@ -239,19 +239,37 @@ def retention(data_dir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "retention", "--data-dir", str(data_dir), *args]
 
 
-def hold_back_last_day(data_dir: Path) -> Path:
-    """Move the landing files of END and later (one per day) aside; return the folder."""
+def generate_args(customers: int, daily_from: date = END) -> list[str]:
+    """`retention generate` of ``customers``, the days from ``daily_from`` on as daily files."""
+    return [
+        "generate", "--customers", str(customers), "--seed", "42", "--daily-from", str(daily_from),
+    ]  # fmt: skip
+
+
+def hold_back_days(data_dir: Path, first_day: date) -> dict[str, list[Path]]:
+    """Move the daily landing files of ``first_day`` and later aside (into ``held/``); return
+    them by day, in order."""
     held = data_dir / "held"
+    days: dict[str, list[Path]] = {}
     for entity in ENTITIES:
         for file in sorted((data_dir / "landing" / entity).glob(f"{entity}_????-??-??.*")):
-            if file.stem.rsplit("_", 1)[1] >= END.isoformat():
+            day = file.stem.rsplit("_", 1)[1]
+            if day >= first_day.isoformat():
                 (held / entity).mkdir(parents=True, exist_ok=True)
                 shutil.move(file, held / entity / file.name)
-    return held
+                days.setdefault(day, []).append(held / entity / file.name)
+    return dict(sorted(days.items()))
 
 
-def land(held: Path, data_dir: Path) -> None:
-    for file in sorted(held.glob("*/*")):
+def hold_back_last_day(data_dir: Path) -> Path:
+    """Move the landing files of END and later (one per day) aside; return the folder."""
+    hold_back_days(data_dir, END)
+    return data_dir / "held"
+
+
+def land(held: Path, data_dir: Path, files: list[Path] | None = None) -> None:
+    """Copy held-back landing files (all of them, or ``files``) into ``data_dir``'s landing."""
+    for file in files if files is not None else sorted(held.glob("*/*")):
         shutil.copy(file, data_dir / "landing" / file.parent.name / file.name)
 
 
@@ -381,11 +399,7 @@ def main() -> None:
             f"{step['peak_rss_mib']:.0f} MiB"
         )
 
-    def generate(customers: int) -> list[str]:
-        """Landing files for ``customers``, the days from END on as daily files."""
-        return ["generate", "--customers", str(customers), "--seed", "42", "--daily-from", str(END)]
-
-    run("generate", retention(job, *generate(args.customers)), job)
+    run("generate", retention(job, *generate_args(args.customers)), job)
     held = hold_back_last_day(job)
     link_landing(job, steps_dir)
     run("full_run", retention(job, "run"), job)
@@ -436,7 +450,7 @@ def main() -> None:
 
     # the floor: the same day's build where the data costs next to nothing (unmeasured set-up)
     floor_dir = data_dir / "floor"
-    measure(retention(floor_dir, *generate(FLOOR_CUSTOMERS)), floor_dir)
+    measure(retention(floor_dir, *generate_args(FLOOR_CUSTOMERS)), floor_dir)
     floor_held = hold_back_last_day(floor_dir)
     measure(retention(floor_dir, "run"), floor_dir)
     land(floor_held, floor_dir)

@@ -19,29 +19,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 
-from benchmarks.bench import END, describe, machine, measure, retention, save, speed_probes
-from retention.config import ENTITIES, Paths
-
-
-def hold_back_days(data_dir: Path, first_day: str) -> dict[str, list[Path]]:
-    """Move every daily landing file of ``first_day`` or later aside; the files by day."""
-    held = data_dir / "held"
-    days: dict[str, list[Path]] = {}
-    for entity in ENTITIES:
-        for file in sorted((data_dir / "landing" / entity).glob(f"{entity}_????-??-??.*")):
-            day = file.stem.rsplit("_", 1)[1]
-            if day >= first_day:
-                (held / entity).mkdir(parents=True, exist_ok=True)
-                shutil.move(file, held / entity / file.name)
-                days.setdefault(day, []).append(held / entity / file.name)
-    return dict(sorted(days.items()))
+from benchmarks.bench import (
+    END,
+    describe,
+    generate_args,
+    hold_back_days,
+    land,
+    machine,
+    measure,
+    retention,
+    save,
+    speed_probes,
+)
+from retention.config import Paths
+from retention.validation import read_report
 
 
 def warehouse_storage(warehouse: Path) -> dict[str, int]:
@@ -72,11 +69,6 @@ def compacted_mb(warehouse: Path, scratch: Path) -> int:
     return size
 
 
-def validated_as_of(data_dir: Path) -> str | None:
-    report = Paths(data_dir).validation / "latest.json"
-    return json.loads(report.read_text()).get("as_of_date") if report.exists() else None
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -93,21 +85,16 @@ def main(argv: list[str] | None = None) -> None:
     probes = {"before": speed_probes()}
     print(describe(info, probes), flush=True)
     job = data_dir / "job"
-    first_day = (END - timedelta(days=args.days - 1)).isoformat()
-    measure(
-        retention(
-            job, "generate", "--customers", str(args.customers), "--seed", "42",
-            "--daily-from", first_day,
-        ),
-        job,
-    )  # fmt: skip
+    first_day = END - timedelta(days=args.days - 1)
+    measure(retention(job, *generate_args(args.customers, first_day)), job)
     days = hold_back_days(job, first_day)
     runs: list[dict[str, object]] = []
 
     def run(label: str) -> None:
         print(f"{label} ...", flush=True)
         result = {"day": label, **measure(retention(job, "run"), job)}
-        result["as_of_date"] = validated_as_of(job)
+        report = read_report(Paths(job))
+        result["as_of_date"] = report.as_of_date if report else None
         result.update(warehouse_storage(Paths(job).warehouse))
         runs.append(result)
         print(
@@ -119,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
 
     run("history")
     for day, files in days.items():
-        for file in files:
-            shutil.copy(file, job / "landing" / file.parent.name / file.name)
+        land(job / "held", job, files)
         run(day)
     compacted = compacted_mb(Paths(job).warehouse, data_dir)
     probes["after"] = speed_probes()
