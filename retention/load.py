@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +87,8 @@ BATCH_ROWS = 1_000_000
 #: Files read ahead of the writer. Reading takes about a third of the time writing does, so two
 #: keep the writer busy; more only held more memory.
 READ_AHEAD = 2
+#: While one entity loads for longer than this, a line says how many of its rows are written.
+PROGRESS_SECONDS = 10.0
 
 
 class LoadError(UserError):
@@ -510,6 +513,8 @@ def load(
     together in statements (and transactions) of about ``BATCH_ROWS`` rows, each file with its
     ``raw._landing_files`` entry; any other error rolls back the open transaction and is raised.
     The next files are hashed and read in a background thread while a batch is written.
+    Each entity's line is said as soon as its rows are committed, and an entity still writing
+    after ``PROGRESS_SECONDS`` says how many of its rows are written so far.
     """
     say = progress or log.info
     summary = LoadSummary()
@@ -534,10 +539,14 @@ def load(
         if latest is not None and loaded_at <= latest:
             loaded_at = latest + timedelta(microseconds=1)
         batch: list[_Landed] = []
+        written: dict[str, int] = {}  # rows committed per entity
+        last_said = time.monotonic()
 
-        def commit_batch() -> None:
+        def commit_batch(last: bool = False) -> None:
+            nonlocal last_said
             if not batch:
                 return
+            entity = batch[0].entity
             con.execute("begin transaction")
             try:
                 _write(con, batch, loaded_at)
@@ -548,11 +557,28 @@ def load(
                 if is_environment_error(exc):
                     raise _not_written(paths, batch, exc) from exc
                 raise
+            written[entity] = written.get(entity, 0) + sum(f.rows.num_rows for f in batch)
             batch.clear()
+            if not last and time.monotonic() - last_said >= PROGRESS_SECONDS:
+                say(f"  {entity}: {written[entity]:,} rows written so far")
+                last_said = time.monotonic()
+
+        def entity_done(entity: str | None) -> None:
+            # said as soon as the entity's last batch is committed, not after the whole load
+            nonlocal last_said
+            new = [f for f in summary.loaded if f.entity == entity]
+            if new:
+                say(f"  {entity}: {len(new)} new file(s), {summary.rows(entity):,} rows")
+                last_said = time.monotonic()
 
         named = [(e, p, p.relative_to(paths.landing).as_posix()) for e, p in files]
+        current: str | None = None  # discover() lists each entity's files together
         with closing(_read_ahead(named, frozenset(known))) as reads:
             for (entity, path, source_file), (digest, read) in zip(named, reads, strict=True):
+                if entity != current:
+                    commit_batch(last=True)
+                    entity_done(current)
+                    current = entity
                 if (entity, digest) in known:
                     previous = known[(entity, digest)]
                     note = "" if previous == source_file else f"same content as {previous}"
@@ -562,21 +588,16 @@ def load(
                     errors.append(read)
                     say(f"  REJECTED {source_file}: {read.problem}")
                     continue
-                if batch and batch[0].entity != entity:
-                    commit_batch()
                 batch.append(_Landed(entity, path, source_file, digest, read))
                 known[(entity, digest)] = source_file
                 summary.files.append(FileResult(entity, source_file, read.num_rows, "loaded"))
                 log.debug("read %s: %s rows", source_file, read.num_rows)
                 if sum(f.rows.num_rows for f in batch) >= BATCH_ROWS:
                     commit_batch()
-        commit_batch()
+        commit_batch(last=True)
+        entity_done(current)
     finally:
         con.close()
-    for entity in dict.fromkeys(e for e, _ in files):
-        new = [f for f in summary.loaded if f.entity == entity]
-        if new:
-            say(f"  {entity}: {len(new)} new file(s), {summary.rows(entity):,} rows")
     skipped = len(summary.skipped)
     say(
         f"load: {len(summary.loaded)} new file(s), {summary.rows():,} rows; "

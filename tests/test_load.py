@@ -288,6 +288,44 @@ def test_an_error_while_writing_rolls_back_only_the_open_batch(
     assert load(paths, progress=quiet).rows() == 4  # c, rolled back with d, loads again
 
 
+def test_progress_is_said_as_each_entity_is_written(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entity's line comes when its rows are committed, before the next entity is written;
+    a long entity says how far it got, and what was committed is said even if a later write
+    fails."""
+    import retention.load as loader
+
+    customer_header = list(COLUMNS["customers"])
+    write_csv(
+        paths.landing_dir("customers") / "c.csv",
+        customer_header,
+        [["C1", "a@example.com", "2024-01-01T00:00:00Z", "DE", "organic", ""]],
+    )
+    for i, name in enumerate("abcd"):
+        write_csv(paths.landing_dir("orders") / f"{name}.csv", ORDER_HEADER, _orders(2, 2 * i + 1))
+    events: list[str] = []
+    insert = loader._insert
+
+    def recording_insert(con, entity, rows, loaded_at):
+        if "orders/d.csv" in rows.column("_source_file").to_pylist():
+            raise RuntimeError("the second batch fails")
+        events.append(f"write {entity} {rows.num_rows}")
+        insert(con, entity, rows, loaded_at)
+
+    monkeypatch.setattr(loader, "BATCH_ROWS", 3)  # orders: a and b, then c and d
+    monkeypatch.setattr(loader, "PROGRESS_SECONDS", 0)  # say it after every batch
+    monkeypatch.setattr(loader, "_insert", recording_insert)
+    with pytest.raises(RuntimeError, match="the second batch fails"):
+        load(paths, progress=events.append)
+    assert events == [
+        "write customers 1",
+        "  customers: 1 new file(s), 1 rows",
+        "write orders 4",
+        "  orders: 4 rows written so far",
+    ]
+
+
 def test_a_failed_insert_reports_its_own_error(paths: Paths) -> None:
     """The statement's error (a full disk, here a broken constraint), not the aborted
     transaction's, which unregistering the batch's rows afterwards would raise."""
