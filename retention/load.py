@@ -542,8 +542,7 @@ def load(
         written: dict[str, int] = {}  # rows committed per entity
         last_said = time.monotonic()
 
-        def commit_batch(last: bool = False) -> None:
-            nonlocal last_said
+        def commit_batch() -> None:
             if not batch:
                 return
             entity = batch[0].entity
@@ -559,9 +558,6 @@ def load(
                 raise
             written[entity] = written.get(entity, 0) + sum(f.rows.num_rows for f in batch)
             batch.clear()
-            if not last and time.monotonic() - last_said >= PROGRESS_SECONDS:
-                say(f"  {entity}: {written[entity]:,} rows written so far")
-                last_said = time.monotonic()
 
         def entity_done(entity: str | None) -> None:
             # said as soon as the entity's last batch is committed, not after the whole load
@@ -573,12 +569,21 @@ def load(
 
         named = [(e, p, p.relative_to(paths.landing).as_posix()) for e, p in files]
         current: str | None = None  # discover() lists each entity's files together
+        said_rows = 0  # of the current entity, in its last progress line
         with closing(_read_ahead(named, frozenset(known))) as reads:
             for (entity, path, source_file), (digest, read) in zip(named, reads, strict=True):
                 if entity != current:
-                    commit_batch(last=True)
+                    commit_batch()
                     entity_done(current)
-                    current = entity
+                    current, said_rows = entity, 0
+                elif (
+                    written.get(entity, 0) > said_rows
+                    and time.monotonic() - last_said >= PROGRESS_SECONDS
+                ):
+                    # only while more of the entity's files follow: its last line is its total
+                    said_rows = written[entity]
+                    say(f"  {entity}: {said_rows:,} rows written so far")
+                    last_said = time.monotonic()
                 if (entity, digest) in known:
                     previous = known[(entity, digest)]
                     note = "" if previous == source_file else f"same content as {previous}"
@@ -594,7 +599,7 @@ def load(
                 log.debug("read %s: %s rows", source_file, read.num_rows)
                 if sum(f.rows.num_rows for f in batch) >= BATCH_ROWS:
                     commit_batch()
-        commit_batch(last=True)
+        commit_batch()
         entity_done(current)
     finally:
         con.close()

@@ -324,6 +324,15 @@ def test_progress_is_said_as_each_entity_is_written(
         "write orders 4",
         "  orders: 4 rows written so far",
     ]
+    # c and d again, in one batch committed when full: the entity's total, no "so far" for it
+    events.clear()
+    monkeypatch.setattr(loader, "_insert", lambda *args: (events.append("write"), insert(*args)))
+    load(paths, progress=events.append)
+    assert events == [
+        "write",
+        "  orders: 2 new file(s), 4 rows",
+        "load: 2 new file(s), 4 rows; 3 file(s) already loaded, skipped",
+    ]
 
 
 def test_a_failed_insert_reports_its_own_error(paths: Paths) -> None:
