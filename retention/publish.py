@@ -206,6 +206,11 @@ def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -
     started = time.perf_counter()
     con = connect(paths, read_only=True)
     try:
+        # the marts' rows in any order (a mart that needs one sorts in its own SQL): DuckDB then
+        # writes each file from both threads without holding rows back to keep them in order,
+        # a third to half of the memory (1.0 GiB -> 0.35-0.5 GiB for the two largest marts at
+        # 1 M customers) and a little faster
+        con.execute("set preserve_insertion_order = false")
         manifest = dbt_manifest(paths)
         build_id = _successful_build(con, manifest)
         pii = pii_columns(manifest)

@@ -397,6 +397,33 @@ def test_an_engine_error_is_an_error_not_a_pass(copy: Warehouse, monkeypatch) ->
         publish.publish(copy.paths, progress=quiet)
 
 
+def test_the_release_holds_every_row_of_every_mart(published: Warehouse) -> None:
+    """Each published file has exactly the rows of its mart (as a multiset: the files keep no
+    order), every column but the PII ones."""
+    serving = published.paths.serving
+    manifest = json.loads((serving / "_manifest.json").read_text())
+    with duckdb.connect(str(serving / "serving.duckdb"), read_only=True) as con:
+        con.execute(f"attach '{published.paths.warehouse}' as wh (read_only)")
+        marts = {
+            t
+            for (t,) in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_catalog = 'wh' and table_schema = 'marts'"
+            ).fetchall()
+        }
+        assert marts == set(manifest["tables"])
+        for mart in sorted(marts):
+            columns = ", ".join(f'"{c}"' for c in manifest["tables"][mart]["columns"])
+            rows = con.execute(f"select count(*) from {mart}").fetchone()[0]
+            assert rows == manifest["tables"][mart]["rows"], mart
+            for a, b in ((mart, f"wh.marts.{mart}"), (f"wh.marts.{mart}", mart)):
+                (differ,) = con.execute(
+                    f"select count(*) from (select {columns} from {a} "
+                    f"except all select {columns} from {b})"
+                ).fetchone()
+                assert differ == 0, (mart, a)
+
+
 def test_serving_has_no_pii_and_is_read_only(published: Warehouse) -> None:
     serving = published.paths.serving
     assert serving.is_symlink()
