@@ -2,7 +2,8 @@
 
 Tables are read from the build warehouse (read-only) through Arrow into pandas and validated
 with GX's pandas datasource: GX's SQL datasource does not work on DuckDB. Only the columns a
-suite uses are read. The suites are code in ``gx/suites.py``.
+suite uses are read, and a table larger than the memory budget is validated in parts, each on
+the columns its expectations read. The suites are code in ``gx/suites.py``.
 
 Each expectation ends as ``passed``, ``failed`` (the data broke it) or ``error`` (GX itself
 raised): an engine error is never reported as passing, nor as a data failure. The report is
@@ -12,6 +13,7 @@ written to ``$RETENTION_DATA_DIR/validation/latest.json`` and Data Docs to
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import importlib.util
 import json
@@ -263,7 +265,8 @@ def _context(docs_dir: Path):
 #: temporary masks, codes and hash tables (measured at 1 M customers: 37 to 52 bytes).
 BYTES_PER_VALUE = 48
 #: Tables are validated on two threads as long as the frames in flight fit in this many bytes
-#: (env ``RETENTION_VALIDATION_MEMORY``, e.g. ``2.5GB``); a table larger than this runs alone.
+#: (env ``RETENTION_VALIDATION_MEMORY``, e.g. ``2.5GB``); a table larger than this is validated
+#: in parts, each on a frame of only the columns its expectations read (``_parts``).
 DEFAULT_VALIDATION_MEMORY = "2.5GB"
 
 
@@ -297,6 +300,52 @@ def _estimated_bytes(con: duckdb.DuckDBPyConnection, table: str, columns: list[s
     except duckdb.Error:
         return 0
     return rows * max(len(columns), 1) * BYTES_PER_VALUE
+
+
+@dataclass
+class _Part:
+    """A suite, or the part of one that reads ``columns`` (``name`` says which), as the
+    validation threads take it."""
+
+    spec: Any
+    name: str
+    position: int = 0  # of the part within its table, for the report's order
+    size: int = 0  # estimated bytes of its frame
+
+
+def _expectation_columns(expectation: Any, suite: Any) -> tuple[str, ...]:
+    config = expectation.configuration.kwargs
+    names = [config[k] for k in ("column", "column_A", "column_B") if config.get(k)]
+    names.extend(config.get("column_list") or [])
+    if config.get("row_condition"):
+        names.extend(suite.extra_columns)  # the columns its condition reads
+    return tuple(dict.fromkeys(names))
+
+
+def _parts(con: duckdb.DuckDBPyConnection, spec: Any, budget: int) -> list[_Part]:
+    """The suite whole when its frame fits the budget; otherwise one part per set of columns
+    that expectations read together (table-level ones, such as the row count, join the first),
+    so that no frame holds more than a few of a large table's columns. Every expectation but a
+    compound one reads a single column, so each part is correct on its own."""
+    whole = _Part(spec, spec.table, size=_estimated_bytes(con, spec.table, _columns(spec)))
+    if whole.size <= budget:
+        return [whole]
+    groups: dict[tuple[str, ...], list] = {}
+    for expectation in spec.expectations:
+        groups.setdefault(_expectation_columns(expectation, spec), []).append(expectation)
+    table_level = groups.pop((), [])
+    if not groups:
+        return [whole]
+    parts = []
+    for position, (columns, expectations) in enumerate(groups.items()):
+        if position == 0:
+            expectations = expectations + table_level
+        part_spec = dataclasses.replace(
+            spec, expectations=expectations, extra_columns=[c for c in columns if c]
+        )
+        size = _estimated_bytes(con, spec.table, list(columns))
+        parts.append(_Part(part_spec, f"{spec.table} ({', '.join(columns)})", position, size))
+    return parts
 
 
 class _Scheduler:
@@ -427,34 +476,35 @@ def validate(
         # the objects that exist now (GX's modules and context) live until the end: leave them
         # out of the collections below, which then take milliseconds instead of 0.2 s each
         gc.freeze()
-        scheduler = _Scheduler(
-            [(spec, _estimated_bytes(con, spec.table, _columns(spec))) for spec in suites],
-            validation_memory(),
-        )
+        budget = validation_memory()
+        parts = [part for spec in suites for part in _parts(con, spec, budget)]
+        scheduler = _Scheduler([(part, part.size) for part in parts], budget)
         registry = threading.Lock()  # GX's context: its stores and data sources
+        positioned: list[tuple[int, Outcome]] = []  # (part position, outcome), as they finish
 
-        def validate_table(suite_spec: Any, cursor: duckdb.DuckDBPyConnection) -> None:
+        def validate_table(part: _Part, cursor: duckdb.DuckDBPyConnection) -> None:
+            suite_spec, name = part.spec, part.name
             table = suite_spec.table
             columns = _columns(suite_spec)
             try:
                 frame = _frame(cursor, table, columns)
             except (duckdb.CatalogException, KeyError) as exc:
                 with registry:
-                    report.outcomes.append(
-                        Outcome(table, "table_readable", "", ERROR, "", str(exc))
+                    positioned.append(
+                        (part.position, Outcome(table, "table_readable", "", ERROR, "", str(exc)))
                     )
-                say(f"  ERROR  {table}: {exc}")
+                say(f"  ERROR  {name}: {exc}")
                 return
             with registry:
-                # a data source per table: its execution engine caches the batch (the frame)
-                source = context.data_sources.add_pandas(table)
-                asset = source.add_dataframe_asset(name=table)
-                batch = asset.add_batch_definition_whole_dataframe(f"{table} whole")
-                suite = context.suites.add(gx.ExpectationSuite(name=table))
+                # a data source per table (or part): its execution engine caches the batch
+                source = context.data_sources.add_pandas(name)
+                asset = source.add_dataframe_asset(name=name)
+                batch = asset.add_batch_definition_whole_dataframe(f"{name} whole")
+                suite = context.suites.add(gx.ExpectationSuite(name=name))
                 for expectation in suite_spec.expectations:
                     suite.add_expectation(expectation)
                 definition = context.validation_definitions.add(
-                    gx.ValidationDefinition(name=table, data=batch, suite=suite)
+                    gx.ValidationDefinition(name=name, data=batch, suite=suite)
                 )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -465,21 +515,21 @@ def validate(
                 result = definition.run(
                     batch_parameters={"dataframe": frame}, result_format="BASIC"
                 )
-            outcomes = [_outcome(table, item) for item in result.results]
+            outcomes = [(part.position, _outcome(table, item)) for item in result.results]
             rows = len(frame)
             # every reference to the frame: GX caches it in the data source's execution engine
             del frame, result, definition, source, asset, batch, suite
             with registry:
                 report.row_counts[table] = rows
-                report.outcomes.extend(outcomes)
-                context.validation_definitions.delete(table)
-                context.data_sources.delete(table)  # with its cached batch
+                positioned.extend(outcomes)
+                context.validation_definitions.delete(name)
+                context.data_sources.delete(name)  # with its cached batch
             # GX's objects hold the frame in reference cycles: without a collection here the
             # frames of earlier tables stayed alive with the next ones (1.3 GiB more at the peak)
             gc.collect()
-            failures = sum(1 for o in outcomes if o.status != PASSED)
+            failures = sum(1 for _, o in outcomes if o.status != PASSED)
             mark = "ok    " if failures == 0 else "FAILED"
-            say(f"  {mark} {table}: {len(outcomes)} expectations, {rows:,} rows")
+            say(f"  {mark} {name}: {len(outcomes)} expectations, {rows:,} rows")
 
         stop = threading.Event()  # set when a thread fails: the other takes no new table
 
@@ -506,7 +556,9 @@ def validate(
                 helper.exception()  # wait for the helper to finish its table
             helper.result()
         order = {spec.table: i for i, spec in enumerate(suites)}
-        report.outcomes.sort(key=lambda o: order.get(o.table, len(order)))
+        # the suites' order, and within a table its parts' (a part's own outcomes keep GX's)
+        positioned.sort(key=lambda po: (order.get(po[1].table, len(order)), po[0]))
+        report.outcomes.extend(o for _, o in positioned)
         report.row_counts = dict(sorted(report.row_counts.items(), key=lambda kv: order[kv[0]]))
         context.build_data_docs()
     finally:

@@ -189,6 +189,51 @@ def test_tables_are_validated_two_at_a_time_within_the_memory_budget(
     assert tables[:2] == ["raw.customers", "raw.orders"]
 
 
+def test_a_table_over_the_budget_is_validated_in_parts_with_the_same_outcomes(
+    copy: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the budget a suite is split by the columns its expectations read: the frames hold
+    those columns only, and the outcomes are those of the whole table, failures included."""
+    whole = validation.validate(copy.paths, progress=quiet, write_report=False)
+    frames: list[tuple[str, tuple[str, ...]]] = []
+    original = validation._frame
+
+    def tracked(con, table, columns):
+        frames.append((table, tuple(columns)))
+        return original(con, table, columns)
+
+    monkeypatch.setattr(validation, "_frame", tracked)
+    monkeypatch.setenv("RETENTION_VALIDATION_MEMORY", "1KB")  # every table over it
+    lines: list[str] = []
+    parted = validation.validate(copy.paths, progress=lines.append, write_report=False)
+
+    def key(o: validation.Outcome) -> tuple:
+        return (o.table, o.expectation, o.column, o.status, o.observed)
+
+    assert sorted(map(key, parted.outcomes)) == sorted(map(key, whole.outcomes))
+    assert [o.table for o in parted.outcomes] == [o.table for o in whole.outcomes]
+    assert parted.row_counts == whole.row_counts
+    orders = sorted(columns for table, columns in frames if table == "marts.orders")
+    read = ("amount", "customer_id", "order_id", "ordered_date", "revenue", "status")
+    assert orders == [(c,) for c in read]
+    # a compound key stays together, a row condition brings the column it reads
+    cohorts = {columns for table, columns in frames if table == "marts.customer_cohorts"}
+    assert ("cohort_month", "period_number", "segment_type", "segment_value") in cohorts
+    assert ("retention_rate", "period_number") in cohorts
+    assert any(line.strip().startswith("ok     marts.orders (status):") for line in lines)
+
+    # a failure in one part is found and named as on the whole table
+    _sql(
+        copy,
+        "update staging.int_orders_flagged set status = 'lost' "
+        "where order_id = (select min(order_id) from staging.int_orders_flagged)",
+    )
+    report = validation.validate(copy.paths, progress=quiet, write_report=False)
+    assert {(o.table, o.expectation, o.column) for o in report.failures} == {
+        ("marts.orders", "expect_column_values_to_be_in_set", "status")
+    }
+
+
 def test_a_memory_budget_that_is_not_a_size_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setenv("RETENTION_VALIDATION_MEMORY", "lots")
     with pytest.raises(UserError, match="RETENTION_VALIDATION_MEMORY='lots' is not a size"):
