@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -652,10 +653,17 @@ def generate(
     say = progress or log.info
     g = _Generator(customers, seed, start, end, dirty_rate)
     say(f"simulating {customers:,} customers from {start} to {end} (seed {seed})")
+    started = time.perf_counter()
     g.customers()
     g.orders()
     marketing = g.marketing_spend()
     nps = g.nps()
+    # the simulation is a third of the time at scale (12 s of 30 at 1 M customers): say it
+    # ended before the files are formatted and written, one line per entity
+    say(
+        f"  simulated {len(g.orders_data['order_number']):,} order rows and {len(nps['score']):,} "
+        f"NPS responses in {time.perf_counter() - started:.1f}s; writing files"
+    )
     summary = GenerateSummary()
     builders = {
         "customers": lambda: _customer_table(g, g.cust),

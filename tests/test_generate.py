@@ -197,6 +197,20 @@ def test_dirty_rows_cover_every_kind(tmp_path: Path) -> None:
     assert orders.duplicated().any()  # exact duplicates
 
 
+def test_progress_says_the_simulation_ended_before_any_file_is_written(tmp_path: Path) -> None:
+    lines: list[str] = []
+    summary = generate(
+        tmp_path, customers=500, seed=5, start=date(2024, 1, 1), end=date(2024, 6, 30),
+        progress=lines.append,
+    )  # fmt: skip
+    assert lines[0].startswith("simulating 500 customers")
+    assert lines[1].startswith(
+        f"  simulated {summary.rows['orders']:,} order rows and "
+        f"{summary.rows['nps_responses']:,} NPS responses in "
+    )
+    assert lines[2].startswith("  customers: ")  # the first entity written comes after it
+
+
 def test_parquet_holds_the_same_rows_as_csv(tmp_path: Path) -> None:
     args = dict(
         customers=500, seed=9, start=date(2024, 1, 1), end=date(2024, 6, 30), progress=quiet
