@@ -325,8 +325,9 @@ def _expectation_columns(expectation: Any, suite: Any) -> tuple[str, ...]:
 def _parts(con: duckdb.DuckDBPyConnection, spec: Any, budget: int) -> list[_Part]:
     """The suite whole when its frame fits the budget; otherwise one part per set of columns
     that expectations read together (table-level ones, such as the row count, join the first),
-    so that no frame holds more than a few of a large table's columns. Every expectation but a
-    compound one reads a single column, so each part is correct on its own."""
+    so that no frame holds more than a few of a large table's columns. Each expectation reads
+    only its own columns (and its row condition's), so on its part's frame it gives the
+    outcome it would on the whole table."""
     whole = _Part(spec, spec.table, size=_estimated_bytes(con, spec.table, _columns(spec)))
     if whole.size <= budget:
         return [whole]
@@ -341,7 +342,7 @@ def _parts(con: duckdb.DuckDBPyConnection, spec: Any, budget: int) -> list[_Part
         if position == 0:
             expectations = expectations + table_level
         part_spec = dataclasses.replace(
-            spec, expectations=expectations, extra_columns=[c for c in columns if c]
+            spec, expectations=expectations, extra_columns=list(columns)
         )
         size = _estimated_bytes(con, spec.table, list(columns))
         parts.append(_Part(part_spec, f"{spec.table} ({', '.join(columns)})", position, size))
@@ -349,8 +350,9 @@ def _parts(con: duckdb.DuckDBPyConnection, spec: Any, budget: int) -> list[_Part
 
 
 class _Scheduler:
-    """Hands tables to the validation threads, largest first, while the estimated memory of
-    the tables in flight stays within the budget (a table over the budget runs alone)."""
+    """Hands tables (or parts of them) to the validation threads, largest first, while the
+    estimated memory of those in flight stays within the budget (one over the budget, a part
+    reading one very large column, runs alone)."""
 
     def __init__(self, items: list[tuple[Any, int]], budget: int) -> None:
         self._waiting = sorted(items, key=lambda item: -item[1])
