@@ -170,16 +170,17 @@ def read_report(paths: Paths) -> ValidationReport | None:
     return ValidationReport.from_json(path.read_text())
 
 
+def _expectation_columns(expectation: Any) -> list[str]:
+    """The columns an expectation names in its arguments."""
+    config = expectation.configuration.kwargs
+    names = [config[k] for k in ("column", "column_A", "column_B") if config.get(k)]
+    names.extend(config.get("column_list") or [])
+    return names
+
+
 def _columns(suite: Any) -> list[str]:
-    names: list[str] = []
-    for expectation in suite.expectations:
-        config = expectation.configuration.kwargs
-        for key in ("column", "column_A", "column_B"):
-            if config.get(key):
-                names.append(config[key])
-        names.extend(config.get("column_list") or [])
-    names.extend(suite.extra_columns)
-    return list(dict.fromkeys(names))
+    names = [c for expectation in suite.expectations for c in _expectation_columns(expectation)]
+    return list(dict.fromkeys([*names, *suite.extra_columns]))
 
 
 def _frame(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]):
@@ -292,14 +293,21 @@ def validation_memory() -> int:
         ) from None
 
 
-def _estimated_bytes(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> int:
-    """What validating ``table`` will hold in memory (0 when it cannot be read: that is
-    reported when it is read)."""
+def _row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """0 when the table cannot be read: that is reported when it is read."""
     try:
-        rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+        return con.execute(f"select count(*) from {table}").fetchone()[0]
     except duckdb.Error:
         return 0
+
+
+def _frame_bytes(rows: int, columns: list[str]) -> int:
     return rows * max(len(columns), 1) * BYTES_PER_VALUE
+
+
+def _estimated_bytes(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> int:
+    """What validating ``columns`` of ``table`` will hold in memory."""
+    return _frame_bytes(_row_count(con, table), columns)
 
 
 @dataclass
@@ -313,27 +321,22 @@ class _Part:
     size: int = 0  # estimated bytes of its frame
 
 
-def _expectation_columns(expectation: Any, suite: Any) -> tuple[str, ...]:
-    config = expectation.configuration.kwargs
-    names = [config[k] for k in ("column", "column_A", "column_B") if config.get(k)]
-    names.extend(config.get("column_list") or [])
-    if config.get("row_condition"):
-        names.extend(suite.extra_columns)  # the columns its condition reads
-    return tuple(dict.fromkeys(names))
-
-
 def _parts(con: duckdb.DuckDBPyConnection, spec: Any, budget: int) -> list[_Part]:
     """The suite whole when its frame fits the budget; otherwise one part per set of columns
     that expectations read together (table-level ones, such as the row count, join the first),
     so that no frame holds more than a few of a large table's columns. Each expectation reads
     only its own columns (and its row condition's), so on its part's frame it gives the
     outcome it would on the whole table."""
-    whole = _Part(spec, spec.table, size=_estimated_bytes(con, spec.table, _columns(spec)))
+    rows = _row_count(con, spec.table)
+    whole = _Part(spec, spec.table, size=_frame_bytes(rows, _columns(spec)))
     if whole.size <= budget:
         return [whole]
     groups: dict[tuple[str, ...], list] = {}
     for expectation in spec.expectations:
-        groups.setdefault(_expectation_columns(expectation, spec), []).append(expectation)
+        columns = _expectation_columns(expectation)
+        if expectation.configuration.kwargs.get("row_condition"):
+            columns.extend(spec.extra_columns)  # the columns its condition reads
+        groups.setdefault(tuple(dict.fromkeys(columns)), []).append(expectation)
     table_level = groups.pop((), [])
     if not groups:
         return [whole]
@@ -344,7 +347,7 @@ def _parts(con: duckdb.DuckDBPyConnection, spec: Any, budget: int) -> list[_Part
         part_spec = dataclasses.replace(
             spec, expectations=expectations, extra_columns=list(columns)
         )
-        size = _estimated_bytes(con, spec.table, list(columns))
+        size = _frame_bytes(rows, list(columns))
         parts.append(_Part(part_spec, f"{spec.table} ({', '.join(columns)})", position, size))
     return parts
 
