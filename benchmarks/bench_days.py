@@ -12,7 +12,9 @@ validated, and the warehouse file: its size and DuckDB's used and free blocks. I
 models delete and insert rows every day; DuckDB reuses the blocks it frees and compacts row
 groups at checkpoints, and this is where it shows whether the file and the runs keep growing.
 At the end a compacted copy of the warehouse (`COPY FROM DATABASE`) gives the size the same
-data takes when written once. Results are printed as a table and saved as JSON.
+data takes when written once, and a full refresh of the same data must give every relation the
+increments built, row for row (`bench.fingerprints`; the benchmark fails when one differs).
+Results are printed as a table and saved as JSON.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ import duckdb
 from benchmarks.bench import (
     END,
     describe,
+    differing,
+    fingerprints,
     generate_args,
     hold_back_days,
     land,
     machine,
     measure,
     retention,
+    same_as_full_refresh,
     save,
     speed_probes,
 )
@@ -109,6 +114,11 @@ def main(argv: list[str] | None = None) -> None:
         land(job / "held", job, files)
         run(day)
     compacted = compacted_mb(Paths(job).warehouse, data_dir)
+    # every day's increments against a full refresh of the same data
+    incremental = fingerprints(job)
+    print("full refresh ...", flush=True)
+    full_refresh = measure(retention(job, "build", "--no-unit-tests", "--full-refresh"), job)
+    differences = differing(incremental, fingerprints(job))
     probes["after"] = speed_probes()
     daily = runs[1:]
     summary = {
@@ -125,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
         },
         "file_mb": {"after_history": runs[0]["file_mb"], "last": runs[-1]["file_mb"]},
         "compacted_mb": compacted,
+        "full_refresh_build_seconds": full_refresh["seconds"],
+        "incremental_vs_full_refresh_relations": len(incremental),
+        "incremental_vs_full_refresh_differences": differences,
     }
     report = {
         "customers": args.customers,
@@ -153,7 +166,10 @@ def main(argv: list[str] | None = None) -> None:
             + f"{r['file_mb']:>9}{r['used_blocks']:>10}{r['free_blocks']:>10}"
         )
     print(f"\n{json.dumps(summary)}")
+    print(same_as_full_refresh(len(incremental), differences))
     save(report, args.out, data_dir)
+    if differences:
+        raise SystemExit("the daily increments and the full refresh differ: see above")
 
 
 if __name__ == "__main__":

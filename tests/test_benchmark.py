@@ -156,3 +156,42 @@ def test_the_days_benchmark_runs_each_held_day_in_order(
         assert r["used_blocks"] + r["free_blocks"] == r["total_blocks"]
         assert r["build seconds"] > 0
     assert 0 < report["summary"]["compacted_mb"] <= runs[-1]["file_mb"]
+    # the days' increments, later versions of old orders included, give what a full refresh does
+    assert report["summary"]["incremental_vs_full_refresh_differences"] == []
+    assert report["summary"]["incremental_vs_full_refresh_relations"] >= 30
+    assert report["summary"]["full_refresh_build_seconds"] > 0
+
+
+def test_fingerprints_tell_which_relations_two_builds_disagree_on(
+    generated_build: Warehouse, tmp_path: Path
+) -> None:
+    """The benchmarks' comparison of increments with a full refresh: one changed value, a
+    missing row or a missing relation is named; the landed rows and the increments' bookkeeping
+    columns are not compared."""
+    shutil.copy(generated_build.paths.warehouse, tmp_path / "warehouse.duckdb")
+    before = bench.fingerprints(tmp_path)
+    assert {"marts.customers", "marts.orders", "staging.int_customer_months"} <= set(before)
+    assert {"reference.fx_rates", "quarantine.orders"} <= set(before)
+    assert not any(name.startswith("raw.") for name in before)
+    assert before["marts.customers"][0] == generated_build.scalar(
+        "select count(*) from marts.customers"
+    )
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("update raw.orders set amount = '0'")
+        con.execute("update staging.int_customer_months set _loaded_through = null")
+    assert bench.differing(before, bench.fingerprints(tmp_path)) == []
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute(
+            "update marts.customers set total_revenue = total_revenue + 0.01 "
+            "where customer_id = (select min(customer_id) from marts.customers)"
+        )
+        con.execute(
+            "delete from staging.int_customer_purchase_days "
+            "where customer_id = (select min(customer_id) from staging.int_customer_purchase_days)"
+        )
+        con.execute("drop table marts.clv_summary")
+    assert bench.differing(before, bench.fingerprints(tmp_path)) == [
+        "marts.clv_summary", "marts.customers", "staging.int_customer_purchase_days",
+    ]  # fmt: skip
+    assert bench.same_as_full_refresh(3, []).endswith("all 3 relations identical")
+    assert "DIFFERENT marts.customers" in bench.same_as_full_refresh(3, ["marts.customers"])
