@@ -27,13 +27,14 @@ The scenario a production warehouse lives through:
    data costs next to nothing, for the incremental build of one day: what dbt's start and its
    nodes cost whatever the scale, against the 10 % of the full build the target allows.
 
-Each measured command runs as its own process, measured with wait4, so the peak resident memory
-is that of the process or of its largest child (dbt). Results are printed as a table and saved
-as JSON, with the machine they were taken on: its CPU, memory and package versions, and the
-seconds of fixed work (speed probes) before the first step and after the last. Machines of the
-same kind differ in speed, and a shared one changes from hour to hour: compare figures whose
-probes agree. For the full build and the day's incremental build it also records where dbt's
-time went (run_results.json): how busy its threads were and its slowest nodes.
+Each measured command runs as its own process, measured with wait4 by a small launcher (not by
+the benchmark, whose own memory Linux would count as the command's: see LAUNCHER), so the peak
+resident memory is that of the process or of its largest child (dbt). Results are printed as a
+table and saved as JSON, with the machine they were taken on: its CPU, memory and package
+versions, and the seconds of fixed work (speed probes) before the first step and after the last.
+Machines of the same kind differ in speed, and a shared one changes from hour to hour: compare
+figures whose probes agree. For the full build and the day's incremental build it also records
+where dbt's time went (run_results.json): how busy its threads were and its slowest nodes.
 """
 
 from __future__ import annotations
@@ -197,32 +198,48 @@ def describe(info: dict[str, object], probes: dict[str, dict[str, float]]) -> st
     return "\n".join(lines)
 
 
+#: Runs a measured command and writes its wall time, CPU seconds and peak memory (wait4) to a
+#: file. The command is a child of this small process, not of the benchmark: subprocess starts a
+#: child with vfork, and Linux then counts the parent's peak resident memory (the benchmark's,
+#: which its speed probes and comparisons raise past a gigabyte) as the child's from its start.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+seconds = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    json.dump({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+               "peak_rss_kib": usage.ru_maxrss}, out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def measure(
     command: list[str], data_dir: Path, env: dict[str, str] | None = None
 ) -> dict[str, float]:
     """Run ``command`` for ``data_dir``: a `retention` command, or with ``env`` (``dbt_env``)
     dbt itself, in the directory the pipeline runs it in (``dbt_cwd``)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(
-            command,
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryDirectory() as scratch:
+        usage_file = Path(scratch) / "usage.json"
+        process = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(usage_file), *command],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env or {**os.environ, "RETENTION_DATA_DIR": str(data_dir)},
             cwd=dbt_cwd(Paths(data_dir)) if env else None,
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
+        usage = json.loads(usage_file.read_text()) if usage_file.exists() else None
         output.seek(0)
         text = output.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0 or usage is None:
         raise SystemExit(f"step {' '.join(command)} failed:\n{text[-4000:]}")
     result = {
-        "seconds": round(seconds, 2),
+        "seconds": round(usage["seconds"], 2),
         # the step's processes together, dbt's included: on two cores a step that takes twice its
         # seconds in CPU seconds is bound by the work, not by waiting
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "cpu_seconds": round(usage["cpu_seconds"], 1),
+        "peak_rss_mib": round(usage["peak_rss_kib"] / 1024, 1),
     }
     # the pipeline's own step timers ("    build done in 61.2s")
     for name, value in re.findall(r"^\s*(.+?) done in ([0-9.]+)s$", text, re.MULTILINE):
