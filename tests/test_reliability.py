@@ -289,12 +289,23 @@ def _run(data_dir: Path, *args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields of a /proc stat file after the command name (state, parent, process group,
+    ...), or none when the process or thread has gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _kill_group(process: subprocess.Popen, timeout: float = 60) -> None:
     """SIGKILL the run's whole process group and wait until every member has exited.
 
     ``process.wait()`` only reaps the direct child; the dbt grandchild that holds the
-    warehouse lock may still be tearing down, so poll /proc until no live (non-zombie)
-    process of the group is left.
+    warehouse lock may still be tearing down, so poll /proc until no process of the group has
+    a live (non-zombie) thread. Threads, not processes: a killed process's main thread becomes
+    a zombie at once while its other threads (DuckDB's) still exit, and the files they share,
+    the warehouse and its lock among them, close only when the last one has gone.
     """
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -302,11 +313,10 @@ def _kill_group(process: subprocess.Popen, timeout: float = 60) -> None:
     while time.monotonic() < deadline:
         alive = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
+            if _stat_fields(stat)[2:3] != [str(process.pid)]:  # not of the group, or gone
                 continue
-            if int(fields[2]) == process.pid and fields[0] != "Z":
+            states = (_stat_fields(task)[:1] for task in stat.parent.glob("task/*/stat"))
+            if any(state not in ([], ["Z"]) for state in states):
                 alive.append(stat.parent.name)
         if not alive:
             return
