@@ -154,9 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         paths = Paths.from_env()
+        # the lock first: the dbt processes started under it share it (retention.locking)
         with (
-            _early_dbt(args, paths) as warm,
             exclusive(paths, args.command, wait_seconds=args.wait),
+            _early_dbt(args, paths) as warm,
         ):
             return _dispatch(args, paths, started, warm)
     except UserError as exc:
@@ -182,8 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _early_dbt(args: argparse.Namespace, paths: Paths) -> AbstractContextManager:
     """For the commands that build on DuckDB, a dbt process started now (``dbt.warm_dbt``): it
-    imports dbt (1.5 s of one core) while this one imports the pipeline and waits for the lock,
-    and runs the build's dbt command. Ended unused if the command stops before its build."""
+    imports dbt (1.5 s of one core) while this one imports the pipeline (and, for `run`, loads),
+    and runs the build's dbt command. Ended unused if the command stops before its build.
+    Started once the data directory is locked, so that it shares the lock."""
     builds = args.command in ("build", "run", "demo")
     if builds and resolve_target(getattr(args, "target", None)) == "duckdb":
         return dbt.warm_dbt(paths, "duckdb")

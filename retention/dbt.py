@@ -22,6 +22,7 @@ from typing import Any
 
 from retention.config import Paths, project_dir
 from retention.errors import UserError
+from retention.locking import inherited_descriptors
 
 TARGETS = ("duckdb", "postgres", "spark")
 #: what pyspark 4.3 warns at every import under pandas 3 (the project's use of it is tested)
@@ -256,6 +257,7 @@ def parse_in_background(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=inherited_descriptors(),
     )
 
 
@@ -272,7 +274,8 @@ def finish_background(process: subprocess.Popen, timeout: float = 300) -> None:
 def _streamed(
     command: list[str], paths: Paths, target: str | None, stdin: int | None = None
 ) -> subprocess.Popen:
-    """A dbt process for ``paths`` and ``target`` whose output (stderr too) is read line by line."""
+    """A dbt process for ``paths`` and ``target`` whose output (stderr too) is read line by line.
+    It shares the data directory's lock, if this process holds it (``locking``)."""
     return subprocess.Popen(
         command,
         cwd=dbt_cwd(paths, target),
@@ -282,6 +285,7 @@ def _streamed(
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
+        pass_fds=inherited_descriptors(),
     )
 
 

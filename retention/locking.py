@@ -5,6 +5,11 @@ on ``$RETENTION_DATA_DIR/.retention.lock`` for their whole duration. A second co
 meanwhile waits up to ``wait_seconds`` and then exits with a clear message; it never interleaves
 with the first. The lock is released by the operating system when its process ends, so a killed
 run never leaves a stale lock behind.
+
+The dbt processes a command starts share the lock (``inherited_descriptors``: they inherit its
+descriptor): a command killed alone leaves its dbt build running, writing the warehouse, and
+the data directory stays locked until that build has ended too, so the next command queues
+behind it instead of failing on the warehouse's own lock.
 """
 
 from __future__ import annotations
@@ -25,6 +30,28 @@ class Busy(UserError):
     """Another retention command holds the data directory."""
 
 
+#: the descriptor of the lock this process holds (``exclusive``), if any
+_held: list[int] = []
+
+
+def inherited_descriptors() -> tuple[int, ...]:
+    """Descriptors for ``subprocess``'s ``pass_fds`` when starting a process that writes the
+    warehouse: the data directory's lock, while this process holds it. The lock belongs to the
+    open file, so it is released only when every process holding the file has ended."""
+    return tuple(_held)
+
+
+def _ended_note(holder: str) -> str:
+    """When the command that took the lock has ended (killed) and its dbt build has not: say so."""
+    try:
+        os.kill(int(json.loads(holder)["pid"]), 0)
+    except ProcessLookupError:
+        return "; that command has ended, but a dbt build it started is still running"
+    except (ValueError, KeyError, TypeError, OSError):
+        pass
+    return ""
+
+
 @contextmanager
 def exclusive(paths: Paths, command: str, wait_seconds: float = 0.0) -> Iterator[None]:
     paths.data_dir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +68,8 @@ def exclusive(paths: Paths, command: str, wait_seconds: float = 0.0) -> Iterator
                     handle.seek(0)
                     holder = handle.read().strip() or "unknown"
                     raise Busy(
-                        f"another retention command is running on {paths.data_dir} ({holder}).\n"
+                        f"another retention command is running on {paths.data_dir} ({holder})"
+                        f"{_ended_note(holder)}.\n"
                         "  what to do: wait for it to finish, or pass --wait SECONDS to queue."
                     ) from None
                 time.sleep(0.5)
@@ -57,6 +85,9 @@ def exclusive(paths: Paths, command: str, wait_seconds: float = 0.0) -> Iterator
             )
         )
         handle.flush()
+        _held.append(handle.fileno())
         yield
     finally:
-        handle.close()  # closing the descriptor releases the lock
+        if _held and _held[-1] == handle.fileno():
+            _held.pop()
+        handle.close()  # closing the descriptor releases the lock (once no child holds it)

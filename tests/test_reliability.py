@@ -3,6 +3,7 @@ concurrency, late data and security."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -307,7 +308,8 @@ def _kill_group(process: subprocess.Popen, timeout: float = 60) -> None:
     a zombie at once while its other threads (DuckDB's) still exit, and the files they share,
     the warehouse and its lock among them, close only when the last one has gone.
     """
-    os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # every member may have ended already
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -346,6 +348,36 @@ def test_a_run_killed_during_the_build_leaves_serving_alone(
     out, err = finished.communicate(timeout=900)
     assert finished.returncode == 0, out[-2000:] + err
     assert paths.serving.resolve() != before
+
+
+def test_a_build_left_running_by_a_killed_command_keeps_the_data_directory_locked(
+    published: Warehouse, tmp_path: Path
+) -> None:
+    """Killed alone (not its process group), `retention build` leaves its dbt build running and
+    writing the warehouse. The data directory stays locked until that build has ended: the next
+    command says so (not that the warehouse is "in use by another process"), and with --wait it
+    queues behind the build and then runs."""
+    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
+    paths = Paths(tmp_path / "data")
+    process = _run(paths.data_dir, "build")
+    deadline = time.monotonic() + 120
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if "START sql table model" in line or time.monotonic() > deadline:
+                break
+        os.kill(process.pid, signal.SIGKILL)  # the command only: its dbt build goes on
+        process.wait()
+        refused = _run(paths.data_dir, "build")
+        _, err = refused.communicate(timeout=300)
+        assert refused.returncode == 1, err
+        assert "another retention command is running" in err
+        assert "that command has ended, but a dbt build it started is still running" in err
+        queued = _run(paths.data_dir, "--wait", "600", "build")
+        out, err = queued.communicate(timeout=900)
+        assert queued.returncode == 0, out[-2000:] + err
+    finally:
+        _kill_group(process)
 
 
 def test_a_publish_that_dies_half_way_changes_nothing(
