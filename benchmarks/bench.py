@@ -353,8 +353,6 @@ def describe_profile(name: str, profile: dict[str, object]) -> str:
 
 def landed_rows(data_dir: Path) -> dict[str, int]:
     """Rows of each raw table: the scale actually measured (orders count every landed version)."""
-    import duckdb
-
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         tables = raw_tables(con)
         return {
@@ -366,8 +364,6 @@ def landed_rows(data_dir: Path) -> dict[str, int]:
 
 def compare_plain(data_dir: Path) -> dict[str, int]:
     """Rows of each plain mart missing from the dbt mart, and the other way round."""
-    import duckdb
-
     con = duckdb.connect(str(data_dir / "yardstick.duckdb"), read_only=True)
     con.execute(f"attach '{data_dir / 'warehouse.duckdb'}' as wh (read_only)")
     differences = {}

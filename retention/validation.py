@@ -305,11 +305,6 @@ def _frame_bytes(rows: int, columns: list[str]) -> int:
     return rows * max(len(columns), 1) * BYTES_PER_VALUE
 
 
-def _estimated_bytes(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> int:
-    """What validating ``columns`` of ``table`` will hold in memory."""
-    return _frame_bytes(_row_count(con, table), columns)
-
-
 @dataclass
 class _Part:
     """A suite, or the part of one that reads ``columns`` (``name`` says which), as the
