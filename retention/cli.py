@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -24,6 +25,23 @@ from retention.locking import exclusive
 # a command's dbt process, if it needs one, is already importing dbt on the other core
 
 _output = threading.Lock()
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (a service manager stopping the job, a scheduler's timeout, ``kill``): the
+    command stops as Ctrl-C stops it."""
+
+
+#: the stop signals received (``_stop``)
+_signalled: list[int] = []
+
+
+def _stop(signum: int, frame: object) -> None:
+    _signalled.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the stop short
+    raise Stopped
 
 
 def _say(message: str) -> None:
@@ -152,6 +170,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_dir:
         os.environ["RETENTION_DATA_DIR"] = str(args.data_dir.resolve())
     started = time.perf_counter()
+    _signalled.clear()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _stop)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _stop)
+    try:
+        return _main(args, started)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(args: argparse.Namespace, started: float) -> int:
     try:
         paths = Paths.from_env()
         # the lock first: the dbt processes started under it share it (retention.locking)
@@ -160,25 +192,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             _early_dbt(args, paths) as warm,
         ):
             return _dispatch(args, paths, started, warm)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except Exception as exc:
-        if not is_environment_error(exc):
-            raise
-        # a full disk or a folder it may not write: the machine's problem, not a bug to trace
-        logging.getLogger(__name__).debug("the error in full", exc_info=True)
-        where = os.environ.get("RETENTION_DATA_DIR") or "the data directory"
+    except BaseException as exc:
+        return _ended_by(exc, args)
+
+
+def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
+    """The exit status for a command that raised ``exc``, after saying what happened; raises
+    ``exc`` again when it is a bug (its traceback is what a bug report needs)."""
+    if isinstance(exc, KeyboardInterrupt) or _signalled:
+        # DuckDB turns the signal into its own error ("Query interrupted"): hence _signalled
+        terminated = isinstance(exc, Stopped) or signal.SIGTERM in _signalled
+        # its dbt build must not go on writing the warehouse after it (dbt.stop_started)
+        builds = dbt.stop_started(_say, interrupted=not terminated)
+        what = "stopped (SIGTERM)" if terminated else "interrupted"
+        also = " with the dbt build it had started" if builds else ""
         print(
-            f"error: {exc}\n  what to do: check the free disk space and the permissions under "
-            f"{where}, then run `retention {args.command}` again (-v shows the traceback)",
+            f"{what}{also}; serving/ holds the last release that was published in full.\n"
+            f"  what to do: run `retention {args.command}` again",
             file=sys.stderr,
             flush=True,
         )
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    if isinstance(exc, UserError):
+        print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    if not is_environment_error(exc):
+        raise exc
+    # a full disk or a folder it may not write: the machine's problem, not a bug to trace
+    logging.getLogger(__name__).debug("the error in full", exc_info=exc)
+    where = os.environ.get("RETENTION_DATA_DIR") or "the data directory"
+    print(
+        f"error: {exc}\n  what to do: check the free disk space and the permissions under "
+        f"{where}, then run `retention {args.command}` again (-v shows the traceback)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
 
 
 def _early_dbt(args: argparse.Namespace, paths: Paths) -> AbstractContextManager:

@@ -8,12 +8,15 @@ A caller that knows a dbt command will follow other work can start that process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +30,11 @@ from retention.locking import inherited_descriptors
 TARGETS = ("duckdb", "postgres", "spark")
 #: what pyspark 4.3 warns at every import under pandas 3 (the project's use of it is tested)
 PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+#: how long a stopped dbt process gets to cancel its queries and exit before it is killed
+STOP_GRACE_SECONDS = 30.0
+
+#: the dbt processes this one started that may still run (``stop_started``)
+_started: list[subprocess.Popen] = []
 
 
 class DbtFailure(UserError):
@@ -250,7 +258,7 @@ def parse_in_background(
     """
     if seed_parse(paths, target, dbt_vars):
         return None
-    return subprocess.Popen(
+    return _started_process(
         dbt_command(["parse"], dbt_vars),
         cwd=dbt_cwd(paths, target),
         env=dbt_env(paths, target),
@@ -259,6 +267,51 @@ def parse_in_background(
         stderr=subprocess.DEVNULL,
         pass_fds=inherited_descriptors(),
     )
+
+
+def _started_process(command: list[str], **kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen``, remembered until it has ended (``stop_started``)."""
+    _started[:] = [p for p in _started if p.poll() is None]
+    process = subprocess.Popen(command, **kwargs)
+    _started.append(process)
+    return process
+
+
+def stop_started(
+    say: Callable[[str], None], interrupted: bool = False, grace: float = STOP_GRACE_SECONDS
+) -> int:
+    """Stop the dbt processes this one started that still run, and wait until they have ended;
+    return how many there were.
+
+    For a command that is stopping (SIGTERM, Ctrl-C): without this, its dbt build would go on
+    writing the warehouse after the command has gone. Each gets SIGINT, as Ctrl-C gives it in a
+    terminal (dbt then cancels its queries, writes its run results and exits); when
+    ``interrupted`` (Ctrl-C reached the whole process group, dbt included) it is not sent
+    again. What dbt prints meanwhile goes to ``say``. A process still running after ``grace``
+    seconds is killed: the warehouse takes that too (DuckDB's write-ahead log), only slower to
+    open next time.
+    """
+    running = [p for p in _started if p.poll() is None]
+    _started.clear()
+    for process in running:
+        if not interrupted:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for process in running:
+        if process.stdin is not None and process.stdin.closed:
+            process.stdin = None  # its command was written: communicate has nothing to send
+        try:
+            output, _ = process.communicate(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            say(f"    dbt (process {process.pid}) did not stop within {grace:.0f} s: killed")
+            process.kill()
+            output, _ = process.communicate()
+        for line in (output or "").splitlines():
+            if "Encountered an error" in line:
+                break  # the rest is the stack of dbt's KeyboardInterrupt, not a problem
+            say(f"    {line}")
+    return len(running)
 
 
 def finish_background(process: subprocess.Popen, timeout: float = 300) -> None:
@@ -276,7 +329,7 @@ def _streamed(
 ) -> subprocess.Popen:
     """A dbt process for ``paths`` and ``target`` whose output (stderr too) is read line by line.
     It shares the data directory's lock, if this process holds it (``locking``)."""
-    return subprocess.Popen(
+    return _started_process(
         command,
         cwd=dbt_cwd(paths, target),
         env=dbt_env(paths, target),

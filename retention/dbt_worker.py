@@ -12,6 +12,10 @@ build whatever its size, only to free memory the process returns anyway. They ar
 that collection instead (``gc.freeze``); the exit handlers still run (dbt-duckdb closes the
 warehouse there, with its checkpoint) and the standard streams are still flushed. While dbt
 runs, the collector runs less often (``config.GC_THRESHOLDS``).
+
+SIGINT and SIGTERM stop dbt as Ctrl-C does in a terminal (it cancels its queries, writes its run
+results and exits), whatever the process that started this one ignored (a shell's background
+job ignores SIGINT, and its children inherit that).
 """
 
 from __future__ import annotations
@@ -21,12 +25,19 @@ import gc
 import importlib
 import json
 import os
+import signal
 import sys
 
 from retention.config import GC_THRESHOLDS
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     gc.set_threshold(*GC_THRESHOLDS)  # before dbt's imports, which make objects too
     from dbt.cli.main import cli
 
