@@ -14,6 +14,8 @@ from retention import dbt as retention_dbt
 from retention.config import project_dir
 from retention.errors import UserError
 
+from .locking import data_directory
+
 PROJECT_DIR = project_dir()
 
 dbt_project = DbtProject(
@@ -125,7 +127,9 @@ def _dbt_step(name: str, select: str) -> dg.AssetsDefinition:
         name=name,
     )
     def step(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: BuildConfig):
-        yield from dbt.cli(build_args(config), context=context).stream()
+        args = build_args(config)
+        with data_directory(context):
+            yield from dbt.cli(args, context=context).stream()
 
     return step
 

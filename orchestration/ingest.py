@@ -2,10 +2,11 @@
 
 import dagster as dg
 
-from retention.config import ENTITIES, Paths
+from retention.config import ENTITIES
 from retention.load import LoadErrors, load
 
 from .dbt import RETRY
+from .locking import data_directory
 
 landing_files = [
     dg.AssetSpec(
@@ -32,7 +33,8 @@ landing_files = [
 def raw_tables(context: dg.AssetExecutionContext):
     """Load new landing files; a file already loaded (same content) is skipped."""
     try:
-        summary = load(Paths.from_env(), progress=context.log.info)
+        with data_directory(context) as paths:
+            summary = load(paths, progress=context.log.info)
     except LoadErrors as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     for entity in ENTITIES:

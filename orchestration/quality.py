@@ -9,9 +9,9 @@ validate`; the mart check writes the validation report that publishing requires.
 import dagster as dg
 
 from retention import validation
-from retention.config import Paths
 
 from .dbt import MART_KEYS
+from .locking import data_directory
 
 RAW_TABLES = ["raw.customers", "raw.orders"]
 STAGING_TABLES = [
@@ -72,21 +72,24 @@ def check_results(report: validation.ValidationReport, tables: list[str]):
 
 @dg.multi_asset_check(specs=_specs(RAW_TABLES))
 def raw_quality(context: dg.AssetCheckExecutionContext):
-    report = validation.validate(
-        Paths.from_env(), progress=context.log.info, tables=RAW_TABLES, write_report=False
-    )
+    with data_directory(context) as paths:
+        report = validation.validate(
+            paths, progress=context.log.info, tables=RAW_TABLES, write_report=False
+        )
     yield from check_results(report, RAW_TABLES)
 
 
 @dg.multi_asset_check(specs=_specs(STAGING_TABLES))
 def staging_quality(context: dg.AssetCheckExecutionContext):
-    report = validation.validate(
-        Paths.from_env(), progress=context.log.info, tables=STAGING_TABLES, write_report=False
-    )
+    with data_directory(context) as paths:
+        report = validation.validate(
+            paths, progress=context.log.info, tables=STAGING_TABLES, write_report=False
+        )
     yield from check_results(report, STAGING_TABLES)
 
 
 @dg.multi_asset_check(specs=_specs(MART_TABLES))
 def marts_quality(context: dg.AssetCheckExecutionContext):
-    report = validation.validate(Paths.from_env(), progress=context.log.info)
+    with data_directory(context) as paths:
+        report = validation.validate(paths, progress=context.log.info)
     yield from check_results(report, MART_TABLES)

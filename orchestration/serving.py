@@ -3,9 +3,9 @@
 import dagster as dg
 
 from retention import publish, report
-from retention.config import Paths
 
 from .dbt import MART_KEYS, RETRY
+from .locking import data_directory
 
 
 @dg.asset(
@@ -17,7 +17,8 @@ from .dbt import MART_KEYS, RETRY
 )
 def serving_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     try:
-        summary = publish.publish(Paths.from_env(), progress=context.log.info)
+        with data_directory(context) as paths:
+            summary = publish.publish(paths, progress=context.log.info)
     except publish.PublishRefused as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     return dg.MaterializeResult(
@@ -36,7 +37,8 @@ def serving_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     description="The HTML retention report, built from the published serving copy.",
 )
 def retention_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    built = report.build_report(Paths.from_env(), progress=context.log.info)
+    with data_directory(context) as paths:
+        built = report.build_report(paths, progress=context.log.info)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(built.path)),

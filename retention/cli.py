@@ -188,7 +188,7 @@ def _main(args: argparse.Namespace, started: float) -> int:
         paths = Paths.from_env()
         # the lock first: the dbt processes started under it share it (retention.locking)
         with (
-            exclusive(paths, args.command, wait_seconds=args.wait),
+            exclusive(paths, args.command, wait_seconds=args.wait, on_wait=_say),
             _early_dbt(args, paths) as warm,
         ):
             return _dispatch(args, paths, started, warm)

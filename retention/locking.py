@@ -18,7 +18,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -53,24 +53,42 @@ def _ended_note(holder: str) -> str:
 
 
 @contextmanager
-def exclusive(paths: Paths, command: str, wait_seconds: float = 0.0) -> Iterator[None]:
+def exclusive(
+    paths: Paths,
+    command: str,
+    wait_seconds: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+    how_to_wait: str = "pass --wait SECONDS to queue",
+) -> Iterator[None]:
+    """Hold the data directory for ``command`` (what the busy message names) for the block.
+
+    If another process holds it, wait up to ``wait_seconds`` (``on_wait`` is told once, with
+    who holds it), then raise ``Busy`` (its advice ends with ``how_to_wait``).
+    """
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     lock_path = paths.data_dir / ".retention.lock"
     handle = lock_path.open("a+")
     deadline = time.monotonic() + wait_seconds
+    told = False
     try:
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                if time.monotonic() < deadline and on_wait is not None and not told:
+                    on_wait(
+                        f"waiting up to {wait_seconds:.0f} s for the data directory "
+                        f"{paths.data_dir}: another retention command holds it ({holder})"
+                    )
+                    told = True
                 if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "unknown"
                     raise Busy(
                         f"another retention command is running on {paths.data_dir} ({holder})"
                         f"{_ended_note(holder)}.\n"
-                        "  what to do: wait for it to finish, or pass --wait SECONDS to queue."
+                        f"  what to do: wait for it to finish, or {how_to_wait}."
                     ) from None
                 time.sleep(0.5)
         handle.seek(0)

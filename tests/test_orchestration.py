@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from contextlib import ExitStack
 from datetime import date, datetime
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from retention.config import ENTITIES, Paths
 from retention.generate import generate
+from retention.locking import Busy, exclusive
 from tests.conftest import quiet, write_csv
 
 
@@ -71,15 +74,15 @@ def test_asset_graph_has_real_lineage(defs: dg.Definitions) -> None:
     assert any(name.startswith("unique_where_changed_orders_order_id") for _, name in checks)
 
 
-def test_job_materialises_every_asset(defs: dg.Definitions, data_dir: Paths) -> None:
+def _landing(paths: Paths, customers: int, seed: int, end: date) -> None:
     generate(
-        data_dir.landing,
-        customers=600,
-        seed=4,
-        start=date(2024, 1, 1),
-        end=date(2024, 12, 31),
+        paths.landing, customers=customers, seed=seed, start=date(2024, 1, 1), end=end,
         progress=quiet,
-    )
+    )  # fmt: skip
+
+
+def test_job_materialises_every_asset(defs: dg.Definitions, data_dir: Paths) -> None:
+    _landing(data_dir, customers=600, seed=4, end=date(2024, 12, 31))
     job = defs.resolve_job_def("retention_job")
     from orchestration.automation import run_config
 
@@ -196,3 +199,78 @@ def test_scheduled_builds_leave_unit_tests_to_ci() -> None:
 
     assert build_args(BuildConfig())[-4:-2] == ["--exclude-resource-type", "unit_test"]
     assert "unit_test" not in build_args(BuildConfig(unit_tests=True))
+
+
+# ------------------------------------------------------------------ the data directory's lock
+def test_a_step_waits_for_a_command_and_holds_the_data_directory_itself(
+    data_dir: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step started while a `retention` command holds the data directory logs that it waits,
+    runs once the command has ended, and holds the directory itself meanwhile: a command started
+    then is told which step of which run has it."""
+    from orchestration import ingest
+
+    _landing(data_dir, customers=200, seed=5, end=date(2024, 6, 30))
+    monkeypatch.setenv("RETENTION_DAGSTER_LOCK_WAIT", "60")
+    seen: list[str] = []
+    real_load = ingest.load
+
+    def load_and_look(paths: Paths, progress) -> object:
+        try:
+            with exclusive(paths, "load"):
+                seen.append("free")
+        except Busy as exc:
+            seen.append(str(exc))
+        return real_load(paths, progress=progress)
+
+    monkeypatch.setattr(ingest, "load", load_and_look)
+    instance = dg.DagsterInstance.ephemeral()
+    command = ExitStack()
+    command.enter_context(exclusive(data_dir, "run"))
+    timer = threading.Timer(1.5, command.close)  # the command ends
+    timer.start()
+    try:
+        result = dg.materialize([ingest.raw_tables], instance=instance)
+    finally:
+        timer.cancel()
+        command.close()
+    assert result.success
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(
+        "waiting up to 60 s for the data directory" in m and '"command": "run"' in m
+        for m in messages
+    )
+    assert len(seen) == 1
+    assert f"dagster run {result.run_id[:8]}, step raw_tables" in seen[0]
+
+
+def test_a_step_that_cannot_have_the_data_directory_fails_once_and_says_why(
+    data_dir: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestration import ingest
+
+    _landing(data_dir, customers=200, seed=5, end=date(2024, 6, 30))
+    monkeypatch.setenv("RETENTION_DAGSTER_LOCK_WAIT", "0.5")
+    instance = dg.DagsterInstance.ephemeral()
+    with exclusive(data_dir, "run"):
+        result = dg.materialize([ingest.raw_tables], instance=instance, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert len(failures) == 1
+    message = failures[0].step_failure_data.user_failure_data.description
+    assert "another retention command is running" in message and '"command": "run"' in message
+    assert "set RETENTION_DAGSTER_LOCK_WAIT (seconds, now 0) to wait longer" in message
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    assert not result.get_asset_materialization_events()
+
+
+def test_a_malformed_lock_wait_fails_the_step_without_retries(monkeypatch) -> None:
+    from orchestration.locking import lock_wait_seconds
+
+    monkeypatch.setenv("RETENTION_DAGSTER_LOCK_WAIT", "an hour")
+    with pytest.raises(dg.Failure) as failure:
+        lock_wait_seconds()
+    assert "RETENTION_DAGSTER_LOCK_WAIT='an hour' is not a number of seconds" in str(failure.value)
+    assert not failure.value.allow_retries
+    monkeypatch.setenv("RETENTION_DAGSTER_LOCK_WAIT", "")
+    assert lock_wait_seconds() == 3600
