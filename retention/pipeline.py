@@ -181,19 +181,22 @@ def validate_and_publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
     Validation (Great Expectations on pandas: one core) and writing the release (DuckDB's Parquet
     writer: every core) read the same build, so they run side by side. The release stays
     invisible until ``publish.activate`` has checked the validation report and swapped it in; a
-    failed validation discards it and serving/ keeps the previous copy.
+    failed validation (or a stop) cancels it, and serving/ keeps the previous copy.
     """
+    cancel = publish.StageCancel()
     with (
         step("validate + publish", say),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-release") as writer,
     ):
         staging = writer.submit(
-            publish.stage_release, paths, progress=lambda line: say(f"  {line}")
+            publish.stage_release, paths, progress=lambda line: say(f"  {line}"), cancel=cancel
         )
         try:
             validate_step(paths, say)
         except BaseException:
-            if staging.exception() is None:  # waits for the writer
+            # not to be published: stop writing it (in the middle of a mart, too) and remove it
+            cancel.cancel()
+            if staging.exception() is None:  # waits for the writer; it may have finished
                 publish.discard(staging.result())
             raise
         summary = publish.activate(paths, staging.result())

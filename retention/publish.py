@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,36 @@ ALWAYS_PII = {"email"}
 #: holds only views over the Parquet files, so the format costs nothing. The build warehouse,
 #: which no BI tool reads, uses DuckDB 2's format: its builds are faster; see DECISIONLOG.)
 SERVING_FILE_CONFIG = {"storage_compatibility_version": "v1.0.0"}
+
+
+class StageCancelled(Exception):
+    """``stage_release`` was cancelled (``StageCancel``); the release folder is removed."""
+
+
+class StageCancel:
+    """Stops a ``stage_release`` running in another thread: before its next mart, or in the
+    middle of one (DuckDB's ``interrupt`` on its connection). For a release that will not be
+    published (its validation failed, the command is stopping)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            if self._con is not None:
+                self._con.interrupt()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise StageCancelled("the release was cancelled before it was complete")
+
+    def watch(self, con: duckdb.DuckDBPyConnection | None) -> None:
+        """The connection the release is written through (None: it is being closed)."""
+        with self._lock:
+            self._con = con
 
 
 class PublishRefused(UserError):
@@ -196,15 +227,22 @@ class StagedRelease:
     seconds: float
 
 
-def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -> StagedRelease:
+def stage_release(
+    paths: Paths,
+    progress: Callable[[str], None] | None = None,
+    cancel: StageCancel | None = None,
+) -> StagedRelease:
     """Write every mart of the latest successful build into a new release folder.
 
     Nothing reads the release until ``activate`` has checked the validation and swapped it in,
-    so it may be written while the same build is being validated (``retention run`` does).
+    so it may be written while the same build is being validated (``retention run`` does);
+    ``cancel`` stops it from another thread when that validation fails or the command stops.
     """
     say = progress or log.info
+    cancel = cancel or StageCancel()
     started = time.perf_counter()
     con = connect(paths, read_only=True)
+    cancel.watch(con)
     try:
         # the marts' rows in any order (a mart that needs one sorts in its own SQL): DuckDB then
         # writes each file from both threads without holding rows back to keep them in order,
@@ -229,6 +267,7 @@ def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -
         tables: dict[str, dict] = {}
         try:
             for name in marts:
+                cancel.check()
                 columns = [
                     c
                     for (c,) in con.execute(
@@ -261,10 +300,12 @@ def stage_release(paths: Paths, progress: Callable[[str], None] | None = None) -
                     views.execute(f"create view {name} as select * from read_parquet('{parquet}')")
             finally:
                 views.close()
+            cancel.check()
         except BaseException:
             _remove(release)
             raise
     finally:
+        cancel.watch(None)
         con.close()
     return StagedRelease(release, build_id, tables, round(time.perf_counter() - started, 2))
 
