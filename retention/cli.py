@@ -199,20 +199,31 @@ def _main(args: argparse.Namespace, started: float) -> int:
 def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
     """The exit status for a command that raised ``exc``, after saying what happened; raises
     ``exc`` again when it is a bug (its traceback is what a bug report needs)."""
-    if isinstance(exc, KeyboardInterrupt) or _signalled:
-        # DuckDB turns the signal into its own error ("Query interrupted"): hence _signalled
-        terminated = isinstance(exc, Stopped) or signal.SIGTERM in _signalled
-        # its dbt build must not go on writing the warehouse after it (dbt.stop_started)
-        builds = dbt.stop_started(_say, interrupted=not terminated)
-        what = "stopped (SIGTERM)" if terminated else "interrupted"
-        also = " with the dbt build it had started" if builds else ""
+    # DuckDB turns a signal into its own error ("Query interrupted"): hence _signalled
+    stopping = isinstance(exc, KeyboardInterrupt) or bool(_signalled)
+    terminated = isinstance(exc, Stopped) or signal.SIGTERM in _signalled
+    broken_pipe = not stopping and isinstance(exc, BrokenPipeError)
+    if broken_pipe:
+        # its reader has gone (`retention run | head`): what is still printed goes nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # whatever ended it, its dbt build must not go on writing the warehouse after it; Ctrl-C
+    # has reached dbt already
+    builds = dbt.stop_started(_say, interrupted=stopping and not terminated)
+    also = " with the dbt build it had started" if builds else ""
+    if stopping or broken_pipe:
+        if broken_pipe:
+            what, status = "stopped: its standard output was closed", signal.SIGPIPE
+        elif terminated:
+            what, status = "stopped (SIGTERM)", signal.SIGTERM
+        else:
+            what, status = "interrupted", signal.SIGINT
         print(
             f"{what}{also}; serving/ holds the last release that was published in full.\n"
             f"  what to do: run `retention {args.command}` again",
             file=sys.stderr,
             flush=True,
         )
-        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+        return 128 + status
     if isinstance(exc, UserError):
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

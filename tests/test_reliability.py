@@ -281,13 +281,12 @@ def test_two_runs_on_the_same_input_give_identical_marts(
 
 # ------------------------------------------------------------------ crashes, concurrency
 def _run(data_dir: Path, *args: str, **kwargs) -> subprocess.Popen:
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
     return subprocess.Popen(
         [sys.executable, "-m", "retention", "--data-dir", str(data_dir), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        **kwargs,
+        **options,
     )
 
 
@@ -423,6 +422,34 @@ def test_a_stopped_run_stops_its_dbt_build_and_frees_the_data_directory(
     out, err = finished.communicate(timeout=900)
     assert finished.returncode == 0, out[-2000:] + err
     assert paths.serving.resolve() != before
+
+
+def test_a_command_whose_output_is_closed_stops_with_its_dbt_build(
+    published: Warehouse, tmp_path: Path
+) -> None:
+    """`retention build | head`: once the reader has gone, the command stops (141, as a process
+    killed by SIGPIPE) with its dbt build, and says so on standard error, without a traceback
+    or advice about the disk."""
+    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
+    paths = Paths(tmp_path / "data")
+    read, write = os.pipe()
+    process = _run(paths.data_dir, "build", stdout=write)
+    os.close(write)
+    try:
+        with os.fdopen(read) as reader:  # closed after the first table model starts
+            for line in reader:
+                if "START sql table model" in line:
+                    break
+        _, err = process.communicate(timeout=300)
+        left_running = _live_members(process.pid)
+    finally:
+        _kill_group(process)
+    assert process.returncode == 128 + signal.SIGPIPE, err
+    assert "stopped: its standard output was closed with the dbt build it had started" in err
+    assert "Traceback" not in err and "disk space" not in err
+    assert left_running == []
+    with exclusive(paths, "check"):
+        pass
 
 
 def test_a_stop_that_duckdb_reports_as_its_own_error_is_still_a_stop(
