@@ -517,7 +517,10 @@ def test_a_second_run_waits_or_exits_clearly(tmp_path: Path) -> None:
         _, err = second.communicate(timeout=120)
         assert second.returncode == 1
         assert "another retention command is running" in err and "Traceback" not in err
-    waiting = _run(tmp_path, "--wait", "30", "load")
+        waiting = _run(tmp_path, "--wait", "30", "load")
+        assert waiting.stdout is not None
+        told = waiting.stdout.readline()  # then the lock is released: it goes on
+    assert "waiting up to 30 s for the data directory" in told and '"command": "run"' in told
     _, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, err
 
