@@ -208,7 +208,10 @@ def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     # whatever ended it, its dbt build must not go on writing the warehouse after it; Ctrl-C
     # has reached dbt already
-    builds = dbt.stop_started(_say, interrupted=stopping and not terminated)
+    try:
+        builds = dbt.stop_started(_say, interrupted=stopping and not terminated)
+    except KeyboardInterrupt:  # Ctrl-C again while dbt stops: it was killed instead
+        builds, stopping, terminated, broken_pipe = 1, True, False, False
     also = " with the dbt build it had started" if builds else ""
     if stopping or broken_pipe:
         if broken_pipe:

@@ -288,29 +288,36 @@ def stop_started(
     terminal (dbt then cancels its queries, writes its run results and exits); when
     ``interrupted`` (Ctrl-C reached the whole process group, dbt included) it is not sent
     again. What dbt prints meanwhile goes to ``say``. A process still running after ``grace``
-    seconds is killed: the warehouse takes that too (DuckDB's write-ahead log), only slower to
-    open next time.
+    seconds is killed, and so is every one at once on a KeyboardInterrupt meanwhile (Ctrl-C
+    again: no more waiting; it is raised again): the warehouse takes that too (DuckDB's
+    write-ahead log), only slower to open next time.
     """
     running = [p for p in _started if p.poll() is None]
     _started.clear()
-    for process in running:
-        if not interrupted:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + grace
-    for process in running:
-        if process.stdin is not None and process.stdin.closed:
-            process.stdin = None  # its command was written: communicate has nothing to send
-        try:
-            output, _ = process.communicate(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            say(f"    dbt (process {process.pid}) did not stop within {grace:.0f} s: killed")
+    try:
+        for process in running:
+            if not interrupted:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for process in running:
+            if process.stdin is not None and process.stdin.closed:
+                process.stdin = None  # its command was written: communicate sends nothing
+            try:
+                output, _ = process.communicate(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                say(f"    dbt (process {process.pid}) did not stop within {grace:.0f} s: killed")
+                process.kill()
+                output, _ = process.communicate()
+            for line in (output or "").splitlines():
+                if "Encountered an error" in line:
+                    break  # the rest is the stack of dbt's KeyboardInterrupt, not a problem
+                say(f"    {line}")
+    except KeyboardInterrupt:
+        for process in running:
             process.kill()
-            output, _ = process.communicate()
-        for line in (output or "").splitlines():
-            if "Encountered an error" in line:
-                break  # the rest is the stack of dbt's KeyboardInterrupt, not a problem
-            say(f"    {line}")
+            process.wait()
+        raise
     return len(running)
 
 

@@ -481,6 +481,49 @@ def test_a_stop_that_duckdb_reports_as_its_own_error_is_still_a_stop(
         pass
 
 
+def _stubborn_dbt() -> subprocess.Popen:
+    """A process that ignores SIGINT, as a dbt process this one started (``dbt.stop_started``
+    stops those)."""
+    code = (
+        "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(120)"
+    )
+    process = dbt._started_process([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    return process
+
+
+def test_a_dbt_process_that_does_not_stop_is_killed_after_the_grace() -> None:
+    stubborn = _stubborn_dbt()
+    lines: list[str] = []
+    started = time.monotonic()
+    assert dbt.stop_started(lines.append, grace=1) == 1
+    assert stubborn.returncode == -signal.SIGKILL
+    assert 1 <= time.monotonic() - started < 30
+    assert any(
+        f"dbt (process {stubborn.pid}) did not stop within 1 s: killed" in line for line in lines
+    )
+    assert dbt.stop_started(lines.append) == 0  # nothing left to stop
+
+
+def test_ctrl_c_while_dbt_stops_kills_it_at_once() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run on the main thread only")
+    stubborn = _stubborn_dbt()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            dbt.stop_started(quiet, grace=60)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert stubborn.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 30
+
+
 def test_a_publish_that_dies_half_way_changes_nothing(
     published: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
