@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -612,10 +613,18 @@ def _write(
         part = table.take(pa.array(order[lo:hi]))
         name = f"{entity}_{days[lo] if daily[lo] else months[lo]}.{fmt}"
         path = folder / name
-        if fmt == "csv":
-            pacsv.write_csv(part, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
-        else:
-            pq.write_table(part, path, compression="zstd")
+        # under a dot-name until complete (the loader skips those), then renamed: a load, the
+        # Dagster sensor or a stopped run never sees a file half-written
+        partial = folder / f".{name}.partial"
+        try:
+            if fmt == "csv":
+                options = pacsv.WriteOptions(quoting_style="needed")
+                pacsv.write_csv(part, partial, write_options=options)
+            else:
+                pq.write_table(part, partial, compression="zstd")
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         files.append(path)
     return files
 

@@ -211,6 +211,34 @@ def test_progress_says_the_simulation_ended_before_any_file_is_written(tmp_path:
     assert lines[2].startswith("  customers: ")  # the first entity written comes after it
 
 
+def test_a_file_is_visible_only_once_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are written under a dot-name (which the loader skips) and renamed when complete: a
+    write that fails (a full disk, a stopped run) leaves no half-written landing file."""
+    from retention import generate as module
+
+    real_write = module.pacsv.write_csv
+    written: list[Path] = []
+
+    def fail_on_the_second(table, path, **kwargs):
+        written.append(Path(path))
+        if len(written) == 2:
+            Path(path).write_text("customer_id,em")  # half a file
+            raise OSError("No space left on device")
+        return real_write(table, path, **kwargs)
+
+    monkeypatch.setattr(module.pacsv, "write_csv", fail_on_the_second)
+    with pytest.raises(OSError, match="No space left"):
+        generate(
+            tmp_path, customers=200, seed=3, start=date(2024, 1, 1), end=date(2024, 6, 30),
+            progress=quiet,
+        )  # fmt: skip
+    assert all(path.name.startswith(".") for path in written)
+    visible = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert visible == [written[0].name.removeprefix(".").removesuffix(".partial")]
+
+
 def test_parquet_holds_the_same_rows_as_csv(tmp_path: Path) -> None:
     args = dict(
         customers=500, seed=9, start=date(2024, 1, 1), end=date(2024, 6, 30), progress=quiet

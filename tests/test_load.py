@@ -62,6 +62,17 @@ def test_rows_land_as_text_with_lineage(paths: Paths) -> None:
     assert types["amount"] == "VARCHAR" and types["_source_row"] == "BIGINT"
 
 
+def test_a_file_still_under_a_dot_name_is_not_loaded_until_renamed(paths: Paths) -> None:
+    """The landing contract: write a file under a dot-name and rename it when complete; a load
+    meanwhile does not read it half-written."""
+    writing = write_csv(paths.landing_dir("orders") / ".a.csv.partial", ORDER_HEADER, _orders(2))
+    write_csv(paths.landing_dir("orders") / "b.csv", ORDER_HEADER, _orders(1, start=10))
+    assert load(paths, progress=quiet).rows("orders") == 1
+    writing.rename(writing.with_name("a.csv"))
+    assert load(paths, progress=quiet).rows("orders") == 2
+    assert _count(paths, "raw.orders") == 3
+
+
 def test_loading_twice_loads_nothing_new(paths: Paths) -> None:
     write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(5))
     load(paths, progress=quiet)
