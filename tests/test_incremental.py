@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -183,8 +186,14 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
         [["C-LATE-1", "late@example.com", "2024-03-01T08:00:00Z", "DE", "email", ""]],
     )
     pipeline.load_step(paths, quiet)
+    # the day loaded, not yet built (test_a_day_build_stopped_half_way_finishes_the_same)
+    shutil.copytree(paths.data_dir, _before_the_build(paths), symlinks=True)
     pipeline.build_step(paths, quiet)
     return paths
+
+
+def _before_the_build(paths: Paths) -> Path:
+    return paths.data_dir.with_name(f"{paths.data_dir.name}-before-the-day-build")
 
 
 def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -> None:
@@ -452,6 +461,42 @@ def test_incremental_run_equals_full_refresh(day_landed_incrementally: Paths) ->
     assert {"marts.customers", "marts.customer_cohorts", "marts.retention_monthly"} <= set(full)
     for name in full:
         assert incremental[name] == full[name], f"{name} differs after the incremental run"
+
+
+def test_a_day_build_stopped_half_way_finishes_the_same(
+    day_landed_incrementally: Paths, tmp_path: Path
+) -> None:
+    """SIGTERM to the day's `retention build` once `base_shop__orders` has taken the day's rows
+    (its increment committed, the models after it not built): the build stops, and the next one
+    leaves every mart and incremental model as the uninterrupted build did."""
+    expected = _snapshot(day_landed_incrementally)
+    data_dir = tmp_path / "data"
+    shutil.copytree(_before_the_build(day_landed_incrementally), data_dir, symlinks=True)
+    command = [sys.executable, "-m", "retention", "--data-dir", str(data_dir), "build"]
+    stopped = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert stopped.stdout is not None
+    try:
+        for line in stopped.stdout:
+            if "OK created sql incremental model staging.base_shop__orders" in line:
+                stopped.send_signal(signal.SIGTERM)
+                break
+        out, err = stopped.communicate(timeout=300)
+    finally:
+        if stopped.poll() is None:
+            stopped.kill()
+    assert stopped.returncode == 128 + signal.SIGTERM, out[-2000:] + err
+    paths = Paths(data_dir)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        (customers,) = con.execute(
+            "select count(*) from staging.int_orders_flagged where order_id = 'O-REEXPORT-3'"
+        ).fetchone()
+    assert customers == 0  # stopped before the models after base_shop__orders took the day
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr
+    after = _snapshot(paths)
+    assert after.keys() == expected.keys()
+    for name in expected:
+        assert after[name] == expected[name], f"{name} differs after the stopped build"
 
 
 def test_an_earlier_as_of_date_needs_a_full_refresh(day_landed_incrementally: Paths) -> None:
