@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import IO
 
 from retention.config import Paths
 from retention.errors import UserError
@@ -39,6 +40,12 @@ def inherited_descriptors() -> tuple[int, ...]:
     warehouse: the data directory's lock, while this process holds it. The lock belongs to the
     open file, so it is released only when every process holding the file has ended."""
     return tuple(_held)
+
+
+def _holder(handle: IO[str]) -> str:
+    """What the lock's holder wrote in it (its pid, command and start)."""
+    handle.seek(0)
+    return handle.read().strip() or "unknown"
 
 
 def _ended_note(holder: str) -> str:
@@ -76,20 +83,20 @@ def exclusive(
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
-                if time.monotonic() < deadline and on_wait is not None and not told:
-                    on_wait(
-                        f"waiting up to {wait_seconds:.0f} s for the data directory "
-                        f"{paths.data_dir}: another retention command holds it ({holder})"
-                    )
-                    told = True
                 if time.monotonic() >= deadline:
+                    holder = _holder(handle)
                     raise Busy(
                         f"another retention command is running on {paths.data_dir} ({holder})"
                         f"{_ended_note(holder)}.\n"
                         f"  what to do: wait for it to finish, or {how_to_wait}."
                     ) from None
+                if on_wait is not None and not told:
+                    on_wait(
+                        f"waiting up to {wait_seconds:.0f} s for the data directory "
+                        f"{paths.data_dir}: another retention command holds it "
+                        f"({_holder(handle)})"
+                    )
+                    told = True
                 time.sleep(0.5)
         handle.seek(0)
         handle.truncate()

@@ -320,6 +320,19 @@ def _kill_group(process: subprocess.Popen, timeout: float = 60) -> None:
     raise AssertionError(f"processes {alive} of the killed run did not exit")
 
 
+def _copy(published: Warehouse, tmp_path: Path) -> Paths:
+    """A copy of the published warehouse's data directory to run commands on."""
+    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
+    return Paths(tmp_path / "data")
+
+
+def _run_to_the_end(paths: Paths) -> None:
+    """`retention run`, which must succeed."""
+    finished = _run(paths.data_dir, "run")
+    out, err = finished.communicate(timeout=900)
+    assert finished.returncode == 0, out[-2000:] + err
+
+
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -348,8 +361,7 @@ def _live_members(group: int) -> list[str]:
 def test_a_run_killed_during_the_build_leaves_serving_alone(
     published: Warehouse, tmp_path: Path
 ) -> None:
-    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
-    paths = Paths(tmp_path / "data")
+    paths = _copy(published, tmp_path)
     before = paths.serving.resolve()
     manifest = (paths.serving / "_manifest.json").read_text()
     process = _run(paths.data_dir, "run")
@@ -359,9 +371,7 @@ def test_a_run_killed_during_the_build_leaves_serving_alone(
     assert (paths.serving / "_manifest.json").read_text() == manifest
     with pytest.raises(publish.PublishRefused, match="did not finish"):
         publish.publish(paths, progress=quiet)
-    finished = _run(paths.data_dir, "run")
-    out, err = finished.communicate(timeout=900)
-    assert finished.returncode == 0, out[-2000:] + err
+    _run_to_the_end(paths)
     assert paths.serving.resolve() != before
 
 
@@ -372,8 +382,7 @@ def test_a_build_left_running_by_a_killed_command_keeps_the_data_directory_locke
     writing the warehouse. The data directory stays locked until that build has ended: the next
     command says so (not that the warehouse is "in use by another process"), and with --wait it
     queues behind the build and then runs."""
-    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
-    paths = Paths(tmp_path / "data")
+    paths = _copy(published, tmp_path)
     process = _run(paths.data_dir, "build")
     try:
         _until_building(process)
@@ -398,8 +407,7 @@ def test_a_stopped_run_stops_its_dbt_build_and_frees_the_data_directory(
     its dbt build stops too, and the command exits (143, a message, no traceback) only once it
     has; the data directory is free at once, serving/ is as it was, and the next run
     finishes."""
-    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
-    paths = Paths(tmp_path / "data")
+    paths = _copy(published, tmp_path)
     before = paths.serving.resolve()
     # started as a shell's background job is, SIGINT ignored (inherited by its dbt process)
     process = _run(paths.data_dir, "run", preexec_fn=_ignore_sigint)
@@ -418,9 +426,7 @@ def test_a_stopped_run_stops_its_dbt_build_and_frees_the_data_directory(
     with exclusive(paths, "check"):  # free without waiting: no dbt build holds it
         pass
     assert paths.serving.resolve() == before
-    finished = _run(paths.data_dir, "run")
-    out, err = finished.communicate(timeout=900)
-    assert finished.returncode == 0, out[-2000:] + err
+    _run_to_the_end(paths)
     assert paths.serving.resolve() != before
 
 
@@ -430,8 +436,7 @@ def test_a_command_whose_output_is_closed_stops_with_its_dbt_build(
     """`retention build | head`: once the reader has gone, the command stops (141, as a process
     killed by SIGPIPE) with its dbt build, and says so on standard error, without a traceback
     or advice about the disk."""
-    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
-    paths = Paths(tmp_path / "data")
+    paths = _copy(published, tmp_path)
     read, write = os.pipe()
     process = _run(paths.data_dir, "build", stdout=write)
     os.close(write)
@@ -527,8 +532,7 @@ def test_ctrl_c_while_dbt_stops_kills_it_at_once() -> None:
 def test_a_publish_that_dies_half_way_changes_nothing(
     published: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copytree(published.paths.data_dir, tmp_path / "data", symlinks=True)
-    paths = Paths(tmp_path / "data")
+    paths = _copy(published, tmp_path)
     before = paths.serving.resolve()
     releases = paths.data_dir / "serving_releases"
     count = len(list(releases.iterdir()))
