@@ -13,6 +13,10 @@
     and one that passes clears that test (not the models a failed build skipped). A `dbt test`
     writes no row to raw._dbt_builds: it builds nothing.
 
+    raw._dbt_incremental_settings keeps the vars and seeds each incremental model was built
+    with; a build that would continue a model with others stops before the 'started' row
+    (macros/incremental_settings.sql).
+
     raw._dbt_checked_through keeps, for each pass of a test with a `new_rows_column` (the
     uniqueness tests of raw.*), the column's highest value in the table it tested: every row up
     to it was checked (rows_checked_through).
@@ -43,7 +47,14 @@
             ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
             ~ ', checked_through ' ~ dbt.type_timestamp() ~ ')'
         ) %}
+        {% do run_query(
+            'create table if not exists raw._dbt_incremental_settings ('
+            ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
+            ~ ', settings ' ~ dbt.type_string() ~ ', happened_at ' ~ dbt.type_timestamp() ~ ')'
+        ) %}
     {%- endif -%}
+    {#- before the 'started' row: a build it stops has changed nothing, and leaves no trace -#}
+    {{- check_incremental_settings() -}}
     {%- if execute and flags.WHICH in ('build', 'run') %}
         insert into raw._dbt_builds
         values (
@@ -68,6 +79,7 @@
         {{ record_checked_through(results) }}
     {%- endif -%}
     {%- if execute and flags.WHICH in ('build', 'run') %}
+        {{- record_incremental_settings(results) }}
         {%- set failures = results | selectattr('status', 'in', ['error', 'fail', 'runtime error']) | list %}
         insert into raw._dbt_builds
         values (

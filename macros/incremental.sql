@@ -12,7 +12,8 @@
     earlier than rows already visible (re-processing is idempotent).
 
     Changing a var or seed the models depend on (churn_inactivity_days, fx rates, ...) needs
-    `retention build --full-refresh`; int_customer_months refuses to mix parameters.
+    `retention build --full-refresh`: the build refuses to mix them
+    (macros/incremental_settings.sql).
 -#}
 
 {#-

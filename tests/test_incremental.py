@@ -524,3 +524,65 @@ def test_a_table_from_an_earlier_version_asks_for_a_full_refresh(
     with pytest.raises(dbt.DbtFailure, match="int_orders_flagged has no column _as_of_date"):
         pipeline.build_step(paths, quiet)
     pipeline.build_step(paths, quiet, full_refresh=True)
+
+
+def test_a_changed_setting_needs_a_full_refresh(
+    day_landed_incrementally: Paths, tmp_path: Path
+) -> None:
+    """The incremental models were built with the default vars and seeds: an increment with
+    another reporting currency or fx rate file would keep their old rows beside new ones. The
+    build stops before changing anything and names what changed; each model rebuilt in full
+    with the new settings may then take increments with them."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(_before_the_build(day_landed_incrementally), data_dir, symlinks=True)
+    paths = Paths(data_dir)
+    no_unit_tests = ["--exclude-resource-type", "unit_test"]
+    euros = {"reporting_currency": "eur", "max_order_amount": 300}
+
+    def builds() -> int:
+        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+            return con.execute("select count(*) from raw._dbt_builds").fetchone()[0]
+
+    before, builds_before = _snapshot(paths), builds()
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        assert con.execute("select max(amount) > 300 from marts.orders").fetchone() == (True,)
+    with pytest.raises(dbt.DbtFailure) as refused:
+        dbt.run_dbt(["build", *no_unit_tests], paths, dbt_vars=euros)
+    assert (
+        "var max_order_amount changed from 1000000 to 300; "
+        "var reporting_currency changed from USD to EUR since the incremental models "
+        "staging.base_shop__customers, staging.base_shop__nps_responses, "
+        "staging.base_shop__orders, staging.int_orders_flagged"
+    ) in str(refused.value)
+    assert "retention build --full-refresh" in str(refused.value)
+    assert _snapshot(paths) == before and builds() == builds_before
+
+    # another fx_rates file (its checksum) concerns only the models downstream of the seed
+    with duckdb.connect(str(paths.warehouse)) as con:
+        con.execute(
+            "update raw._dbt_incremental_settings "
+            'set settings = replace(settings, \'"seed fx_rates": "\', \'"seed fx_rates": "0\') '
+            "where unique_id like '%.base_shop__%'"
+        )
+    with pytest.raises(
+        dbt.DbtFailure,
+        match=r"seed fx_rates changed since the incremental "
+        r"models staging\.base_shop__orders were built:",
+    ):
+        dbt.run_dbt(["run", "--select", "base_shop__orders+"], paths)
+    # nor is a selection without incremental models checked
+    dbt.run_dbt(["run", "--select", "int_reporting_dates"], paths, dbt_vars=euros)
+
+    # rebuilt in full with the new settings, one model takes increments with them; the others,
+    # not rebuilt (a full refresh that failed before them), still ask for the full refresh
+    dbt.run_dbt(["run", "--select", "base_shop__orders", "--full-refresh"], paths, dbt_vars=euros)
+    dbt.run_dbt(["run", "--select", "base_shop__orders"], paths, dbt_vars=euros)
+    with pytest.raises(dbt.DbtFailure, match="since the incremental models") as refused:
+        dbt.run_dbt(["build", *no_unit_tests], paths, dbt_vars=euros)
+    assert "staging.base_shop__customers" in str(refused.value)
+    assert "staging.base_shop__orders" not in str(refused.value)
+    dbt.run_dbt(["build", "--full-refresh", *no_unit_tests], paths, dbt_vars=euros)
+    dbt.run_dbt(["build", *no_unit_tests], paths, dbt_vars=euros)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        # orders above 300 euros are quarantined, however old
+        assert con.execute("select max(amount) <= 300 from marts.orders").fetchone() == (True,)

@@ -1,0 +1,137 @@
+{#-
+    The settings an incremental model's rows were computed with, so that an increment never
+    mixes rows computed with two of them. An increment only recomputes what the new data
+    touched; the rows it keeps were computed with the vars and seeds of the builds that wrote
+    them. After a change to one of these (the reporting currency, an fx rate, a channel's group),
+    an increment would leave old rows beside new ones: marts a full refresh would not give.
+
+    After every dbt build or run, raw._dbt_incremental_settings gets one row for each
+    incremental model that succeeded: its settings as JSON (record_incremental_settings). Before
+    the next build or run without --full-refresh, every selected incremental model whose table
+    exists is compared with its latest row, and the invocation stops before any change, naming
+    what changed and the command to run (check_incremental_settings). A full refresh records the
+    new settings of each model it rebuilt; one that failed half-way leaves the models it did not
+    rebuild with their old row, so the next increment asks for the full refresh again. A
+    warehouse with no row for a model (built before this check existed) is not checked.
+    Insert-only, like raw._dbt_builds, so it works on every engine.
+-#}
+
+{#-
+    The vars read by an incremental model or by a model or macro upstream of one, with the
+    rows they change. as_of_date is not one: it moves every day, and the models follow it
+    (macros/incremental.sql). incremental_lookback_hours only widens what is re-processed.
+-#}
+{% macro incremental_settings_vars() -%}
+    {{ return([
+        'churn_inactivity_days',
+        'future_tolerance_hours',
+        'max_order_amount',
+        'reporting_currency',
+    ]) }}
+{%- endmacro %}
+
+
+{#- The seeds upstream of a node (dbt's checksum of each file identifies its contents). -#}
+{% macro upstream_seeds(unique_id) -%}
+    {%- set seen = [] -%}
+    {%- set todo = [unique_id] -%}
+    {#- each node is queued once: as many rounds as there are nodes empty the queue -#}
+    {%- for _ in range(graph.nodes | length + 1) if todo -%}
+        {%- set node = graph.nodes.get(todo.pop()) or {} -%}
+        {%- for parent in (node.get('depends_on') or {}).get('nodes', []) if parent not in seen -%}
+            {%- do seen.append(parent) -%}
+            {%- do todo.append(parent) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- set seeds = [] -%}
+    {%- for parent in seen if parent in graph.nodes
+        and graph.nodes[parent].resource_type == 'seed' -%}
+        {%- do seeds.append(graph.nodes[parent]) -%}
+    {%- endfor -%}
+    {{ return(seeds) }}
+{%- endmacro %}
+
+
+{#- The settings of an incremental model, as a dict of strings: 'var <name>' and 'seed <name>'. -#}
+{% macro incremental_settings(unique_id) -%}
+    {%- set settings = {} -%}
+    {#- as the models read them: validated (a bad value is named as such), normalised -#}
+    {%- for name in incremental_settings_vars() -%}
+        {%- set value = reporting_currency() | replace("'", "") if name == 'reporting_currency'
+            else int_var(name) -%}
+        {%- do settings.update({'var ' ~ name: value | trim}) -%}
+    {%- endfor -%}
+    {%- for seed in upstream_seeds(unique_id) -%}
+        {%- do settings.update({'seed ' ~ seed.name: seed.checksum.checksum}) -%}
+    {%- endfor -%}
+    {{ return(settings) }}
+{%- endmacro %}
+
+
+{% macro is_incremental_model(node) -%}
+    {{ return(node.resource_type == 'model' and node.config.materialized == 'incremental') }}
+{%- endmacro %}
+
+
+{#- on-run-end: the settings of every incremental model this invocation built. -#}
+{% macro record_incremental_settings(results) -%}
+    {%- set rows = [] -%}
+    {%- for result in results if (result.status | string) == 'success'
+        and is_incremental_model(result.node) -%}
+        {#- validated vars and hex digests: no quote to escape -#}
+        {%- set settings = tojson(incremental_settings(result.node.unique_id), sort_keys=true) -%}
+        {%- do rows.append(
+            "('" ~ invocation_id ~ "', '" ~ result.node.unique_id ~ "', '" ~ settings ~ "', "
+            ~ dbt.current_timestamp() ~ ")"
+        ) -%}
+    {%- endfor -%}
+    {%- if rows -%}
+        {% do run_query('insert into raw._dbt_incremental_settings values ' ~ rows | join(', ')) %}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Stop a build or run that would increment a model built with other settings. -#}
+{% macro check_incremental_settings() -%}
+    {#- called by record_build_start, after it created the table (no cache lookup of raw,
+        whose listing would open a transaction that the hooks' end rolls back) -#}
+    {%- if execute and flags.WHICH in ('build', 'run') and not flags.FULL_REFRESH -%}
+        {%- set recorded = run_query(
+            'select recorded.unique_id, recorded.settings'
+            ~ ' from raw._dbt_incremental_settings as recorded'
+            ~ ' inner join (select unique_id, max(happened_at) as happened_at'
+            ~ ' from raw._dbt_incremental_settings group by unique_id) as latest'
+            ~ ' on recorded.unique_id = latest.unique_id'
+            ~ ' and recorded.happened_at = latest.happened_at'
+        ).rows -%}
+        {%- set changes = [] -%}
+        {%- set models = [] -%}
+        {%- for row in recorded if row[0] in selected_resources and row[0] in graph.nodes -%}
+            {%- set node = graph.nodes[row[0]] -%}
+            {%- if is_incremental_model(node) and adapter.get_relation(
+                database=node.database, schema=node.schema, identifier=node.alias
+            ) is not none -%}
+                {%- set before = fromjson(row[1]) -%}
+                {%- set now = incremental_settings(node.unique_id) -%}
+                {%- set changed = [] -%}
+                {%- set keys = (before.keys() | list) + (now.keys() | list) -%}
+                {%- for key in keys | unique | sort if before.get(key) != now.get(key) -%}
+                    {%- do changed.append(key) -%}
+                    {%- set change = key ~ (
+                        ' changed from ' ~ before[key] ~ ' to ' ~ now[key]
+                        if key.startswith('var ') and key in before and key in now
+                        else ' changed') -%}
+                    {%- if change not in changes -%}{%- do changes.append(change) -%}{%- endif -%}
+                {%- endfor -%}
+                {%- if changed -%}{%- do models.append(node.schema ~ '.' ~ node.alias) -%}{%- endif -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if changes -%}
+            {{ exceptions.raise_compiler_error(
+                changes | join('; ') ~ ' since the incremental models ' ~ models | join(', ')
+                ~ ' were built: an increment would keep their rows computed with the old '
+                ~ 'settings beside new ones. Rebuild them with `retention build --full-refresh`'
+                ~ ' (dbt: --full-refresh), or put the settings back') }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
