@@ -176,11 +176,13 @@ def _summarise(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _error_lines(tail: list[str]) -> list[str]:
-    """The lines dbt prints after "Encountered an error" (compile and parse errors)."""
+    """The lines dbt prints after "Encountered an error" (compile and parse errors), without
+    the macro call stack ("> in macro ...", "> called by ..."), which the output above shows."""
     text = [re.sub(r"^\d\d:\d\d:\d\d\s+", "", line).strip() for line in tail]
     starts = [i for i, line in enumerate(text) if "Encountered an error" in line]
     lines = text[starts[-1] + 1 :] if starts else text[-5:]
-    return [" ".join(line for line in lines if line)] if any(lines) else []
+    lines = [line for line in lines if line and not line.startswith("> ")]
+    return [" ".join(lines)] if lines else []
 
 
 def dbt_command(args: Sequence[str], dbt_vars: dict[str, Any] | None = None) -> list[str]:
