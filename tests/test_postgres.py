@@ -22,6 +22,7 @@ from tests.conftest import (
 )
 from tests.engines import CORE_MARTS, MART_KEYS, raw_rows, table_differences
 from tests.test_build import CUSTOMER_HEADER, CUSTOMERS, EXPECTED_REJECTS, ORDER_HEADER, ORDERS
+from tests.test_incremental import INCREMENTAL_MODELS
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,12 @@ def test_postgres_build_passes_every_model_and_test(postgres_build: PostgresWare
     assert [e for (e,) in events] == ["started", "success", "started", "success"]
     for table in ("customers", "customer_lifetime_value", "clv_model_parameters", "clv_backtest"):
         assert postgres_build.scalar(f"select count(*) from marts.{table}") > 0
+    # the settings each incremental model was built with, for the next build to compare
+    recorded = postgres_build.query("select unique_id, settings from raw._dbt_incremental_settings")
+    assert sorted(unique_id.rsplit(".", 1)[1] for unique_id, _ in recorded) == sorted(
+        INCREMENTAL_MODELS
+    )
+    assert all('"var reporting_currency": "USD"' in settings for _, settings in recorded)
 
 
 @pytest.mark.parametrize("mart", CORE_MARTS)
