@@ -31,7 +31,10 @@
 {%- endmacro %}
 
 
-{#- The seeds upstream of a node (dbt's checksum of each file identifies its contents). -#}
+{#-
+    The seeds upstream of a node. dbt's checksum of a seed file identifies its contents, except
+    above 1 MB, where dbt does not read the file and the checksum is its path.
+-#}
 {% macro upstream_seeds(unique_id) -%}
     {%- set seen = [] -%}
     {%- set todo = [unique_id] -%}
