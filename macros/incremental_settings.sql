@@ -106,6 +106,7 @@
             ~ ' from raw._dbt_incremental_settings group by unique_id) as latest'
             ~ ' on recorded.unique_id = latest.unique_id'
             ~ ' and recorded.happened_at = latest.happened_at'
+            ~ ' order by recorded.unique_id'
         ).rows -%}
         {%- set changes = [] -%}
         {%- set models = [] -%}

@@ -552,7 +552,7 @@ def test_a_changed_setting_needs_a_full_refresh(
         "var max_order_amount changed from 1000000 to 300; "
         "var reporting_currency changed from USD to EUR since the incremental models "
         "staging.base_shop__customers, staging.base_shop__nps_responses, "
-        "staging.base_shop__orders, staging.int_orders_flagged"
+        "staging.base_shop__orders, staging.int_customer_months, "
     ) in str(refused.value)
     assert "retention build --full-refresh" in str(refused.value)
     assert "> called by" not in str(refused.value)  # dbt's macro call stack: not for the user
