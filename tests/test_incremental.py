@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -587,3 +588,53 @@ def test_a_changed_setting_needs_a_full_refresh(
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         # orders above 300 euros are quarantined, however old
         assert con.execute("select max(amount) <= 300 from marts.orders").fetchone() == (True,)
+
+
+def test_the_settings_checked_cover_the_vars_the_incremental_models_read(
+    day_landed_incrementally: Paths,
+) -> None:
+    """A var read by an incremental model, or by a model or project macro upstream of one, is
+    among the settings each incremental model records (macros/incremental_settings.sql), unless
+    it cannot change the rows they keep."""
+    paths = day_landed_incrementally
+    manifest = json.loads((paths.dbt_target / "manifest.json").read_text())
+    nodes, macros = manifest["nodes"], manifest["macros"]
+    incremental = {
+        unique_id
+        for unique_id, node in nodes.items()
+        if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
+    }
+    assert {unique_id.rsplit(".", 1)[1] for unique_id in incremental} == set(INCREMENTAL_MODELS)
+    upstream, called, todo = set(incremental), set(), list(incremental)
+    while todo:
+        node = nodes.get(todo.pop(), {"depends_on": {}})  # a source has no node
+        for parent in set(node["depends_on"].get("nodes", [])) - upstream:
+            upstream.add(parent)
+            todo.append(parent)
+        macro_todo = list(node["depends_on"].get("macros", []))
+        while macro_todo:
+            macro = macro_todo.pop()
+            if macro not in called:
+                called.add(macro)
+                macro_todo += macros[macro]["depends_on"]["macros"]
+    code = [nodes[u]["raw_code"] for u in upstream if u in nodes] + [
+        macros[m]["macro_sql"] for m in called if m.startswith("macro.retention.")
+    ]
+    pattern = re.compile(r"\b(?:int_)?var\(\s*['\"](\w+)['\"]")
+    read = {name for text in code for name in pattern.findall(text)}
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        recorded = {
+            key[len("var ") :]
+            for (settings,) in con.execute(
+                "select settings from raw._dbt_incremental_settings "
+                "where unique_id = 'model.retention.int_customer_months'"
+            ).fetchall()
+            for key in json.loads(settings)
+            if key.startswith("var ")
+        }
+    # as_of_date moves every day and the models follow it (macros/incremental.sql); the lookback
+    # only widens what is re-processed; int_reporting_dates carries the win-back window, which
+    # no incremental model reads from it
+    exempt = {"as_of_date", "incremental_lookback_hours", "winback_min_inactive_days"}
+    assert not any("winback" in nodes[u]["raw_code"] for u in incremental)
+    assert recorded == read - exempt
