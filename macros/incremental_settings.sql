@@ -20,6 +20,7 @@
     The vars read by an incremental model or by a model or macro upstream of one, with the
     rows they change. as_of_date is not one: it moves every day, and the models follow it
     (macros/incremental.sql). incremental_lookback_hours only widens what is re-processed.
+    tests/test_incremental.py compares this list with the vars the code upstream reads.
 -#}
 {% macro incremental_settings_vars() -%}
     {{ return([
