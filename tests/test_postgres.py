@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from retention import pipeline
+from retention import dbt, pipeline
 from retention.config import ENTITIES, Paths
 from tests.conftest import (
     PostgresServer,
@@ -51,6 +51,25 @@ def test_postgres_build_passes_every_model_and_test(postgres_build: PostgresWare
         INCREMENTAL_MODELS
     )
     assert all('"var reporting_currency": "USD"' in settings for _, settings in recorded)
+
+
+def test_postgres_refuses_an_increment_with_other_settings(
+    postgres_build: PostgresWarehouse,
+) -> None:
+    """The settings check's queries on PostgreSQL: a build with another max_order_amount stops
+    before it writes anything, the build log included."""
+    builds = postgres_build.scalar("select count(*) from raw._dbt_builds")
+    with (
+        postgres_build.server.environment(postgres_build.dbname),
+        pytest.raises(dbt.DbtFailure, match="var max_order_amount changed from 1000000 to 300"),
+    ):
+        dbt.run_dbt(
+            ["build", "--exclude-resource-type", "unit_test"],
+            postgres_build.paths,
+            target="postgres",
+            dbt_vars={"max_order_amount": 300},
+        )
+    assert postgres_build.scalar("select count(*) from raw._dbt_builds") == builds
 
 
 @pytest.mark.parametrize("mart", CORE_MARTS)
