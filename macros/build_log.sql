@@ -31,27 +31,30 @@
     {%- if execute and flags.WHICH in recorded_commands() -%}
         {#- one statement per call: Spark runs a single statement at a time -#}
         {% do run_query('create schema if not exists raw') %}
+        {%- set text, timestamp = dbt.type_string(), dbt.type_timestamp() -%}
+        {%- set tables = {
+            '_dbt_builds': [
+                ('invocation_id', text), ('event', text), ('happened_at', timestamp),
+                ('command', text), ('as_of_date', text), ('failures', dbt.type_int()),
+            ],
+            '_dbt_node_results': [
+                ('invocation_id', text), ('unique_id', text), ('status', text),
+                ('happened_at', timestamp),
+            ],
+            '_dbt_checked_through': [
+                ('invocation_id', text), ('unique_id', text), ('checked_through', timestamp),
+            ],
+            '_dbt_incremental_settings': [
+                ('invocation_id', text), ('unique_id', text), ('settings', text),
+                ('happened_at', timestamp),
+            ],
+        } -%}
+        {%- for name, columns in tables.items() %}
         {% do run_query(
-            'create table if not exists raw._dbt_builds ('
-            ~ 'invocation_id ' ~ dbt.type_string() ~ ', event ' ~ dbt.type_string()
-            ~ ', happened_at ' ~ dbt.type_timestamp() ~ ', command ' ~ dbt.type_string()
-            ~ ', as_of_date ' ~ dbt.type_string() ~ ', failures ' ~ dbt.type_int() ~ ')'
+            'create table if not exists raw.' ~ name
+            ~ ' (' ~ columns | map('join', ' ') | join(', ') ~ ')'
         ) %}
-        {% do run_query(
-            'create table if not exists raw._dbt_node_results ('
-            ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
-            ~ ', status ' ~ dbt.type_string() ~ ', happened_at ' ~ dbt.type_timestamp() ~ ')'
-        ) %}
-        {% do run_query(
-            'create table if not exists raw._dbt_checked_through ('
-            ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
-            ~ ', checked_through ' ~ dbt.type_timestamp() ~ ')'
-        ) %}
-        {% do run_query(
-            'create table if not exists raw._dbt_incremental_settings ('
-            ~ 'invocation_id ' ~ dbt.type_string() ~ ', unique_id ' ~ dbt.type_string()
-            ~ ', settings ' ~ dbt.type_string() ~ ', happened_at ' ~ dbt.type_timestamp() ~ ')'
-        ) %}
+        {%- endfor %}
     {%- endif -%}
     {#- before the 'started' row: a build it stops has changed nothing, and leaves no trace -#}
     {{- check_incremental_settings() -}}
