@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
 import os
@@ -87,23 +88,39 @@ def _parser() -> argparse.ArgumentParser:
         description="Customer-retention warehouse: generate, load, build, validate, publish, "
         "report.",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        help="root for landing, warehouse, serving and reports "
-        "(default: $RETENTION_DATA_DIR or ./data)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument(
-        "--wait",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="if another command holds the data directory, wait this long (default: exit)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    gen = sub.add_parser("generate", help="write realistic synthetic landing files")
+    # the options every command shares, before the command or after it (`retention run
+    # --data-dir D` as well as `retention --data-dir D run`); after it they have no default, so
+    # as not to overwrite what was given before it
+    def add_common_options(p: argparse.ArgumentParser, after_command: bool) -> None:
+        def default(value: object) -> object:
+            return argparse.SUPPRESS if after_command else value
+
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            default=default(None),
+            help="root for landing, warehouse, serving and reports "
+            "(default: $RETENTION_DATA_DIR or ./data)",
+        )
+        p.add_argument(
+            "-v", "--verbose", action="store_true", default=default(False), help="debug logging"
+        )
+        p.add_argument(
+            "--wait",
+            type=float,
+            default=default(0.0),
+            metavar="SECONDS",
+            help="if another command holds the data directory, wait this long (default: exit)",
+        )
+
+    add_common_options(parser, after_command=False)
+    common = argparse.ArgumentParser(add_help=False)
+    add_common_options(common, after_command=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = functools.partial(sub.add_parser, parents=[common])
+
+    gen = add_parser("generate", help="write realistic synthetic landing files")
     gen.add_argument("--customers", type=_positive_int, default=DEMO_CUSTOMERS)
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--start", type=_date, default=date(2022, 1, 1), help="first signup day")
@@ -122,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         help="delete the landing files already there first (default: refuse)",
     )
 
-    load = sub.add_parser("load", help="load new landing files into raw.*")
+    load = add_parser("load", help="load new landing files into raw.*")
     load.add_argument(
         "--target", choices=TARGETS, help="also ship raw.* to this dbt target (default: duckdb)"
     )
@@ -139,18 +156,18 @@ def _parser() -> argparse.ArgumentParser:
             help=f"run the dbt unit tests (default: {'yes' if unit_tests else 'no'})",
         )
 
-    build = sub.add_parser("build", help="dbt build: models, CLV and all tests")
+    build = add_parser("build", help="dbt build: models, CLV and all tests")
     add_build_options(build, unit_tests=True)
     build.add_argument("--select", help="dbt node selection (default: everything)")
 
-    sub.add_parser("validate", help="run the Great Expectations suites")
-    sub.add_parser("publish", help="atomically replace serving/ from the validated marts")
-    sub.add_parser("report", help="write the HTML report")
+    add_parser("validate", help="run the Great Expectations suites")
+    add_parser("publish", help="atomically replace serving/ from the validated marts")
+    add_parser("report", help="write the HTML report")
 
-    run = sub.add_parser("run", help="load, build, validate, publish, report")
+    run = add_parser("run", help="load, build, validate, publish, report")
     add_build_options(run, unit_tests=False)
 
-    demo = sub.add_parser("demo", help="generate sample data if landing is empty, then run")
+    demo = add_parser("demo", help="generate sample data if landing is empty, then run")
     demo.add_argument("--customers", type=_positive_int, default=DEMO_CUSTOMERS)
     return parser
 

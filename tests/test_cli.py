@@ -113,6 +113,28 @@ def test_commands_on_a_data_directory_with_nothing_in_it_say_what_to_do(tmp_path
     assert "Traceback" not in result.stderr
 
 
+def test_the_shared_options_go_before_or_after_the_command(tmp_path: Path) -> None:
+    from retention.cli import _parser
+
+    parse = _parser().parse_args
+    after = parse(["publish", "--data-dir", "d", "-v", "--wait", "5"])
+    assert (after.data_dir, after.verbose, after.wait) == (Path("d"), True, 5.0)
+    before = parse(["--data-dir", "d", "-v", "--wait", "5", "publish"])
+    assert vars(before) == vars(after)
+    # not given after the command: what was given before it stands
+    assert parse(["--data-dir", "d", "run", "--as-of", "2025-01-31"]).data_dir == Path("d")
+    assert parse(["--data-dir", "d", "run", "--data-dir", "e"]).data_dir == Path("e")
+    assert parse(["run"]).wait == 0.0
+    # a real command writes where the option after it says
+    after_dir = tmp_path / "after"
+    command = ["generate", "--customers", "20", "--data-dir", str(after_dir)]
+    result = subprocess.run(
+        [sys.executable, "-m", "retention", *command], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert any((after_dir / "landing" / "orders").iterdir())
+
+
 def test_generate_does_not_replace_landing_files_unless_asked(tmp_path: Path) -> None:
     first = retention("generate", "--customers", "30", "--seed", "1", data_dir=tmp_path)
     assert first.returncode == 0, first.stderr
