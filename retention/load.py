@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +40,7 @@ import pyarrow.parquet as pq
 
 from retention.config import ENTITIES, Paths
 from retention.errors import UserError, is_environment_error
+from retention.sql import sql_string
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 LINEAGE = ("_extra", "_source_file", "_source_row", "_loaded_at", "_load_issue")
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _BOM = b"\xef\xbb\xbf"
+#: The longest field the record-by-record CSV reader takes (the largest its C long can hold).
+FIELD_SIZE_LIMIT = 2**31 - 1
 
 #: Rows per statement and transaction: the files of an entity are written together until they
 #: reach this many rows. DuckDB writes a large insert straight into full, compressed row groups,
@@ -140,6 +144,17 @@ class LoadSummary:
         return sum(f.rows for f in self.loaded if entity in (None, f.entity))
 
 
+@dataclass
+class FileRows:
+    """A landing file read: its columns as text, under their normalised names, and from the
+    record-by-record reader each record's ``_load_issue`` and, for a malformed record, all its
+    fields (a JSON list). Kept apart from the file's columns, which may have any name."""
+
+    table: pa.Table
+    load_issue: pa.Array | None = None
+    raw_fields: pa.Array | None = None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -156,6 +171,9 @@ def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
     normalised = [_normalise(n) for n in names]
     if not any(normalised):
         raise LoadError(path, "the header row is empty", "the first line must name the columns")
+    # a column without a name (a header ending in a comma, as spreadsheets export it) is named
+    # by its position, and kept in _extra like any column outside the contract
+    normalised = [n or f"column_{i}" for i, n in enumerate(normalised, start=1)]
     seen: set[str] = set()
     dupes = sorted({n for n in normalised if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if dupes:
@@ -165,13 +183,13 @@ def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
         raise LoadError(
             path,
             f"missing required column(s) {', '.join(missing)} for {entity}; "
-            f"found: {', '.join(n or '<blank>' for n in normalised)}",
+            f"found: {', '.join(normalised)}",
             f"a {entity} file needs the columns {', '.join(REQUIRED[entity])}",
         )
     return normalised
 
 
-def _read_csv(path: Path, entity: str) -> pa.Table:
+def _read_csv(path: Path, entity: str) -> FileRows:
     with path.open("rb") as handle:
         head = handle.read(1 << 16)
     if not head.strip(_BOM + b" \r\n\t"):
@@ -187,7 +205,7 @@ def _read_csv(path: Path, entity: str) -> pa.Table:
         raise LoadError(path, f"cannot read the header row: {exc}") from exc
     names = _check_header(path, entity, header)
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
@@ -201,9 +219,10 @@ def _read_csv(path: Path, entity: str) -> pa.Table:
         # a row with the wrong number of fields, or bytes that are not UTF-8: read the file
         # record by record and keep such rows, marked, for staging to quarantine
         return _read_csv_by_record(path, names)
+    return FileRows(table)
 
 
-def _read_csv_by_record(path: Path, names: list[str]) -> pa.Table:
+def _read_csv_by_record(path: Path, names: list[str]) -> FileRows:
     """The slow, forgiving reader. Every record is kept: one with the wrong number of fields
     gets ``_load_issue = 'malformed_row'`` (its fields are kept in ``_extra``), one with bytes
     that are not UTF-8 gets ``'invalid_encoding'`` (the bytes are replaced by U+FFFD). Only a
@@ -211,6 +230,9 @@ def _read_csv_by_record(path: Path, names: list[str]) -> pa.Table:
     data = path.read_bytes()
     data = data.removeprefix(_BOM)
     text = data.decode("utf-8", errors="surrogateescape")
+    # no limit on a field's length (Python's csv stops at 131,072 characters; the fast reader
+    # has none, and a file must not be rejected only because one of its rows is short)
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         records = list(reader)
@@ -236,9 +258,11 @@ def _read_csv_by_record(path: Path, names: list[str]) -> pa.Table:
             raw_fields.append(None)
         for i, name in enumerate(names):
             columns[name].append(clean[i] if i < len(clean) else None)
-    table = pa.table({**{n: pa.array(v, pa.string()) for n, v in columns.items()}})
-    table = table.append_column("_raw_fields", pa.array(raw_fields, pa.string()))
-    return table.append_column("_load_issue", pa.array(issues, pa.string()))
+    return FileRows(
+        pa.table({n: pa.array(v, pa.string()) for n, v in columns.items()}),
+        load_issue=pa.array(issues, pa.string()),
+        raw_fields=pa.array(raw_fields, pa.string()),
+    )
 
 
 def _has_undecodable(text: str) -> bool:
@@ -251,21 +275,42 @@ def _replace_undecodable(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def _read_parquet(path: Path, entity: str) -> pa.Table:
+def _read_parquet(path: Path, entity: str) -> FileRows:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise LoadError(path, f"not a readable Parquet file: {exc}") from exc
     names = _check_header(path, entity, table.column_names)
     columns = []
+    undecodable = np.zeros(table.num_rows, dtype=bool)
     for name, column in zip(names, table.columns, strict=True):
         if pa.types.is_nested(column.type):
             raise LoadError(path, f"column {name} has a nested type ({column.type})")
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            # bytes, not text: those that are not UTF-8 are replaced and their rows marked, as
+            # the CSV reader does
+            values = column.to_pylist()
+            bad = [v is not None and not _is_utf8(v) for v in values]
+            undecodable |= np.array(bad, dtype=bool)
+            text = [None if v is None else v.decode("utf-8", errors="replace") for v in values]
+            columns.append(pa.array(text, pa.string()))
+            continue
         columns.append(pc.cast(column, pa.string()))
-    return pa.table(columns, names=names)
+    issues = None
+    if undecodable.any():
+        issues = pa.array(np.where(undecodable, "invalid_encoding", None), pa.string())
+    return FileRows(pa.table(columns, names=names), load_issue=issues)
 
 
-def read_landing_file(path: Path, entity: str) -> pa.Table:
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def read_landing_file(path: Path, entity: str) -> FileRows:
     """Read one landing file into an all-text Arrow table with normalised column names."""
     kind = SUFFIXES.get(path.suffix.lower())
     if kind == "csv":
@@ -300,23 +345,23 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"alter table raw.{entity} add column if not exists _load_issue varchar")
 
 
-def _landed_rows(entity: str, table: pa.Table, source_file: str) -> pa.Table:
+def _landed_rows(entity: str, read: FileRows, source_file: str) -> pa.Table:
     """A file's rows in the columns of ``raw.<entity>`` (all but ``_loaded_at``), so that the rows
     of several files can be written by one statement. A contract column the file lacks is null;
     columns outside the contract go, as JSON, to ``_extra``."""
-    present = set(table.column_names)
-    special = {"_load_issue", "_raw_fields"}
-    extras = [c for c in table.column_names if c not in COLUMNS[entity] and c not in special]
+    table = read.table
+    extras = [c for c in table.column_names if c not in COLUMNS[entity]]
     rows = table.num_rows
     columns = {
-        c: table.column(c) if c in present else pa.nulls(rows, pa.string()) for c in COLUMNS[entity]
+        c: table.column(c) if c in table.column_names else pa.nulls(rows, pa.string())
+        for c in COLUMNS[entity]
     }
-    if extras or "_raw_fields" in present:
-        columns["_extra"] = _extra_json(table, extras)
+    if extras or read.raw_fields is not None:
+        columns["_extra"] = _extra_json(read, extras)
     else:
         columns["_extra"] = pa.nulls(rows, pa.string())
     columns["_load_issue"] = (
-        table.column("_load_issue") if "_load_issue" in present else pa.nulls(rows, pa.string())
+        read.load_issue if read.load_issue is not None else pa.nulls(rows, pa.string())
     )
     columns["_source_file"] = pa.array([source_file], pa.string()).take(np.zeros(rows, np.int32))
     columns["_source_row"] = pa.array(np.arange(1, rows + 1, dtype=np.int64))
@@ -329,21 +374,26 @@ def _landed_schema(entity: str) -> pa.Schema:
     return pa.schema([(c, pa.string()) for c in text] + [("_source_row", pa.int64())])
 
 
-def _extra_json(table: pa.Table, extras: list[str]) -> pa.ChunkedArray:
+def _extra_json(read: FileRows, extras: list[str]) -> pa.ChunkedArray:
     """``_extra`` of each row: the columns outside the contract as a JSON object, or for a
     malformed record all its fields (``{"_raw_fields": [...]}``)."""
+    # the file's columns by position (c1, c2, ...): their names, whatever they are, only appear
+    # as the keys, in string literals
+    values = {f"c{i}": read.table.column(name) for i, name in enumerate(extras, start=1)}
     extra = "null::varchar"
     if extras:
-        pairs = ", ".join(f"'{e.replace(chr(39), chr(39) * 2)}': \"{e}\"" for e in extras)
+        keys = [sql_string(name) for name in extras]
+        pairs = ", ".join(f"{key}: c{i}" for i, key in enumerate(keys, start=1))
         extra = f"to_json({{{pairs}}})::varchar"
-    if "_raw_fields" in table.column_names:
+    if read.raw_fields is not None:
         # a malformed record keeps all its fields; its columns cannot be trusted anyway
+        values["raw_fields"] = read.raw_fields
         extra = (
-            "case when _raw_fields is not null then to_json({'_raw_fields': _raw_fields})::varchar "
+            "case when raw_fields is not null then to_json({'_raw_fields': raw_fields})::varchar "
             f"else {extra} end"
         )
     with duckdb.connect() as con:
-        con.register("landing_file", table)
+        con.register("landing_file", pa.table(values))
         return con.sql(f"select {extra} as _extra from landing_file").to_arrow_table()[0]
 
 
@@ -410,6 +460,12 @@ def _read_new(
     digest = _sha256(path)
     if (entity, digest) in loaded:
         return digest, None
+    if _printable(source_file) != source_file:
+        return digest, LoadError(
+            _printable(str(path)),
+            "the file name is not UTF-8 text, which the warehouse's lineage columns need",
+            "rename the file (letters, digits, - and _ are safest)",
+        )
     try:
         return digest, _landed_rows(entity, read_landing_file(path, entity), source_file)
     except LoadError as exc:
@@ -443,6 +499,37 @@ def discover(paths: Paths, entities: Iterable[str] = ENTITIES) -> list[tuple[str
             if path.is_file() and not path.name.startswith("."):
                 found.append((entity, path))
     return found
+
+
+def _strays(paths: Paths) -> list[str]:
+    """What lies in the landing folder outside the entities' folders, which nothing reads."""
+    if not paths.landing.is_dir():
+        return []
+    return [
+        _printable(entry.name) + ("/" if entry.is_dir() else "")
+        for entry in sorted(paths.landing.iterdir())
+        if entry.name not in ENTITIES and not entry.name.startswith(".")
+    ]
+
+
+def _broken_links(paths: Paths, entities: Iterable[str]) -> list[LoadError]:
+    """The symbolic links in the entities' folders that lead to no file."""
+    return [
+        LoadError(
+            _printable(str(path)),
+            "a symbolic link to nothing (or to a loop of links): there is no file to read",
+            "land the file itself, or fix or remove the link",
+        )
+        for entity in entities
+        if paths.landing_dir(entity).is_dir()
+        for path in sorted(paths.landing_dir(entity).rglob("*"))
+        if path.is_symlink() and not path.exists()
+    ]
+
+
+def _printable(name: str) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 written as ``\\xe9``."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
 
 
 #: The landing entities a build needs rows of (the others are optional inputs).
@@ -520,6 +607,14 @@ def load(
     summary = LoadSummary()
     errors: list[LoadError] = []
     files = discover(paths, entities)
+    for stray in _strays(paths):
+        say(
+            f"  ignored landing/{stray}: landing files go in landing/<entity>/ "
+            f"({', '.join(ENTITIES)})"
+        )
+    for broken in _broken_links(paths, entities):
+        errors.append(broken)
+        say(f"  REJECTED {broken.path}: {broken.problem}")
     con = connect(paths)
     try:
         # the rows' order within a load does not matter (each row has its _source_row), and
@@ -591,7 +686,7 @@ def load(
                     continue
                 if isinstance(read, LoadError):
                     errors.append(read)
-                    say(f"  REJECTED {source_file}: {read.problem}")
+                    say(f"  REJECTED {_printable(source_file)}: {read.problem}")
                     continue
                 batch.append(_Landed(entity, path, source_file, digest, read))
                 known[(entity, digest)] = source_file

@@ -202,6 +202,81 @@ def test_unreadable_records_are_kept_and_marked(paths: Paths) -> None:
     assert rows[2][1:3] == ("C\ufffd1", "invalid_encoding")
 
 
+def test_any_column_name_outside_the_contract_is_kept_in_extra(paths: Paths) -> None:
+    """Names are only keys of ``_extra``: quotes, a blank name (a header ending in a comma, as
+    spreadsheets export it), and the names of the loader's own marks."""
+    header = 'order_id,customer_id,ordered_at,status,amount,currency,"size 12""",it\'s,_load_issue,'
+    (paths.landing_dir("orders") / "a.csv").write_text(
+        f"{header}\nO1,C1,2024-01-01,completed,1,EUR,L,x,hello,\n"
+    )
+    (paths.landing_dir("orders") / "b.csv").write_text(
+        "order_id,customer_id,ordered_at,status,amount,currency,_raw_fields,,\n"
+        "O2,C1,2024-01-01,completed,1,EUR,r,,z\n"
+        "O3,short\n"
+    )
+    assert load(paths, progress=quiet).rows() == 3
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select order_id, _extra, _load_issue from raw.orders order by order_id"
+        ).fetchall()
+    assert [(r[0], json.loads(r[1]), r[2]) for r in rows] == [
+        (
+            "O1",
+            {'size 12"': "L", "it's": "x", "_load_issue": "hello", "column_10": ""},
+            None,
+        ),
+        ("O2", {"_raw_fields": "r", "column_8": "", "column_9": "z"}, None),
+        ("O3", {"_raw_fields": '["O3", "short"]'}, "malformed_row"),
+    ]
+
+
+def test_parquet_bytes_that_are_not_utf8_are_kept_and_marked(paths: Paths) -> None:
+    columns = {c: [f"P{i}" for i in (1, 2)] for c in ORDER_HEADER}
+    columns["amount"] = pa.array([b"1.5", b"\xff2"], pa.binary())
+    pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
+    assert load(paths, progress=quiet).rows() == 2
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select order_id, amount, _load_issue from raw.orders order by order_id"
+        ).fetchall()
+    assert rows == [("P1", "1.5", None), ("P2", "\ufffd2", "invalid_encoding")]
+
+
+def test_a_long_field_beside_a_malformed_record_loads(paths: Paths) -> None:
+    long = "a" * 200_000
+    write_csv(
+        paths.landing_dir("orders") / "a.csv",
+        ORDER_HEADER,
+        [["O1", "C1", "2024-01-01", "completed", "1", "EUR", long], ["O2", "short"]],
+    )
+    assert load(paths, progress=quiet).rows() == 2
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select order_id, length(updated_at), _load_issue from raw.orders order by order_id"
+        ).fetchall()
+    assert rows == [("O1", 200_000, None), ("O2", None, "malformed_row")]
+
+
+def test_files_nothing_can_read_are_named(paths: Paths) -> None:
+    landing = paths.landing_dir("orders")
+    write_csv(landing / "good.csv", ORDER_HEADER, _orders(1))
+    write_csv(landing / "caf\udce9.csv", ORDER_HEADER, _orders(1, start=2))
+    (landing / "gone.csv").symlink_to(landing / "missing.csv")
+    write_csv(paths.landing / "orders_extra.csv", ORDER_HEADER, _orders(1, start=3))
+    (paths.landing / "Orders").mkdir()
+    said: list[str] = []
+    with pytest.raises(LoadErrors) as raised:
+        load(paths, progress=said.append)
+    problems = sorted(e.problem for e in raised.value.errors)
+    assert problems[0].startswith("a symbolic link to nothing")
+    assert problems[1].startswith("the file name is not UTF-8 text")
+    assert "caf\\xe9.csv" in str(raised.value)
+    assert "  ignored landing/Orders/: landing files go in landing/<entity>/ (" in said[:2][0]
+    assert said[1].startswith("  ignored landing/orders_extra.csv: ")
+    # the readable file is loaded all the same
+    assert _count(paths, "raw.orders") == 1
+
+
 def test_files_of_every_shape_written_together_keep_their_own_lineage(paths: Paths) -> None:
     """An entity's files are written by one insert: a typed Parquet file, a CSV file with an extra
     column and one without an optional column, and a CSV file with a malformed record, each row
