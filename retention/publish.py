@@ -32,6 +32,7 @@ import duckdb
 from retention.config import Paths, project_dir
 from retention.errors import UserError
 from retention.load import connect
+from retention.sql import sql_string
 from retention.validation import (
     ValidationReport,
     latest_build,
@@ -283,7 +284,7 @@ def stage_release(
                 # zstd level 1 instead of DuckDB's default 3: the release of 1 M customers was
                 # as large (369 MB) and took 11.4 instead of 13.6 CPU seconds to write
                 con.execute(
-                    f"copy (select {select} from marts.{name}) to '{target}' "
+                    f"copy (select {select} from marts.{name}) to {sql_string(target)} "
                     "(format parquet, compression zstd, compression_level 1)"
                 )
                 rows = con.execute(f"select count(*) from marts.{name}").fetchone()[0]
@@ -296,8 +297,8 @@ def stage_release(
             views = duckdb.connect(str(release / "serving.duckdb"), config=SERVING_FILE_CONFIG)
             try:
                 for name in marts:
-                    parquet = (release / f"{name}.parquet").as_posix().replace("'", "''")
-                    views.execute(f"create view {name} as select * from read_parquet('{parquet}')")
+                    parquet = sql_string((release / f"{name}.parquet").as_posix())
+                    views.execute(f"create view {name} as select * from read_parquet({parquet})")
             finally:
                 views.close()
             cancel.check()

@@ -153,6 +153,8 @@ def test_generate_does_not_replace_landing_files_unless_asked(tmp_path: Path) ->
 
 
 def test_run_goes_from_generated_files_to_marts(tmp_path: Path) -> None:
+    # a data directory whose path SQL would have to quote (dbt's profile, publish's COPY)
+    tmp_path = tmp_path / "it's a dir"
     generated = retention(
         "generate",
         "--customers",
