@@ -19,7 +19,12 @@ from pathlib import Path
 from retention import dbt
 from retention.config import DEMO_CUSTOMERS, GC_THRESHOLDS, Paths
 from retention.dbt import TARGETS, resolve_target
-from retention.errors import UserError, is_environment_error
+from retention.errors import (
+    UserError,
+    damaged_database_advice,
+    is_damaged_database,
+    is_environment_error,
+)
 from retention.locking import exclusive
 
 # retention.pipeline (pandas, SciPy, DuckDB, Great Expectations: about 0.7 s) is imported once
@@ -246,6 +251,20 @@ def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
         return 128 + status
     if isinstance(exc, UserError):
         print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    if is_damaged_database(exc):
+        logging.getLogger(__name__).debug("the error in full", exc_info=exc)
+        advice = damaged_database_advice(os.environ.get("RETENTION_DATA_DIR"))
+        print(f"error: {exc}\n  {advice}", file=sys.stderr, flush=True)
+        return 1
+    if isinstance(exc, MemoryError):
+        print(
+            f"error: out of memory{f' ({exc})' if str(exc) else ''}\n  what to do: free memory "
+            f"or give the machine more, then run `retention {args.command}` again"
+            + (" (or generate fewer --customers)" if args.command in ("generate", "demo") else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     if not is_environment_error(exc):
         raise exc

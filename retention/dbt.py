@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from retention.config import Paths, project_dir
-from retention.errors import UserError
+from retention.errors import UserError, damaged_database_advice, mentions_damaged_database
 from retention.locking import inherited_descriptors
 
 TARGETS = ("duckdb", "postgres", "spark")
@@ -45,6 +45,8 @@ class DbtFailure(UserError):
         self.returncode = returncode
         lines = [f"dbt {command} failed ({len(failures)} problem(s)):"]
         lines += [f"- {f}" for f in failures] or ["- see the dbt output above"]
+        if any(mentions_damaged_database(f) for f in failures):
+            lines.append(f"  {damaged_database_advice(os.environ.get('RETENTION_DATA_DIR'))}")
         super().__init__("\n".join(lines))
 
 

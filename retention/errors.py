@@ -14,3 +14,35 @@ def is_environment_error(exc: BaseException) -> bool:
     for one (``duckdb.IOException``), as opposed to a bug."""
     duckdb = sys.modules.get("duckdb")  # imported by then if DuckDB raised it
     return isinstance(exc, OSError) or (duckdb is not None and isinstance(exc, duckdb.IOException))
+
+
+#: What DuckDB says of a database file whose bytes are not those it wrote (a disk fault, a copy
+#: cut short, another program writing into it)
+_DAMAGED = (
+    "Corrupt database file",
+    "Could not read enough bytes from file",
+    "but it is not a valid DuckDB database file",
+)
+
+
+def mentions_damaged_database(text: str) -> bool:
+    return any(words in text for words in _DAMAGED)
+
+
+def is_damaged_database(exc: BaseException) -> bool:
+    """DuckDB's error for a damaged database file."""
+    duckdb = sys.modules.get("duckdb")
+    return (
+        duckdb is not None and isinstance(exc, duckdb.Error) and mentions_damaged_database(str(exc))
+    )
+
+
+def damaged_database_advice(data_dir: str | None) -> str:
+    """What to do about a damaged build warehouse: nothing rebuilds raw.* but its landing files."""
+    warehouse = f"{data_dir}/warehouse.duckdb" if data_dir else "warehouse.duckdb"
+    return (
+        f"what to do: the build warehouse ({warehouse}) is damaged. Restore it "
+        "from a backup; or, if every file loaded so far is still under landing/, move it aside "
+        "and run `retention run`, which loads them all again (rows of landing files removed "
+        "since are only in the damaged file). serving/ keeps the last release published."
+    )

@@ -38,6 +38,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from retention.config import ENTITIES, project_dir
+from retention.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +230,13 @@ class _Generator:
         dirty_rate: float,
     ) -> None:
         if customers < 1:
-            raise ValueError("--customers must be at least 1")
+            raise UserError("--customers must be at least 1")
         if end <= start:
-            raise ValueError(f"--end ({end}) must be after --start ({start})")
+            raise UserError(f"--end ({end}) must be after --start ({start})")
         if not 0 <= dirty_rate < 1:
-            raise ValueError("--dirty-rate must be in [0, 1)")
+            raise UserError("--dirty-rate must be in [0, 1)")
+        if seed < 0:
+            raise UserError(f"--seed must be 0 or more, not {seed}")
         self.n = customers
         self.rng = np.random.default_rng(seed)
         self.start_us = _to_us(start)
@@ -658,7 +661,7 @@ def generate(
         Row counts and the files written.
     """
     if fmt not in ("csv", "parquet"):
-        raise ValueError(f"--format must be csv or parquet, not {fmt!r}")
+        raise UserError(f"--format must be csv or parquet, not {fmt!r}")
     say = progress or log.info
     g = _Generator(customers, seed, start, end, dirty_rate)
     say(f"simulating {customers:,} customers from {start} to {end} (seed {seed})")

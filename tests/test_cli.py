@@ -321,6 +321,46 @@ def test_a_full_disk_is_an_error_message_not_a_traceback(
     assert "Traceback" not in err
 
 
+def test_a_damaged_warehouse_says_what_can_rebuild_it(tmp_path: Path) -> None:
+    write_csv(tmp_path / "landing" / "customers" / "c.csv", ["customer_id"], [["C1"]])
+    assert retention("load", data_dir=tmp_path).returncode == 0
+    warehouse = tmp_path / "warehouse.duckdb"
+    with warehouse.open("r+b") as handle:  # both of DuckDB's database headers
+        handle.seek(4096)
+        handle.write(b"\xff" * 8192)
+    damaged = retention("load", data_dir=tmp_path)
+    warehouse.write_text("not a database")
+    not_duckdb = retention("load", data_dir=tmp_path)
+    for result in (damaged, not_duckdb):
+        assert result.returncode == 1
+        assert f"what to do: the build warehouse ({warehouse}) is damaged" in result.stderr
+        assert "move it aside and run `retention run`" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert "Corrupt database file" in damaged.stderr
+    assert "not a valid DuckDB database file" in not_duckdb.stderr
+    # as it says: moved aside, the landing files load again
+    warehouse.rename(tmp_path / "warehouse.damaged")
+    assert "customers: 1 new file(s), 1 rows" in retention("load", data_dir=tmp_path).stdout
+
+
+def test_running_out_of_memory_is_an_error_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retention import cli, pipeline
+
+    monkeypatch.setenv("RETENTION_DATA_DIR", str(tmp_path))
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise MemoryError("Unable to allocate 7.28 TiB")
+
+    monkeypatch.setattr(pipeline, "generate", out_of_memory)
+    assert cli.main(["generate", "--customers", "1000000000000", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "error: out of memory (Unable to allocate 7.28 TiB)" in err
+    assert "(or generate fewer --customers)" in err
+    assert "Traceback" not in err
+
+
 def test_a_bug_still_shows_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from retention import cli, pipeline
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from retention.errors import UserError
 from retention.generate import DIRTY_KINDS, generate
 from tests.conftest import quiet
 
@@ -256,7 +257,9 @@ def test_parquet_holds_the_same_rows_as_csv(tmp_path: Path) -> None:
 
 
 def test_rejects_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="--end"):
+    with pytest.raises(UserError, match="--end"):
         generate(tmp_path, customers=10, start=date(2024, 1, 1), end=date(2023, 1, 1))
-    with pytest.raises(ValueError, match="--format"):
+    with pytest.raises(UserError, match="--format"):
         generate(tmp_path, customers=10, fmt="xlsx")
+    with pytest.raises(UserError, match="--seed must be 0 or more, not -1"):
+        generate(tmp_path, customers=10, seed=-1)
