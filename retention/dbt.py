@@ -168,7 +168,9 @@ def _summarise(results: list[dict[str, Any]]) -> list[str]:
         unique_id = r.get("unique_id", "?")
         kind, _, name = unique_id.partition(".")
         name = name.split(".", 1)[-1]
-        message = [m.strip() for m in (r.get("message") or "").strip().splitlines() if m.strip()]
+        message = [m.strip() for m in (r.get("message") or "").strip().splitlines()]
+        # without the macro call stack, as _error_lines
+        message = [m for m in message if m and not m.startswith("> ")]
         # dbt's first line repeats the node name; the cause is on the next one
         detail = " ".join(message[1:3]) if len(message) > 1 else (message or [r.get("status")])[0]
         if r.get("status") == "fail":

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -265,6 +266,32 @@ def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path
         with pytest.raises(dbt.DbtFailure) as caught:
             dbt.run_dbt(["build", "--select", "base_shop__orders+"], copy.paths, dbt_vars=dbt_vars)
         assert expected in str(caught.value)
+    assert copy.scalar("select count(*) from marts.orders") == 6
+
+
+def test_an_as_of_date_with_nothing_to_report_is_refused(
+    handmade: Warehouse, tmp_path: Path
+) -> None:
+    """Before the first order, or after today (UTC) and its tolerance: refused before any model
+    that depends on it is built, so the next build goes on from where the last one was."""
+    copy = _copy(handmade, tmp_path)
+    first = copy.scalar("select min(ordered_at)::date::varchar from staging.stg_shop__orders")
+    day_before = (date.fromisoformat(first) - timedelta(days=1)).isoformat()
+    tolerance = 24  # future_tolerance_hours, dbt_project.yml
+    # two days ahead of the latest allowed: the test does not depend on the hour it runs
+    future = (datetime.now(UTC) + timedelta(hours=tolerance, days=2)).date().isoformat()
+    for as_of, expected in [
+        (day_before, f"is before the first valid order ({first}): there is nothing to report"),
+        (future, "is in the future: the latest reporting date is "),
+    ]:
+        with pytest.raises(dbt.DbtFailure) as caught:
+            pipeline.build_step(copy.paths, quiet, as_of=as_of)
+        message = str(caught.value)
+        assert f"var as_of_date ({as_of}) {expected}" in message
+        assert "model int_reporting_dates" in message
+        assert "> in macro" not in message
+    # the incremental models were left as they were: a plain build goes on
+    pipeline.build_step(copy.paths, quiet)
     assert copy.scalar("select count(*) from marts.orders") == 6
 
 
