@@ -271,6 +271,15 @@ def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
     # a full disk or a folder it may not write: the machine's problem, not a bug to trace
     logging.getLogger(__name__).debug("the error in full", exc_info=exc)
     where = os.environ.get("RETENTION_DATA_DIR") or "the data directory"
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        # a file where the data directory needs a folder (--data-dir, landing/<entity>)
+        print(
+            f"error: {exc}\n  what to do: a file stands where a folder is needed, at "
+            f"{exc.filename} or above it: move the file away, or give another --data-dir",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     print(
         f"error: {exc}\n  what to do: check the free disk space and the permissions under "
         f"{where}, then run `retention {args.command}` again (-v shows the traceback)",

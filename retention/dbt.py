@@ -77,12 +77,20 @@ def dbt_executable() -> str:
     return found
 
 
-def check_settings() -> None:
-    """Raise a ``UserError`` naming the variable when a setting profiles.yml reads is malformed:
-    dbt would fail later with a traceback from deep inside the adapter."""
+def check_settings(target: str | None = None) -> None:
+    """Raise a ``UserError`` naming the variable when a setting profiles.yml reads for
+    ``target`` is malformed: dbt would fail later with a traceback from deep inside the
+    adapter, or with another value than the one set (``PGPORT=abc`` became port 0)."""
     threads = os.environ.get("RETENTION_DBT_THREADS")
     if threads is not None and not (threads.strip().isdigit() and int(threads) > 0):
         raise UserError(f"RETENTION_DBT_THREADS={threads!r} is not a positive whole number")
+    port = os.environ.get("PGPORT")
+    if (
+        resolve_target(target) == "postgres"
+        and port is not None
+        and not (port.strip().isdigit() and 0 < int(port) < 65536)
+    ):
+        raise UserError(f"PGPORT={port!r} is not a port number (1 to 65535)")
     memory = os.environ.get("RETENTION_DUCKDB_MEMORY_LIMIT")
     if memory is not None:
         import duckdb
@@ -128,7 +136,7 @@ def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     a parse saved for another one (``seed_parse``). dbt reparses everything when the profile it
     renders differs from the one the saved parse was made with.
     """
-    check_settings()
+    check_settings(target)
     env = dict(os.environ)
     env["RETENTION_DATA_DIR"] = "." if _runs_in_data_dir(target) else str(paths.data_dir)
     env["DBT_PROFILES_DIR"] = str(project_dir())

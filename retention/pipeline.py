@@ -240,7 +240,7 @@ def run(
     job starts one on DuckDB.
     """
     target = dbt.resolve_target(target)
-    dbt.check_settings()  # a malformed setting fails now, not after the load
+    dbt.check_settings(target)  # a malformed setting fails now, not after the load
     parse = None
     if target == "duckdb":
         validation.validation_memory()  # a malformed setting fails now, not after the build

@@ -50,6 +50,12 @@ def test_malformed_dbt_settings_are_named_before_dbt_starts(tmp_path: Path) -> N
             env.setenv(name, value)
             with pytest.raises(UserError, match=re.escape(message)):
                 dbt.check_settings()
+    # the PostgreSQL profile's port, on that target only
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PGPORT", "abc")
+        with pytest.raises(UserError, match=re.escape("PGPORT='abc' is not a port number")):
+            dbt.check_settings("postgres")
+        dbt.check_settings("duckdb")
     for name, value in (
         ("RETENTION_DBT_THREADS", "3"),
         ("RETENTION_DUCKDB_MEMORY_LIMIT", "2 GB"),
@@ -359,6 +365,20 @@ def test_running_out_of_memory_is_an_error_message(
     assert "error: out of memory (Unable to allocate 7.28 TiB)" in err
     assert "(or generate fewer --customers)" in err
     assert "Traceback" not in err
+
+
+def test_a_file_where_a_folder_belongs_is_named(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "data" / "landing").mkdir(parents=True)
+    (tmp_path / "data" / "landing" / "orders").write_text("x")
+    for result, path in [
+        (retention("load", data_dir=tmp_path / "a-file"), tmp_path / "a-file"),
+        (retention("generate", data_dir=tmp_path / "data"), tmp_path / "data/landing/orders"),
+    ]:
+        assert result.returncode == 1
+        assert f"a file stands where a folder is needed, at {path} or above it" in result.stderr
+        assert "disk space" not in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_a_bug_still_shows_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
