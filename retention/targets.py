@@ -341,7 +341,17 @@ def spark_session(paths: Paths):
         builder = builder.enableHiveSupport()
         for key, value in creds.server_side_parameters.items():
             builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:
+        if getattr(exc, "getCondition", lambda: None)() != "JAVA_GATEWAY_EXITED":
+            raise
+        java_home = os.environ.get("JAVA_HOME")
+        raise UserError(
+            f"Spark could not start Java ({exc}; JAVA_HOME="
+            f"{java_home if java_home is not None else 'not set'})\n"
+            "  what to do: install Java 17 and set JAVA_HOME to it (or put its java on PATH)"
+        ) from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

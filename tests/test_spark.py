@@ -55,3 +55,18 @@ def test_raw_files_are_shipped_once(spark_build: SparkWarehouse) -> None:
     assert sorted(p.name for p in (spark_build.paths.data_dir / "spark" / "raw").rglob("*")) == (
         files
     )
+
+
+def test_java_that_cannot_start_is_named(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retention import targets
+    from retention.config import Paths
+    from retention.errors import UserError
+
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    with pytest.raises(UserError) as raised:
+        targets._spark_job(Paths(tmp_path), "register-raw")
+    message = str(raised.value)
+    assert "Spark could not start Java ([JAVA_GATEWAY_EXITED] " in message
+    assert f"JAVA_HOME={tmp_path / 'no-java'})" in message
+    assert "what to do: install Java 17 and set JAVA_HOME to it" in message
+    assert "Traceback" not in message
