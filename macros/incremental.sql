@@ -4,7 +4,7 @@
 
     The watermark is the load time, not the event time: every raw row carries _loaded_at, and
     each incremental model stores in _loaded_through the latest _loaded_at of raw.orders and
-    raw.customers it has seen. A run processes the rows loaded after that watermark minus
+    raw.customers it has seen (loaded_through(): no later than the incremental models it reads). A run processes the rows loaded after that watermark minus
     var('incremental_lookback_hours'), together with every other version of the orders they
     touch. So a late-arriving version (a refund for a two-year-old order) is applied however old
     the order is. `retention load` stamps each load strictly later than the one before, so the
@@ -18,7 +18,8 @@
 
 {#-
     The latest load time of the sources an incremental model follows (a scalar subquery): by
-    default orders and customers; base_shop__nps_responses follows NPS responses and customers.
+    default orders and customers; base_shop__nps_responses follows NPS responses and customers
+    (and takes the orders' latest load too, which it has nothing to read of).
 -#}
 {% macro sources_loaded_through(entities=['orders', 'customers']) -%}
     (
@@ -31,6 +32,52 @@
             {%- endfor %}
         ) as sources
     )
+{%- endmacro %}
+
+{#-
+    An incremental model's _loaded_through: the latest load time of the sources it follows, but
+    no later than what each incremental model it reads (directly, or through views and tables)
+    has taken in. A model built while one of those is behind (`retention build --select` of
+    part of the graph) stays behind with it, and its next increment takes in what they took in
+    since; stamped with the sources' latest load, it would skip those rows for good.
+-#}
+{% macro loaded_through(entities=['orders', 'customers']) -%}
+    {%- set upstream = incremental_ancestors(model.unique_id) if execute else [] -%}
+    {%- if upstream -%}
+        least(
+            {{ sources_loaded_through(entities) }},
+            {%- for relation in upstream %}
+            (select max(_loaded_through) from {{ relation }}){{ ',' if not loop.last }}
+            {%- endfor %}
+        )
+    {%- else -%}
+        {{ sources_loaded_through(entities) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The incremental models a node reads: its incremental parents, and those of its other model
+    parents (views and tables), up the graph. A list of relations, each once.
+-#}
+{% macro incremental_ancestors(unique_id) -%}
+    {%- set found = [] -%}
+    {#- (a unit test's context has no graph: its inputs are fixtures) -#}
+    {%- set node = graph.get('nodes', {}).get(unique_id) -%}
+    {%- for parent_id in (node.depends_on.nodes if node else [])
+        if parent_id.startswith('model.') -%}
+        {%- set parent = graph['nodes'][parent_id] -%}
+        {%- if parent.config.materialized == 'incremental' -%}
+            {%- set relations = [api.Relation.create(
+                database=parent.database, schema=parent.schema, identifier=parent.alias)] -%}
+        {%- else -%}
+            {%- set relations = incremental_ancestors(parent_id) -%}
+        {%- endif -%}
+        {%- for relation in relations
+            if relation | string not in found | map('string') | list -%}
+            {%- do found.append(relation) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(found) }}
 {%- endmacro %}
 
 {#-
@@ -162,13 +209,21 @@
 {%- endmacro %}
 
 {#-
-    The customers whose purchase history may have changed since int_customer_months was last
-    built: the customers of every version of the orders that received a new raw row (an order
-    moved to another customer changes both), and customers with a new raw customer row (their
-    segment or validity may have changed).
+    The customers whose purchase history may have changed since the model being built was last
+    built: the customers of every version of the orders base_shop__orders classified again,
+    which are the orders that received a new raw row and the orders with a version of a
+    customer who received a new raw row (such a version may now pass, or fail: an order moved
+    to a customer who landed a day later leaves its previous customer). Both customers of an
+    order that moves change. And the customers with a new raw row themselves (their segment or
+    validity may have changed).
 -#}
 {% macro changed_customers_since_watermark() -%}
     {%- set watermark = incremental_watermark() -%}
+    {%- set new_customers -%}
+        select {{ clean_text('customer_id') }} as customer_id
+        from {{ source('shop', 'customers') }}
+        where _loaded_at > {{ watermark }}
+    {%- endset -%}
     select customer_key as customer_id
     from {{ ref('base_shop__orders') }}
     where customer_key is not null
@@ -176,12 +231,15 @@
             select {{ clean_text('order_id') }}
             from {{ source('shop', 'orders') }}
             where _loaded_at > {{ watermark }}
+            union
+            select order_key
+            from {{ ref('base_shop__orders') }}
+            where customer_key in ({{ new_customers }})
         )
     union
-    select {{ clean_text('customer_id') }} as customer_id
-    from {{ source('shop', 'customers') }}
-    where _loaded_at > {{ watermark }}
-        and {{ clean_text('customer_id') }} is not null
+    select customer_id
+    from ({{ new_customers }}) as new_customers
+    where customer_id is not null
 {%- endmacro %}
 
 {#-

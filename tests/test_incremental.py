@@ -135,6 +135,22 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
         ["O-REEXPORT-2", customer, "2024-05-02T10:00:00Z", "completed", "40.00", "USD", ""],
     ]
     write_csv(reexported, ORDER_HEADER, first_export)
+    # an order moved to the late customer: the move waits for the customer, the order stays
+    # with its first customer until then
+    april = sorted((paths.landing / "orders").glob("orders_2024-04*.csv"))[0]
+    moved = _first_rows(april, 1, lambda r: r["status"] == "completed")[0]
+    write_csv(
+        paths.landing / "orders" / "orders_early_moved.csv",
+        ORDER_HEADER,
+        [
+            [
+                moved["order_id"],
+                "C-LATE-1",
+                *[moved[c] for c in ORDER_HEADER[2:6]],
+                "2025-06-27T09:00:00Z",
+            ]
+        ],
+    )
     pipeline.load_step(paths, quiet)
     pipeline.build_step(paths, quiet)
     assert "affected_orders" not in _compiled_code(paths, "base_shop__orders")
@@ -227,6 +243,14 @@ def test_a_new_day_is_processed_incrementally(day_landed_incrementally: Paths) -
         assert con.execute("select max(month) from staging.int_customer_months").fetchone() == (
             date(2025, 6, 1),
         )
+        # the order moved to it, with it now; its first customer lost it
+        (moved,) = con.execute(
+            "select order_key from staging.base_shop__orders "
+            "where _source_file = 'orders/orders_early_moved.csv'"
+        ).fetchone()
+        assert con.execute(
+            "select customer_id from staging.int_orders_flagged where order_id = ?", [moved]
+        ).fetchall() == [("C-LATE-1",)]
 
 
 def test_a_file_landed_again_under_its_name_adds_versions(day_landed_incrementally: Paths) -> None:
@@ -494,6 +518,25 @@ def test_a_day_build_stopped_half_way_finishes_the_same(
     assert after.keys() == expected.keys()
     for name in expected:
         assert after[name] == expected[name], f"{name} differs after the stopped build"
+
+
+@pytest.mark.parametrize("selection", ["int_customer_months", "path:models/intermediate"])
+def test_a_part_built_ahead_of_its_parents_catches_up_with_them(
+    day_landed_incrementally: Paths, tmp_path: Path, selection: str
+) -> None:
+    """The day loaded, then only models downstream of the base models built (their parents
+    still without the day): the next whole build leaves every mart and incremental model as the
+    day's build did. A model stamped with the day's load time would have skipped the day's rows
+    its parents took in afterwards."""
+    expected = _snapshot(day_landed_incrementally)
+    shutil.copytree(_before_the_build(day_landed_incrementally), tmp_path / "data", symlinks=True)
+    paths = Paths(tmp_path / "data")
+    pipeline.build_step(paths, quiet, select=selection, unit_tests=False)
+    pipeline.build_step(paths, quiet, unit_tests=False)
+    after = _snapshot(paths)
+    assert after.keys() == expected.keys()
+    for name in expected:
+        assert after[name] == expected[name], f"{name} differs after the partial build"
 
 
 def test_an_earlier_as_of_date_needs_a_full_refresh(day_landed_incrementally: Paths) -> None:

@@ -323,7 +323,7 @@ final as (
             else 'active'
         end as lifecycle_stage,
         transitions.churn_inactivity_days,
-        {{ sources_loaded_through() }} as _loaded_through
+        {{ loaded_through() }} as _loaded_through
     from transitions
     inner join customers
         on transitions.customer_id = customers.customer_id

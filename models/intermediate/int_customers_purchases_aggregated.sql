@@ -59,7 +59,7 @@ final as (
             select reporting_dates.as_of_date
             from {{ ref('int_reporting_dates') }} as reporting_dates
         ) as _as_of_date,
-        {{ sources_loaded_through() }} as _loaded_through
+        {{ loaded_through() }} as _loaded_through
     from aggregated
 
 )

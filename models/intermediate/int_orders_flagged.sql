@@ -101,7 +101,7 @@ numbered as (
     select
         flagged.*,
         purchase_numbers.purchase_number,
-        {{ sources_loaded_through() }} as _loaded_through
+        {{ loaded_through() }} as _loaded_through
     from flagged
     left join purchase_numbers
         on flagged.order_id = purchase_numbers.order_id

@@ -123,7 +123,7 @@ final as (
         copy_number,
         version_rank,
         row_disposition,
-        {{ sources_loaded_through() }} as _loaded_through
+        {{ loaded_through() }} as _loaded_through
     from classified
 
 )
