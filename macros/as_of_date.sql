@@ -2,19 +2,30 @@
     The reporting date every mart is computed as of (a SQL expression of type date).
 
     var('as_of_date') when set (validated as YYYY-MM-DD, so it is never interpolated as free
-    text), otherwise the date of the latest valid order. Orders and purchases after this date
-    are ignored, so results for a past date are reproducible. A set date must lie between the
-    first valid order and today (UTC, plus future_tolerance_hours): a date in the future would
-    give every customer ages and inactivity that have not happened, and the incremental models
-    would refuse every later, earlier date until a full refresh; before the first order there
-    is nothing to report.
+    text), otherwise the date of the latest valid order, or the date the last build was for
+    when that is later (as_of_built_for()): a run without a date after one with a later date
+    (the Dagster schedule's day, then the landing sensor's run before the day's orders
+    are in) continues from it instead of being refused for moving back. Orders and purchases
+    after this date are ignored, so results for a past date are reproducible. A set date must
+    lie between the first valid order and today (UTC, plus future_tolerance_hours): a date in the
+    future would give every customer ages and inactivity that have not happened, and the
+    incremental models would refuse every later, earlier date until a full refresh; before the
+    first order there is nothing to report.
 -#}
 {% macro as_of_date() -%}
     {#- outside the branches: dbt records the dependency whichever the parse takes -#}
     {%- set orders = ref('stg_shop__orders') -%}
     {%- set value = var('as_of_date', '') | string | trim -%}
     {%- if value in ('', 'none', 'None') -%}
+        {%- set built_for = as_of_built_for() -%}
+        {%- if built_for is none -%}
         (select cast(max(ordered_at) as date) from {{ orders }})
+        {%- else -%}
+        greatest(
+            (select cast(max(ordered_at) as date) from {{ orders }}),
+            cast('{{ built_for }}' as date)
+        )
+        {%- endif -%}
     {%- else -%}
         {%- if not modules.re.match('^\d{4}-\d{2}-\d{2}$', value) -%}
             {{ exceptions.raise_compiler_error(
@@ -39,6 +50,26 @@
         {%- endif -%}
         cast('{{ value }}' as date)
     {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    The as_of_date of the last build (int_reporting_dates as it stands before this build replaces
+    it), or none: on a first build or a full refresh, on engines that rebuild every model in
+    full, and before anything runs (parse, compile).
+-#}
+{% macro as_of_built_for() -%}
+    {%- if not execute or flags.FULL_REFRESH or incremental_where_supported() != 'incremental' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set node = graph.get('nodes', {}).get('model.retention.int_reporting_dates') -%}
+    {%- set relation = adapter.get_relation(
+        database=node.database, schema=node.schema, identifier=node.alias) if node else none -%}
+    {%- if relation is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set built_for = run_query('select max(as_of_date) from ' ~ relation).rows[0][0] -%}
+    {{ return(none if built_for is none else built_for | string) }}
 {%- endmacro %}
 
 

@@ -559,6 +559,32 @@ def test_a_later_as_of_date_adds_the_orders_already_loaded(day_landed_incrementa
         assert incremental[name] == full[name], f"{name} differs after the incremental run"
 
 
+def test_a_build_without_a_date_continues_from_a_later_one(
+    day_landed_incrementally: Paths,
+) -> None:
+    """The Dagster schedule builds for its day; the landing sensor's run after it has no date,
+    and the latest order is from the day before: it continues from the schedule's date instead
+    of being refused for moving as_of_date back. A full refresh starts from the orders again."""
+    paths = day_landed_incrementally
+
+    def as_of() -> tuple[date, date]:
+        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+            return con.execute(
+                "select (select as_of_date from staging.int_reporting_dates), "
+                "(select max(ordered_at)::date from staging.stg_shop__orders)"
+            ).fetchone()
+
+    pipeline.build_step(paths, quiet, as_of="2025-07-02", unit_tests=False)
+    pipeline.build_step(paths, quiet, unit_tests=False)
+    built_for, latest_order = as_of()
+    assert (built_for, latest_order) == (date(2025, 7, 2), date(2025, 6, 30))
+    incremental = _snapshot(paths)
+    pipeline.build_step(paths, quiet, as_of="2025-07-02", full_refresh=True, unit_tests=False)
+    assert _snapshot(paths) == incremental
+    pipeline.build_step(paths, quiet, full_refresh=True, unit_tests=False)
+    assert as_of() == (date(2025, 6, 30), date(2025, 6, 30))
+
+
 def test_a_table_from_an_earlier_version_asks_for_a_full_refresh(
     day_landed_incrementally: Paths,
 ) -> None:
