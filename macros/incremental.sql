@@ -18,8 +18,8 @@
 
 {#-
     The latest load time of the sources an incremental model follows (a scalar subquery): by
-    default orders and customers; base_shop__nps_responses follows NPS responses and customers
-    (and takes the orders' latest load too, which it has nothing to read of).
+    default orders and customers; base_shop__customers follows customers,
+    base_shop__nps_responses NPS responses and customers.
 -#}
 {% macro sources_loaded_through(entities=['orders', 'customers']) -%}
     (
@@ -36,18 +36,27 @@
 
 {#-
     An incremental model's _loaded_through: the latest load time of the sources it follows, but
-    no later than what each incremental model it reads (directly, or through views and tables)
-    has taken in. A model built while one of those is behind (`retention build --select` of
-    part of the graph) stays behind with it, and its next increment takes in what they took in
-    since; stamped with the sources' latest load, it would skip those rows for good.
+    no later than what an incremental model it reads (directly, or through views and tables) has
+    taken in when that model is behind, that is when its own sources have rows loaded after its
+    _loaded_through. A model built while one it reads is behind (`retention build --select` of
+    part of the graph) stays behind with it, and its next increment takes in what that model took
+    in since; stamped with the sources' latest load, it would skip those rows for good. A model
+    that is not behind does not hold anything back, also when it wrote nothing for a while (the
+    customers on a day without customer rows).
 -#}
 {% macro loaded_through(entities=['orders', 'customers']) -%}
     {%- set upstream = incremental_ancestors(model.unique_id) if execute else [] -%}
     {%- if upstream -%}
         least(
-            {{ sources_loaded_through(entities) }},
-            {%- for relation in upstream %}
-            (select max(_loaded_through) from {{ relation }}){{ ',' if not loop.last }}
+            {{ sources_loaded_through(entities) }}
+            {%- for ancestor in upstream %},
+            (
+                select case
+                    when max(_loaded_through) < {{ sources_loaded_through(ancestor.entities) }}
+                        then max(_loaded_through)
+                end
+                from {{ ancestor.relation }}
+            )
             {%- endfor %}
         )
     {%- else -%}
@@ -57,7 +66,8 @@
 
 {#-
     The incremental models a node reads: its incremental parents, and those of its other model
-    parents (views and tables), up the graph. A list of relations, each once.
+    parents (views and tables), up the graph; each once, as its relation and the raw entities
+    it follows (its shop sources).
 -#}
 {% macro incremental_ancestors(unique_id) -%}
     {%- set found = [] -%}
@@ -67,14 +77,23 @@
         if parent_id.startswith('model.') -%}
         {%- set parent = graph['nodes'][parent_id] -%}
         {%- if parent.config.materialized == 'incremental' -%}
-            {%- set relations = [api.Relation.create(
-                database=parent.database, schema=parent.schema, identifier=parent.alias)] -%}
+            {%- set entities = [] -%}
+            {%- for source_id in parent.depends_on.nodes
+                if source_id.startswith('source.') and source_id.split('.')[2] == 'shop' -%}
+                {%- do entities.append(source_id.split('.')[3]) -%}
+            {%- endfor -%}
+            {%- set ancestors = [{
+                'relation': api.Relation.create(
+                    database=parent.database, schema=parent.schema, identifier=parent.alias),
+                'entities': entities,
+            }] -%}
         {%- else -%}
-            {%- set relations = incremental_ancestors(parent_id) -%}
+            {%- set ancestors = incremental_ancestors(parent_id) -%}
         {%- endif -%}
-        {%- for relation in relations
-            if relation | string not in found | map('string') | list -%}
-            {%- do found.append(relation) -%}
+        {%- for ancestor in ancestors
+            if ancestor.relation | string not in found | map(attribute='relation')
+                | map('string') | list -%}
+            {%- do found.append(ancestor) -%}
         {%- endfor -%}
     {%- endfor -%}
     {{ return(found) }}
@@ -210,36 +229,25 @@
 
 {#-
     The customers whose purchase history may have changed since the model being built was last
-    built: the customers of every version of the orders base_shop__orders classified again,
-    which are the orders that received a new raw row and the orders with a version of a
-    customer who received a new raw row (such a version may now pass, or fail: an order moved
-    to a customer who landed a day later leaves its previous customer). Both customers of an
-    order that moves change. And the customers with a new raw row themselves (their segment or
-    validity may have changed).
+    built: the customers of the rows base_shop__orders classified again since, which are every
+    version of the orders that received a new raw row or have a version naming a customer who
+    received one (such a version may now pass, or fail: an order moved to a customer who landed
+    a day later leaves its first customer), each stamped with that build's _loaded_through; and
+    the customers with a new raw row themselves (their segment or validity may have changed).
+    Read from base_shop__orders, not from the raw rows: what it has not classified yet is not
+    there to recompute from, and the model's watermark stays behind with it (loaded_through()).
 -#}
 {% macro changed_customers_since_watermark() -%}
     {%- set watermark = incremental_watermark() -%}
-    {%- set new_customers -%}
-        select {{ clean_text('customer_id') }} as customer_id
-        from {{ source('shop', 'customers') }}
-        where _loaded_at > {{ watermark }}
-    {%- endset -%}
     select customer_key as customer_id
     from {{ ref('base_shop__orders') }}
-    where customer_key is not null
-        and order_key in (
-            select {{ clean_text('order_id') }}
-            from {{ source('shop', 'orders') }}
-            where _loaded_at > {{ watermark }}
-            union
-            select order_key
-            from {{ ref('base_shop__orders') }}
-            where customer_key in ({{ new_customers }})
-        )
+    where _loaded_through > {{ watermark }}
+        and customer_key is not null
     union
-    select customer_id
-    from ({{ new_customers }}) as new_customers
-    where customer_id is not null
+    select {{ clean_text('customer_id') }} as customer_id
+    from {{ source('shop', 'customers') }}
+    where _loaded_at > {{ watermark }}
+        and {{ clean_text('customer_id') }} is not null
 {%- endmacro %}
 
 {#-

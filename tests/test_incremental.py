@@ -539,6 +539,36 @@ def test_a_part_built_ahead_of_its_parents_catches_up_with_them(
         assert after[name] == expected[name], f"{name} differs after the partial build"
 
 
+def test_a_day_of_orders_alone_built_in_part_first_catches_up(
+    day_landed_incrementally: Paths, tmp_path: Path
+) -> None:
+    """A day with orders and no customer rows (base_shop__customers takes in nothing), built
+    first for int_customer_months alone: the next whole build gives what a full refresh gives."""
+    shutil.copytree(day_landed_incrementally.data_dir, tmp_path / "data", symlinks=True)
+    paths = Paths(tmp_path / "data")
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        # the raw text of a completed order, its only version
+        order = con.execute(
+            "select order_id, customer_id, ordered_at, amount, currency from raw.orders "
+            "where order_id in (select order_id from staging.stg_shop__orders "
+            "where status = 'completed') qualify count(*) over (partition by order_id) = 1 "
+            "order by order_id limit 1"
+        ).fetchone()
+    write_csv(
+        paths.landing / "orders" / "orders_refund.csv",
+        ORDER_HEADER,
+        [[*order[:3], "refunded", *order[3:], "2025-06-30T12:00:00Z"]],
+    )
+    pipeline.load_step(paths, quiet)
+    pipeline.build_step(paths, quiet, select="int_customer_months", unit_tests=False)
+    pipeline.build_step(paths, quiet, unit_tests=False)
+    incremental = _snapshot(paths)
+    pipeline.build_step(paths, quiet, full_refresh=True, unit_tests=False)
+    full = _snapshot(paths)
+    for name in full:
+        assert incremental[name] == full[name], f"{name} differs after the partial build"
+
+
 def test_an_earlier_as_of_date_needs_a_full_refresh(day_landed_incrementally: Paths) -> None:
     with pytest.raises(dbt.DbtFailure, match="full-refresh"):
         pipeline.build_step(day_landed_incrementally, quiet, as_of="2025-01-15")

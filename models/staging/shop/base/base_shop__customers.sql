@@ -7,7 +7,6 @@
     received a new row since the watermark; the rows replace their previous classification
     (unique key: the raw row).
 -#}
--- depends_on: {{ source('shop', 'orders') }}
 {{ config(**raw_row_increment()) }}
 
 {{ check_increment_columns(['_loaded_through']) }}
@@ -123,7 +122,7 @@ final as (
         copy_number,
         version_rank,
         row_disposition,
-        {{ loaded_through() }} as _loaded_through
+        {{ loaded_through(['customers']) }} as _loaded_through
     from classified
 
 )

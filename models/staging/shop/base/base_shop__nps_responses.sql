@@ -123,10 +123,7 @@ final as (
         copy_number,
         version_rank,
         row_disposition,
-        -- orders too, which it does not read: it has seen every row it reads that was loaded up
-        -- to the latest load of any of them, and so does not hold back the models after it
-        -- (int_customer_months, through the segments) on a day without NPS responses
-        {{ loaded_through(['nps_responses', 'customers', 'orders']) }} as _loaded_through
+        {{ loaded_through(['nps_responses', 'customers']) }} as _loaded_through
     from classified
 
 )
