@@ -47,17 +47,33 @@
 {% macro loaded_through(entities=['orders', 'customers']) -%}
     {%- set upstream = incremental_ancestors(model.unique_id) if execute else [] -%}
     {%- if upstream -%}
-        least(
-            {{ sources_loaded_through(entities) }}
-            {%- for ancestor in upstream %},
-            (
-                select case
-                    when max(_loaded_through) < {{ sources_loaded_through(ancestor.entities) }}
-                        then max(_loaded_through)
-                end
-                from {{ ancestor.relation }}
+        {#- each source's latest load read once (a scalar read twice is a plan DuckDB stores) -#}
+        {%- set read = entities | list -%}
+        {%- for ancestor in upstream -%}
+            {%- for entity in ancestor.entities if entity not in read -%}
+                {%- do read.append(entity) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+        (
+            select least(
+                greatest({{ entities | join('_at, ') }}_at)
+                {%- for ancestor in upstream %},
+                (
+                    select case
+                        when max(_loaded_through) < greatest({{ ancestor.entities | join('_at, ') }}_at)
+                            then max(_loaded_through)
+                    end
+                    from {{ ancestor.relation }}
+                )
+                {%- endfor %}
             )
-            {%- endfor %}
+            from (
+                select
+                    {%- for entity in read %}
+                    (select max(_loaded_at) from {{ source('shop', entity) }}) as {{ entity }}_at
+                    {{- ',' if not loop.last }}
+                    {%- endfor %}
+            ) as latest_loads
         )
     {%- else -%}
         {{ sources_loaded_through(entities) }}
