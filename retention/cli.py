@@ -252,41 +252,41 @@ def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
     if isinstance(exc, UserError):
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
-    if is_damaged_database(exc):
-        logging.getLogger(__name__).debug("the error in full", exc_info=exc)
-        advice = damaged_database_advice(os.environ.get("RETENTION_DATA_DIR"))
-        print(f"error: {exc}\n  {advice}", file=sys.stderr, flush=True)
-        return 1
-    if isinstance(exc, MemoryError):
-        print(
-            f"error: out of memory{f' ({exc})' if str(exc) else ''}\n  what to do: free memory "
-            f"or give the machine more, then run `retention {args.command}` again"
-            + (" (or generate fewer --customers)" if args.command in ("generate", "demo") else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-        return 1
-    if not is_environment_error(exc):
+    explained = _machine_problem(exc, args.command)
+    if explained is None:
         raise exc
-    # a full disk or a folder it may not write: the machine's problem, not a bug to trace
+    # the machine's problem or the data directory's, not a bug to trace
     logging.getLogger(__name__).debug("the error in full", exc_info=exc)
-    where = os.environ.get("RETENTION_DATA_DIR") or "the data directory"
-    if isinstance(exc, FileExistsError | NotADirectoryError):
-        # a file where the data directory needs a folder (--data-dir, landing/<entity>)
-        print(
-            f"error: {exc}\n  what to do: a file stands where a folder is needed, at "
-            f"{exc.filename} or above it: move the file away, or give another --data-dir",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 1
-    print(
-        f"error: {exc}\n  what to do: check the free disk space and the permissions under "
-        f"{where}, then run `retention {args.command}` again (-v shows the traceback)",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"error: {explained}", file=sys.stderr, flush=True)
     return 1
+
+
+def _machine_problem(exc: BaseException, command: str) -> str | None:
+    """What went wrong and what to do, for an error of the machine or the data directory (a
+    damaged warehouse, no memory, a full disk, a file where a folder belongs); None for a bug."""
+    where = os.environ.get("RETENTION_DATA_DIR")
+    again = f"then run `retention {command}` again"
+    if is_damaged_database(exc):
+        return f"{exc}\n  {damaged_database_advice(where)}"
+    if isinstance(exc, MemoryError):
+        fewer = " (or generate fewer --customers)" if command in ("generate", "demo") else ""
+        detail = f" ({exc})" if str(exc) else ""
+        return (
+            f"out of memory{detail}\n  what to do: free memory or give the machine more, "
+            f"{again}{fewer}"
+        )
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        # (--data-dir, landing/<entity>)
+        return (
+            f"{exc}\n  what to do: a file stands where a folder is needed, at {exc.filename} or "
+            "above it: move the file away, or give another --data-dir"
+        )
+    if is_environment_error(exc):
+        return (
+            f"{exc}\n  what to do: check the free disk space and the permissions under "
+            f"{where or 'the data directory'}, {again} (-v shows the traceback)"
+        )
+    return None
 
 
 def _early_dbt(args: argparse.Namespace, paths: Paths) -> AbstractContextManager:
