@@ -233,15 +233,7 @@ def _read_csv_by_record(path: Path, names: list[str]) -> FileRows:
     # no limit on a field's length (Python's csv stops at 131,072 characters; the fast reader
     # has none, and a file must not be rejected only because one of its rows is short)
     csv.field_size_limit(FIELD_SIZE_LIMIT)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        records = list(reader)
-    except csv.Error as exc:
-        raise LoadError(
-            path,
-            f"not a well-formed CSV file: {exc} (near line {reader.line_num})",
-            "fix or re-export the file; nothing from it was loaded",
-        ) from exc
+    records = _csv_records(path, text)
     columns: dict[str, list[str | None]] = {n: [] for n in names}
     issues: list[str | None] = []
     raw_fields: list[str | None] = []
@@ -263,6 +255,42 @@ def _read_csv_by_record(path: Path, names: list[str]) -> FileRows:
         load_issue=pa.array(issues, pa.string()),
         raw_fields=pa.array(raw_fields, pa.string()),
     )
+
+
+def _csv_records(path: Path, text: str) -> list[list[str]]:
+    """The records of a CSV text, read as the fast reader reads them (a quote inside a field,
+    as in ``"face"book``, is kept as text), but an unterminated quote rejects the file.
+
+    Python's non-strict reader ends a quoted field left open at the end of the text without a
+    word; a sentinel record after the text tells the two apart: it comes back as a record of
+    its own only if every quote was closed before it.
+    """
+    sentinel = ["\x00end of landing file\x00"]
+    if sentinel[0] in text:
+        raise LoadError(path, "this is not a CSV text file (it contains NUL characters)")
+    reader = csv.reader(io.StringIO(f"{text}\n{sentinel[0]}\n", newline=""), strict=False)
+    records: list[list[str]] = []
+    starts: list[int] = []
+    try:
+        while True:
+            starts.append(reader.line_num + 1)
+            records.append(next(reader))
+    except StopIteration:
+        starts.pop()
+    except csv.Error as exc:
+        raise LoadError(
+            path,
+            f"not a well-formed CSV file: {exc} (near line {reader.line_num})",
+            "fix or re-export the file; nothing from it was loaded",
+        ) from exc
+    if not records or records[-1] != sentinel:
+        raise LoadError(
+            path,
+            f"not a well-formed CSV file: the quote opened on line {starts[-1]} is never "
+            "closed, so the rest of the file would be one field",
+            "fix or re-export the file; nothing from it was loaded",
+        )
+    return records[:-1]
 
 
 def _has_undecodable(text: str) -> bool:

@@ -202,6 +202,38 @@ def test_unreadable_records_are_kept_and_marked(paths: Paths) -> None:
     assert rows[2][1:3] == ("C\ufffd1", "invalid_encoding")
 
 
+def test_both_readers_read_a_quote_inside_a_field_alike(paths: Paths) -> None:
+    """``"compl"eted`` reads as ``completed`` whether the file is read whole or, because another
+    of its rows is malformed, record by record."""
+    header = b"order_id,customer_id,ordered_at,status,amount,currency\n"
+    row = b'%s,C1,2024-01-01,"compl"eted,1,EUR\n'
+    (paths.landing_dir("orders") / "a.csv").write_bytes(header + row % b"O1")
+    (paths.landing_dir("orders") / "b.csv").write_bytes(header + row % b"O2" + b"O3,short\n")
+    assert load(paths, progress=quiet).rows() == 3
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select order_id, status, _load_issue from raw.orders order by order_id"
+        ).fetchall()
+    assert rows == [
+        ("O1", "completed", None),
+        ("O2", "completed", None),
+        ("O3", None, "malformed_row"),
+    ]
+
+
+def test_an_unterminated_quote_is_named_by_its_line(paths: Paths) -> None:
+    (paths.landing_dir("orders") / "a.csv").write_bytes(
+        b"order_id,customer_id,ordered_at,status,amount,currency\n"
+        b"O1,C1,2024-01-01,completed,1,EUR,surplus\n"
+        b'O2,C1,2024-01-01,"completed,1,EUR\n'
+        b"O3,C1,2024-01-01,completed,1,EUR\n"
+    )
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    assert "the quote opened on line 3 is never closed" in str(caught.value)
+    assert _count(paths, "raw.orders") == 0
+
+
 def test_any_column_name_outside_the_contract_is_kept_in_extra(paths: Paths) -> None:
     """Names are only keys of ``_extra``: quotes, a blank name (a header ending in a comma, as
     spreadsheets export it), and the names of the loader's own marks."""
