@@ -12,6 +12,9 @@
     version_at:     expression ordering versions (latest wins); ties go to the row landed last
 
     Returns a select with row_disposition added (and helper columns copy_number, version_rank).
+    Both are null for a row without a key (always quarantined): it is no copy or version of
+    another, and an increment, which never re-reads such rows, numbers them as a full refresh
+    does only then.
 
     With a single key column, the two window functions run only over the rows whose key is
     missing or has more than one raw row (a few percent of them), which the relation flags in
@@ -21,6 +24,7 @@
 -#}
 {% macro classify_rows(relation, key_columns, raw_columns, version_at) -%}
 {%- set single_key = key_columns | length == 1 -%}
+{%- set key_missing = key_columns | join(' is null or ') ~ ' is null' -%}
 with
 {% if single_key %}
 seen_once as (
@@ -42,17 +46,17 @@ seen_more as (
 copies as (
     select
         *,
-        row_number() over (
+        case when not ({{ key_missing }}) then row_number() over (
             partition by {{ raw_columns | join(', ') }}, _extra, reject_reason
             order by _loaded_at, _source_file, _source_row
-        ) as copy_number
+        ) end as copy_number
     from {{ 'seen_more' if single_key else relation }}
 ),
 
 versions as (
     select
         *,
-        row_number() over (
+        case when not ({{ key_missing }}) then row_number() over (
             partition by
                 {{ key_columns | join(', ') }},
                 case when reject_reason is null and copy_number = 1 then 1 else 0 end
@@ -61,7 +65,7 @@ versions as (
                 _loaded_at desc,
                 _source_file desc,
                 _source_row desc
-        ) as version_rank
+        ) end as version_rank
     from copies
 ),
 

@@ -31,7 +31,7 @@ source as {{ inline_cte() if not is_incremental() }} (
     {% if is_incremental() %}
         {{ raw_rows_to_classify(
             source('shop', 'nps_responses'), 'response_key',
-            "select response_key from affected_responses", watermark
+            "select response_key from affected_responses", watermark, with_customers=true,
         ) }}
     {% else %}
         select * from {{ source('shop', 'nps_responses') }}

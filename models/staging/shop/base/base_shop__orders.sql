@@ -36,7 +36,8 @@ source as {{ inline_cte() if not is_incremental() }} (
 
     {% if is_incremental() %}
         {{ raw_rows_to_classify(
-            source('shop', 'orders'), 'order_key', "select order_key from affected_orders", watermark
+            source('shop', 'orders'), 'order_key', "select order_key from affected_orders", watermark,
+            with_customers=true,
         ) }}
     {% else %}
         select * from {{ source('shop', 'orders') }}
