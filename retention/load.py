@@ -286,8 +286,8 @@ def _csv_records(path: Path, text: str) -> list[list[str]]:
     if not records or records[-1] != sentinel:
         raise LoadError(
             path,
-            f"not a well-formed CSV file: the quote opened on line {starts[-1]} is never "
-            "closed, so the rest of the file would be one field",
+            f"not a well-formed CSV file: a quote in the record from line {starts[-1]} on is "
+            "never closed, so the rest of the file would be one field",
             "fix or re-export the file; nothing from it was loaded",
         )
     return records[:-1]

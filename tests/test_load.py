@@ -221,7 +221,7 @@ def test_both_readers_read_a_quote_inside_a_field_alike(paths: Paths) -> None:
     ]
 
 
-def test_an_unterminated_quote_is_named_by_its_line(paths: Paths) -> None:
+def test_an_unterminated_quote_is_named_by_its_record(paths: Paths) -> None:
     (paths.landing_dir("orders") / "a.csv").write_bytes(
         b"order_id,customer_id,ordered_at,status,amount,currency\n"
         b"O1,C1,2024-01-01,completed,1,EUR,surplus\n"
@@ -230,7 +230,7 @@ def test_an_unterminated_quote_is_named_by_its_line(paths: Paths) -> None:
     )
     with pytest.raises(LoadErrors) as caught:
         load(paths, progress=quiet)
-    assert "the quote opened on line 3 is never closed" in str(caught.value)
+    assert "a quote in the record from line 3 on is never closed" in str(caught.value)
     assert _count(paths, "raw.orders") == 0
 
 
