@@ -189,6 +189,11 @@ def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
     return normalised
 
 
+#: a record after every CSV file's own: it comes back as a record of its own only if every quote
+#: of the file was closed before it
+_SENTINEL = "\x00end of landing file\x00"
+
+
 def _read_csv(path: Path, entity: str) -> FileRows:
     with path.open("rb") as handle:
         head = handle.read(1 << 16)
@@ -204,22 +209,50 @@ def _read_csv(path: Path, entity: str) -> FileRows:
     except (csv.Error, StopIteration) as exc:
         raise LoadError(path, f"cannot read the header row: {exc}") from exc
     names = _check_header(path, entity, header)
+    # the sentinel record after the file's own: PyArrow ends a quote left open at the end of
+    # the file without a word, and when it opened in the last column the record that swallowed
+    # the rest of the file even has the right number of fields
+    sentinel = ",".join([_SENTINEL] * len(names)).encode()
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        with path.open("rb") as handle:
+            table = pacsv.read_csv(
+                io.BufferedReader(_Followed(handle, b"\n" + sentinel + b"\n"), 1 << 20),
+                read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
         # a row with the wrong number of fields, or bytes that are not UTF-8: read the file
         # record by record and keep such rows, marked, for staging to quarantine
         return _read_csv_by_record(path, names)
-    return FileRows(table)
+    last = table.num_rows - 1
+    if last < 0 or any(column[last].as_py() != _SENTINEL for column in table.columns):
+        # the sentinel was swallowed: the record reader names the record whose quote is open
+        return _read_csv_by_record(path, names)
+    return FileRows(table.slice(0, last))
+
+
+class _Followed(io.RawIOBase):
+    """A binary file followed by more bytes, read as one stream."""
+
+    def __init__(self, handle: io.BufferedReader, tail: bytes) -> None:
+        self._handle, self._tail = handle, tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count = self._handle.readinto(buffer)
+        if count:
+            return count
+        count = min(len(buffer), len(self._tail))
+        buffer[:count] = self._tail[:count]
+        self._tail = self._tail[count:]
+        return count
 
 
 def _read_csv_by_record(path: Path, names: list[str]) -> FileRows:
@@ -258,14 +291,14 @@ def _read_csv_by_record(path: Path, names: list[str]) -> FileRows:
 
 
 def _csv_records(path: Path, text: str) -> list[list[str]]:
-    """The records of a CSV text, read as the fast reader reads them (a quote inside a field,
-    as in ``"face"book``, is kept as text), but an unterminated quote rejects the file.
+    """The records of a CSV text, read as the fast reader reads them (``"face"book`` is
+    ``facebook``), but an unterminated quote rejects the file.
 
     Python's non-strict reader ends a quoted field left open at the end of the text without a
     word; a sentinel record after the text tells the two apart: it comes back as a record of
     its own only if every quote was closed before it.
     """
-    sentinel = ["\x00end of landing file\x00"]
+    sentinel = [_SENTINEL]
     if sentinel[0] in text:
         raise LoadError(path, "this is not a CSV text file (it contains NUL characters)")
     reader = csv.reader(io.StringIO(f"{text}\n{sentinel[0]}\n", newline=""), strict=False)
@@ -404,7 +437,8 @@ def _landed_schema(entity: str) -> pa.Schema:
 
 def _extra_json(read: FileRows, extras: list[str]) -> pa.ChunkedArray:
     """``_extra`` of each row: the columns outside the contract as a JSON object, or for a
-    malformed record all its fields (``{"_raw_fields": [...]}``)."""
+    malformed record all its fields (``{"_raw_fields": "[...]"}``: the JSON array of the
+    fields, as a string)."""
     # the file's columns by position (c1, c2, ...): their names, whatever they are, only appear
     # as the keys, in string literals
     values = {f"c{i}": read.table.column(name) for i, name in enumerate(extras, start=1)}

@@ -221,13 +221,32 @@ def test_both_readers_read_a_quote_inside_a_field_alike(paths: Paths) -> None:
     ]
 
 
-def test_an_unterminated_quote_is_named_by_its_record(paths: Paths) -> None:
-    (paths.landing_dir("orders") / "a.csv").write_bytes(
-        b"order_id,customer_id,ordered_at,status,amount,currency\n"
-        b"O1,C1,2024-01-01,completed,1,EUR,surplus\n"
-        b'O2,C1,2024-01-01,"completed,1,EUR\n'
-        b"O3,C1,2024-01-01,completed,1,EUR\n"
-    )
+@pytest.mark.parametrize(
+    ("header", "rows"),
+    [
+        # a malformed record first: the record-by-record reader reads the file
+        (
+            "order_id,customer_id,ordered_at,status,amount,currency",
+            ["O1,C1,2024-01-01,completed,1,EUR,surplus", 'O2,C1,2024-01-01,"completed,1,EUR'],
+        ),
+        # the quote in the last column, every record whole: the fast reader reads the file, and
+        # the record that swallows the rest of it has the right number of fields
+        (
+            "order_id,customer_id,ordered_at,status,amount,currency,note",
+            ["O1,C1,2024-01-01,completed,1,EUR,", 'O2,C1,2024-01-01,completed,1,EUR,"gift wrap'],
+        ),
+        (
+            "order_id,customer_id,ordered_at,status,amount,currency",
+            ["O1,C1,2024-01-01,completed,1,EUR", 'O2,C1,2024-01-01,completed,1,"EUR'],
+        ),
+    ],
+    ids=["malformed-row-first", "last-column-outside-the-contract", "last-column"],
+)
+def test_an_unterminated_quote_is_named_by_its_record(
+    paths: Paths, header: str, rows: list[str]
+) -> None:
+    after = ["O3,C1,2024-01-01,completed,1,EUR" + ("," if header.endswith("note") else "")] * 2
+    (paths.landing_dir("orders") / "a.csv").write_text("\n".join([header, *rows, *after]) + "\n")
     with pytest.raises(LoadErrors) as caught:
         load(paths, progress=quiet)
     assert "a quote in the record from line 3 on is never closed" in str(caught.value)
