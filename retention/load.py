@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -203,10 +204,12 @@ def _read_csv(path: Path, entity: str) -> FileRows:
         )
     if b"\x00" in head:
         raise LoadError(path, "this is not a CSV text file (it contains NUL bytes)")
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    # the whole first line, however long (a header of thousands of columns)
+    with path.open(encoding="utf-8", errors="replace", newline="") as text:
+        first = text.readline().lstrip("\ufeff")
     try:
-        header = next(csv.reader(io.StringIO(text.splitlines()[0] if text else "")))
-    except (csv.Error, StopIteration) as exc:
+        header = next(csv.reader([first]), [])
+    except csv.Error as exc:
         raise LoadError(path, f"cannot read the header row: {exc}") from exc
     names = _check_header(path, entity, header)
     # the sentinel record after the file's own: PyArrow ends a quote left open at the end of
@@ -347,7 +350,20 @@ def _read_parquet(path: Path, entity: str) -> FileRows:
     for name, column in zip(names, table.columns, strict=True):
         if pa.types.is_nested(column.type):
             raise LoadError(path, f"column {name} has a nested type ({column.type})")
-        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        if isinstance(column.type, pa.BaseExtensionType):
+            if column.type.extension_name == "arrow.uuid":
+                columns.append(_uuid_text(column))
+                continue
+            column = pa.chunked_array(
+                [chunk.storage for chunk in column.chunks], column.type.storage_type
+            )
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if _is_text(column.type) and not _valid_text(column):
+            # a writer that put bytes that are not UTF-8 in a text column: read them as bytes
+            as_bytes = pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary()
+            column = pa.chunked_array([chunk.view(as_bytes) for chunk in column.chunks], as_bytes)
+        if _is_bytes(column.type):
             # bytes, not text: those that are not UTF-8 are replaced and their rows marked, as
             # the CSV reader does
             values = column.to_pylist()
@@ -356,11 +372,64 @@ def _read_parquet(path: Path, entity: str) -> FileRows:
             text = [None if v is None else v.decode("utf-8", errors="replace") for v in values]
             columns.append(pa.array(text, pa.string()))
             continue
-        columns.append(pc.cast(column, pa.string()))
+        try:
+            text = pc.cast(column, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise LoadError(
+                path,
+                f"column {name} of type {column.type} cannot be read as text ({exc})",
+                "write the column as text, a number, a date or a timestamp",
+            ) from exc
+        if pa.types.is_floating(column.type):
+            text = _positional(column, text)
+        columns.append(text)
     issues = None
     if undecodable.any():
         issues = pa.array(np.where(undecodable, "invalid_encoding", None), pa.string())
     return FileRows(pa.table(columns, names=names), load_issue=issues)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _is_bytes(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    )
+
+
+def _valid_text(column: pa.ChunkedArray) -> bool:
+    """Whether a text column holds UTF-8 only (Parquet does not check what a writer put in)."""
+    try:
+        for chunk in column.chunks:
+            chunk.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _uuid_text(column: pa.ChunkedArray) -> pa.Array:
+    """A UUID column (16 bytes a value) as its usual text, 8-4-4-4-12 hex digits."""
+    values = [v for chunk in column.chunks for v in chunk.storage.to_pylist()]
+    return pa.array([None if v is None else str(uuid.UUID(bytes=v)) for v in values], pa.string())
+
+
+def _positional(column: pa.ChunkedArray, text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Floating-point values as Arrow writes them (the shortest text that reads back as the
+    same number), but without an exponent: an id of 12345678901 stored as a double must land as
+    ``12345678901``, not ``1.2345678901e+10``, or it matches nothing."""
+    exponent = pc.match_substring(text, "e")
+    if not pc.any(exponent).as_py():
+        return text
+    width = {16: np.float16, 32: np.float32}.get(column.type.bit_width, np.float64)
+    values, strings = column.to_pylist(), text.to_pylist()
+    for i, has_exponent in enumerate(exponent.to_pylist()):
+        if has_exponent:
+            strings[i] = np.format_float_positional(width(values[i]), trim="-")
+    return pa.chunked_array([pa.array(strings, pa.string())])
 
 
 def _is_utf8(value: bytes) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,8 +28,12 @@ def _orders(n: int, start: int = 1) -> list[list[str]]:
 
 
 def _count(paths: Paths, table: str) -> int:
+    return _rows(paths, f"select count(*) from {table}")[0][0]
+
+
+def _rows(paths: Paths, sql: str) -> list[tuple]:
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        return con.execute(f"select count(*) from {table}").fetchone()[0]
+        return con.execute(sql).fetchall()
 
 
 @pytest.fixture
@@ -192,11 +197,11 @@ def test_unreadable_records_are_kept_and_marked(paths: Paths) -> None:
         b"O3,C\xe91,2024-01-01,completed,1,EUR\n"
     )
     assert load(paths, progress=quiet).rows() == 3
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        rows = con.execute(
-            "select order_id, customer_id, _load_issue, _extra, _source_row from raw.orders "
-            "order by _source_row"
-        ).fetchall()
+    rows = _rows(
+        paths,
+        "select order_id, customer_id, _load_issue, _extra, _source_row from raw.orders "
+        "order by _source_row",
+    )
     assert rows[0] == ("O1", "C1", None, None, 1)
     assert rows[1][2] == "malformed_row" and "surplus" in rows[1][3]
     assert rows[2][1:3] == ("C\ufffd1", "invalid_encoding")
@@ -210,10 +215,7 @@ def test_both_readers_read_a_quote_inside_a_field_alike(paths: Paths) -> None:
     (paths.landing_dir("orders") / "a.csv").write_bytes(header + row % b"O1")
     (paths.landing_dir("orders") / "b.csv").write_bytes(header + row % b"O2" + b"O3,short\n")
     assert load(paths, progress=quiet).rows() == 3
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        rows = con.execute(
-            "select order_id, status, _load_issue from raw.orders order by order_id"
-        ).fetchall()
+    rows = _rows(paths, "select order_id, status, _load_issue from raw.orders order by order_id")
     assert rows == [
         ("O1", "completed", None),
         ("O2", "completed", None),
@@ -266,10 +268,7 @@ def test_any_column_name_outside_the_contract_is_kept_in_extra(paths: Paths) -> 
         "O3,short\n"
     )
     assert load(paths, progress=quiet).rows() == 3
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        rows = con.execute(
-            "select order_id, _extra, _load_issue from raw.orders order by order_id"
-        ).fetchall()
+    rows = _rows(paths, "select order_id, _extra, _load_issue from raw.orders order by order_id")
     assert [(r[0], json.loads(r[1]), r[2]) for r in rows] == [
         (
             "O1",
@@ -286,11 +285,81 @@ def test_parquet_bytes_that_are_not_utf8_are_kept_and_marked(paths: Paths) -> No
     columns["amount"] = pa.array([b"1.5", b"\xff2"], pa.binary())
     pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
     assert load(paths, progress=quiet).rows() == 2
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        rows = con.execute(
-            "select order_id, amount, _load_issue from raw.orders order by order_id"
-        ).fetchall()
+    rows = _rows(paths, "select order_id, amount, _load_issue from raw.orders order by order_id")
     assert rows == [("P1", "1.5", None), ("P2", "\ufffd2", "invalid_encoding")]
+
+
+def test_parquet_text_that_is_not_utf8_is_kept_and_marked(paths: Paths) -> None:
+    """A text column holding bytes that are not UTF-8 (Parquet does not check what a writer put
+    in): its rows are marked as binary columns' are, in the contract's columns and outside."""
+
+    def text(*values: bytes) -> pa.Array:
+        return pa.array(values, pa.binary()).view(pa.string())
+
+    columns = {c: [f"P{i}" for i in (1, 2)] for c in ORDER_HEADER}
+    columns["amount"] = text(b"1.5", b"\xff2")
+    columns["segment"] = ["gold", "silver"]
+    columns["note"] = text(b"caf\xe9", b"ok")
+    pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
+    assert load(paths, progress=quiet).rows() == 2
+    rows = _rows(
+        paths, "select order_id, amount, _extra, _load_issue from raw.orders order by order_id"
+    )
+    assert [(r[0], r[1], json.loads(r[2]), r[3]) for r in rows] == [
+        ("P1", "1.5", {"segment": "gold", "note": "caf\ufffd"}, "invalid_encoding"),
+        ("P2", "\ufffd2", {"segment": "silver", "note": "ok"}, "invalid_encoding"),
+    ]
+
+
+def test_parquet_uuids_and_large_float_ids_land_as_their_usual_text(paths: Paths) -> None:
+    """A UUID column as 8-4-4-4-12 hex digits; a double without an exponent (an id of
+    12345678901 written as a double must still match the customer's "12345678901")."""
+    ids = [uuid.UUID(int=1), uuid.UUID(int=2)]
+    columns = {c: [f"P{i}" for i in (1, 2)] for c in ORDER_HEADER}
+    columns["order_id"] = pa.array([u.bytes for u in ids], pa.uuid())
+    columns["customer_id"] = pa.array([12345678901.0, 9001.0], pa.float64())
+    columns["amount"] = pa.array([0.1 + 0.2, 1e-7], pa.float64())
+    pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
+    assert load(paths, progress=quiet).rows() == 2
+    rows = _rows(
+        paths, "select order_id, customer_id, amount, _load_issue from raw.orders order by amount"
+    )
+    assert rows == [
+        ("00000000-0000-0000-0000-000000000002", "9001", "0.0000001", None),
+        ("00000000-0000-0000-0000-000000000001", "12345678901", "0.30000000000000004", None),
+    ]
+
+
+def test_parquet_fixed_width_bytes_are_read_as_bytes(paths: Paths) -> None:
+    columns = {c: ["P1", "P2"] for c in ORDER_HEADER}
+    columns["currency"] = pa.array([b"EUR", b"\xffUR"], pa.binary(3))
+    pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
+    assert load(paths, progress=quiet).rows() == 2
+    rows = _rows(paths, "select order_id, currency, _load_issue from raw.orders order by order_id")
+    assert rows == [("P1", "EUR", None), ("P2", "\ufffdUR", "invalid_encoding")]
+
+
+def test_a_header_longer_than_the_first_block_is_read_whole(paths: Paths) -> None:
+    extras = [f"extra_{i:05d}" for i in range(8_000)]  # about 100 KiB of header
+    write_csv(
+        paths.landing_dir("orders") / "a.csv",
+        ORDER_HEADER + extras,
+        [["O1", "C1", "2024-01-01", "completed", "1", "EUR", "", *(["x"] * len(extras))]],
+    )
+    assert load(paths, progress=quiet).rows() == 1
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        ((extra, issue),) = con.execute("select _extra, _load_issue from raw.orders").fetchall()
+    assert issue is None and json.loads(extra)["extra_07999"] == "x"
+
+
+def test_a_blank_line_before_the_header_is_named(paths: Paths) -> None:
+    (paths.landing_dir("orders") / "a.csv").write_text("\n" + ",".join(ORDER_HEADER) + "\n")
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    message = str(caught.value)
+    assert (
+        "the header row is empty" in message and "the first line must name the columns" in message
+    )
 
 
 def test_a_long_field_beside_a_malformed_record_loads(paths: Paths) -> None:
@@ -301,10 +370,9 @@ def test_a_long_field_beside_a_malformed_record_loads(paths: Paths) -> None:
         [["O1", "C1", "2024-01-01", "completed", "1", "EUR", long], ["O2", "short"]],
     )
     assert load(paths, progress=quiet).rows() == 2
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        rows = con.execute(
-            "select order_id, length(updated_at), _load_issue from raw.orders order by order_id"
-        ).fetchall()
+    rows = _rows(
+        paths, "select order_id, length(updated_at), _load_issue from raw.orders order by order_id"
+    )
     assert rows == [("O1", 200_000, None), ("O2", None, "malformed_row")]
 
 
