@@ -7,7 +7,8 @@ from typing import Any
 
 import dagster as dg
 
-from retention.config import ENTITIES, Paths
+from retention.config import Paths
+from retention.load import discover
 
 from .dbt import marts_dbt_assets, staging_dbt_assets
 from .ingest import raw_tables
@@ -46,15 +47,10 @@ def daily_retention_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReq
 def landing_signatures(paths: Paths) -> dict[str, str]:
     """Every landing file with its size and modification time."""
     signatures = {}
-    for entity in ENTITIES:
-        folder = paths.landing_dir(entity)
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                stat = path.stat()
-                relative = path.relative_to(paths.landing).as_posix()
-                signatures[relative] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    for _, path in discover(paths):
+        stat = path.stat()
+        relative = path.relative_to(paths.landing).as_posix()
+        signatures[relative] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return signatures
 
 

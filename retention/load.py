@@ -181,11 +181,15 @@ def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
         raise LoadError(path, f"duplicate column name(s) in the header: {', '.join(dupes)}")
     missing = [c for c in REQUIRED[entity] if c not in normalised]
     if missing:
+        hint = f"a {entity} file needs the columns {', '.join(REQUIRED[entity])}"
+        separator = next((s for s in (";", "\t", "|") if len(names) == 1 and s in names[0]), None)
+        if separator:
+            hint += f", separated by commas (this header is separated by {separator!r})"
         raise LoadError(
             path,
             f"missing required column(s) {', '.join(missing)} for {entity}; "
             f"found: {', '.join(normalised)}",
-            f"a {entity} file needs the columns {', '.join(REQUIRED[entity])}",
+            hint,
         )
     return normalised
 
@@ -201,6 +205,12 @@ def _read_csv(path: Path, entity: str) -> FileRows:
     if not head.strip(_BOM + b" \r\n\t"):
         raise LoadError(
             path, "the file is empty (no header row)", "remove the file or re-export it"
+        )
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LoadError(
+            path,
+            'this is UTF-16 text (a spreadsheet\'s "Unicode text"), not UTF-8',
+            "save or export it as CSV UTF-8",
         )
     if b"\x00" in head:
         raise LoadError(path, "this is not a CSV text file (it contains NUL bytes)")
@@ -341,10 +351,15 @@ def _replace_undecodable(text: str) -> str:
 
 def _read_parquet(path: Path, entity: str) -> FileRows:
     try:
+        # the names first: PyArrow's own error for a repeated name lists its internal fields
+        names = _check_header(path, entity, pq.read_schema(path).names)
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise LoadError(path, f"not a readable Parquet file: {exc}") from exc
-    names = _check_header(path, entity, table.column_names)
+        raise LoadError(
+            path,
+            f"not a readable Parquet file: {exc}",
+            "re-export the file; if it was being copied, wait until the copy is complete",
+        ) from exc
     columns = []
     undecodable = np.zeros(table.num_rows, dtype=bool)
     for name, column in zip(names, table.columns, strict=True):
@@ -627,9 +642,18 @@ def discover(paths: Paths, entities: Iterable[str] = ENTITIES) -> list[tuple[str
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
+            if path.is_file() and _is_landing_name(path.relative_to(folder)):
                 found.append((entity, path))
     return found
+
+
+def _is_landing_name(relative: Path) -> bool:
+    """Whether a path under an entity's folder names a landing file: no part of it starts with
+    a dot or an underscore (a file still being written; Spark's and Hadoop's ``_SUCCESS``,
+    ``_temporary/`` and ``.crc`` files), and it is no office lock file (``~$orders.csv``)."""
+    return not any(part.startswith((".", "_")) for part in relative.parts) and not (
+        relative.name.startswith("~$")
+    )
 
 
 def _strays(paths: Paths) -> list[str]:

@@ -78,6 +78,20 @@ def test_a_file_still_under_a_dot_name_is_not_loaded_until_renamed(paths: Paths)
     assert _count(paths, "raw.orders") == 3
 
 
+def test_what_writers_leave_beside_their_files_is_not_loaded(paths: Paths) -> None:
+    """Names starting with a dot or an underscore, at any depth, and office lock files: Spark
+    writes `_SUCCESS` and works in `_temporary/`; a spreadsheet keeps `~$name` open."""
+    orders = paths.landing_dir("orders")
+    write_csv(orders / "spark" / "part-0.csv", ORDER_HEADER, _orders(1))
+    (orders / "spark" / "_SUCCESS").write_bytes(b"")
+    (orders / "spark" / ".part-0.csv.crc").write_bytes(b"\x00\x01")
+    write_csv(orders / "spark" / "_temporary" / "part-1.csv", ORDER_HEADER, _orders(1, 5))
+    write_csv(orders / ".drafts" / "a.csv", ORDER_HEADER, _orders(1, 6))
+    (orders / "~$b.csv").write_bytes(b"\x00lock")
+    assert load(paths, progress=quiet).rows("orders") == 1
+    assert _rows(paths, "select _source_file from raw.orders") == [("orders/spark/part-0.csv",)]
+
+
 def test_loading_twice_loads_nothing_new(paths: Paths) -> None:
     write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(5))
     load(paths, progress=quiet)
@@ -129,8 +143,13 @@ def test_missing_required_column_names_the_file_and_loads_nothing_from_it(paths:
             "not a well-formed CSV file",
         ),
         (b"order_id,order_id,customer_id,ordered_at,status,amount,currency\n", "duplicate column"),
+        (
+            "order_id,customer_id,ordered_at,status,amount,currency\n".encode("utf-16"),
+            "UTF-16 text",
+        ),
+        (b"order_id;customer_id;ordered_at;status;amount;currency\n", "separated by ';'"),
     ],
-    ids=["empty", "binary", "unterminated-quote", "duplicate-header"],
+    ids=["empty", "binary", "unterminated-quote", "duplicate-header", "utf-16", "semicolons"],
 )
 def test_structurally_broken_files_are_rejected_whole(
     paths: Paths, content: bytes, problem: str
@@ -360,6 +379,14 @@ def test_a_blank_line_before_the_header_is_named(paths: Paths) -> None:
     assert (
         "the header row is empty" in message and "the first line must name the columns" in message
     )
+
+
+def test_a_parquet_file_with_a_repeated_column_name_is_named(paths: Paths) -> None:
+    table = pa.table([pa.array(["P1"])] * 7, names=[*ORDER_HEADER[:6], "order_id"])
+    pq.write_table(table, paths.landing_dir("orders") / "a.parquet")
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    assert "duplicate column name(s) in the header: order_id" in str(caught.value)
 
 
 def test_a_long_field_beside_a_malformed_record_loads(paths: Paths) -> None:

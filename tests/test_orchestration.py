@@ -143,8 +143,11 @@ def test_sensor_triggers_once_per_new_file(defs: dg.Definitions, data_dir: Paths
     context = dg.build_sensor_context(cursor=first.cursor)
     request = sensor(context)
     assert isinstance(request, dg.RunRequest) and "orders/orders_1.csv" in request.run_key
+    # the same file does not trigger twice, nor what the load does not read
+    (data_dir.landing_dir("orders") / "_SUCCESS").write_bytes(b"")
+    write_csv(data_dir.landing_dir("orders") / ".orders_2.csv.partial", ["order_id"], [["O2"]])
     again = dg.build_sensor_context(cursor=context.cursor)
-    assert isinstance(sensor(again), dg.SkipReason)  # the same file does not trigger twice
+    assert isinstance(sensor(again), dg.SkipReason)
     write_csv(data_dir.landing_dir("orders") / "orders_2.csv", ["order_id"], [["O2"]])
     later = dg.build_sensor_context(cursor=again.cursor)
     request = sensor(later)
