@@ -182,7 +182,7 @@ def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
     missing = [c for c in REQUIRED[entity] if c not in normalised]
     if missing:
         hint = f"a {entity} file needs the columns {', '.join(REQUIRED[entity])}"
-        separator = next((s for s in (";", "\t", "|") if len(names) == 1 and s in names[0]), None)
+        separator = len(names) == 1 and next((s for s in ";\t|" if s in names[0]), None)
         if separator:
             hint += f", separated by commas (this header is separated by {separator!r})"
         raise LoadError(
@@ -202,21 +202,23 @@ _SENTINEL = "\x00end of landing file\x00"
 def _read_csv(path: Path, entity: str) -> FileRows:
     with path.open("rb") as handle:
         head = handle.read(1 << 16)
-    if not head.strip(_BOM + b" \r\n\t"):
-        raise LoadError(
-            path, "the file is empty (no header row)", "remove the file or re-export it"
-        )
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise LoadError(
-            path,
-            'this is UTF-16 text (a spreadsheet\'s "Unicode text"), not UTF-8',
-            "save or export it as CSV UTF-8",
-        )
-    if b"\x00" in head:
-        raise LoadError(path, "this is not a CSV text file (it contains NUL bytes)")
-    # the whole first line, however long (a header of thousands of columns)
-    with path.open(encoding="utf-8", errors="replace", newline="") as text:
+        if not head.strip(_BOM + b" \r\n\t"):
+            raise LoadError(
+                path, "the file is empty (no header row)", "remove the file or re-export it"
+            )
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise LoadError(
+                path,
+                'this is UTF-16 text (a spreadsheet\'s "Unicode text"), not UTF-8',
+                "save or export it as CSV UTF-8",
+            )
+        if b"\x00" in head:
+            raise LoadError(path, "this is not a CSV text file (it contains NUL bytes)")
+        # the whole first line, however long (a header of thousands of columns)
+        handle.seek(0)
+        text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
         first = text.readline().lstrip("\ufeff")
+        text.detach()
     try:
         header = next(csv.reader([first]), [])
     except csv.Error as exc:
@@ -311,28 +313,25 @@ def _csv_records(path: Path, text: str) -> list[list[str]]:
     word; a sentinel record after the text tells the two apart: it comes back as a record of
     its own only if every quote was closed before it.
     """
-    sentinel = [_SENTINEL]
-    if sentinel[0] in text:
+    if _SENTINEL in text:
         raise LoadError(path, "this is not a CSV text file (it contains NUL characters)")
-    reader = csv.reader(io.StringIO(f"{text}\n{sentinel[0]}\n", newline=""), strict=False)
+    reader = csv.reader(io.StringIO(f"{text}\n{_SENTINEL}\n", newline=""), strict=False)
     records: list[list[str]] = []
-    starts: list[int] = []
+    start = end = 0  # the lines the last record read starts and ends on
     try:
-        while True:
-            starts.append(reader.line_num + 1)
-            records.append(next(reader))
-    except StopIteration:
-        starts.pop()
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            records.append(record)
     except csv.Error as exc:
         raise LoadError(
             path,
             f"not a well-formed CSV file: {exc} (near line {reader.line_num})",
             "fix or re-export the file; nothing from it was loaded",
         ) from exc
-    if not records or records[-1] != sentinel:
+    if not records or records[-1] != [_SENTINEL]:
         raise LoadError(
             path,
-            f"not a well-formed CSV file: a quote in the record from line {starts[-1]} on is "
+            f"not a well-formed CSV file: a quote in the record from line {start} on is "
             "never closed, so the rest of the file would be one field",
             "fix or re-export the file; nothing from it was loaded",
         )
@@ -366,12 +365,13 @@ def _read_parquet(path: Path, entity: str) -> FileRows:
         if pa.types.is_nested(column.type):
             raise LoadError(path, f"column {name} has a nested type ({column.type})")
         if isinstance(column.type, pa.BaseExtensionType):
-            if column.type.extension_name == "arrow.uuid":
-                columns.append(_uuid_text(column))
-                continue
+            is_uuid = column.type.extension_name == "arrow.uuid"
             column = pa.chunked_array(
                 [chunk.storage for chunk in column.chunks], column.type.storage_type
             )
+            if is_uuid:
+                columns.append(_uuid_text(column))
+                continue
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         if _is_text(column.type) and not _valid_text(column):
@@ -426,9 +426,9 @@ def _valid_text(column: pa.ChunkedArray) -> bool:
     return True
 
 
-def _uuid_text(column: pa.ChunkedArray) -> pa.Array:
-    """A UUID column (16 bytes a value) as its usual text, 8-4-4-4-12 hex digits."""
-    values = [v for chunk in column.chunks for v in chunk.storage.to_pylist()]
+def _uuid_text(storage: pa.ChunkedArray) -> pa.Array:
+    """A UUID column's 16 bytes a value as the usual text, 8-4-4-4-12 hex digits."""
+    values = storage.to_pylist()
     return pa.array([None if v is None else str(uuid.UUID(bytes=v)) for v in values], pa.string())
 
 
@@ -436,15 +436,21 @@ def _positional(column: pa.ChunkedArray, text: pa.ChunkedArray) -> pa.ChunkedArr
     """Floating-point values as Arrow writes them (the shortest text that reads back as the
     same number), but without an exponent: an id of 12345678901 stored as a double must land as
     ``12345678901``, not ``1.2345678901e+10``, or it matches nothing."""
-    exponent = pc.match_substring(text, "e")
+    exponent = pc.fill_null(pc.match_substring(text, "e"), False)
     if not pc.any(exponent).as_py():
         return text
     width = {16: np.float16, 32: np.float32}.get(column.type.bit_width, np.float64)
-    values, strings = column.to_pylist(), text.to_pylist()
-    for i, has_exponent in enumerate(exponent.to_pylist()):
-        if has_exponent:
-            strings[i] = np.format_float_positional(width(values[i]), trim="-")
-    return pa.chunked_array([pa.array(strings, pa.string())])
+    positional = [
+        np.format_float_positional(width(value), trim="-")
+        for value in pc.filter(column, exponent).to_pylist()
+    ]
+    return pa.chunked_array(
+        [
+            pc.replace_with_mask(
+                text.combine_chunks(), exponent.combine_chunks(), pa.array(positional, pa.string())
+            )
+        ]
+    )
 
 
 def _is_utf8(value: bytes) -> bool:
