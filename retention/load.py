@@ -94,6 +94,9 @@ BATCH_ROWS = 1_000_000
 READ_AHEAD = 2
 #: While one entity loads for longer than this, a line says how many of its rows are written.
 PROGRESS_SECONDS = 10.0
+#: Files named one by one when their content was loaded before under another name (a copy left
+#: beside the original, say); the rest are counted. Named at every load while they stay.
+COPIES_SHOWN = 5
 
 
 class LoadError(UserError):
@@ -859,6 +862,11 @@ def load(
         entity_done(current)
     finally:
         con.close()
+    copies = [f for f in summary.skipped if f.note]
+    for copy in copies[:COPIES_SHOWN]:
+        say(f"  {_printable(copy.source_file)}: {copy.note}, not loaded again")
+    if len(copies) > COPIES_SHOWN:
+        say(f"  ... and {len(copies) - COPIES_SHOWN} more file(s) with the content of another")
     skipped = len(summary.skipped)
     say(
         f"load: {len(summary.loaded)} new file(s), {summary.rows():,} rows; "

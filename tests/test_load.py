@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import retention.load as loader
 from retention.config import Paths
 from retention.errors import UserError
 from retention.load import COLUMNS, LoadErrors, load
@@ -105,9 +106,23 @@ def test_same_content_under_another_name_is_skipped(paths: Paths) -> None:
     first = write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(2))
     load(paths, progress=quiet)
     (paths.landing_dir("orders") / "copy_of_a.csv").write_bytes(first.read_bytes())
-    again = load(paths, progress=quiet)
+    said: list[str] = []
+    again = load(paths, progress=said.append)
     assert again.rows() == 0
     assert again.skipped[-1].note == "same content as orders/a.csv"
+    assert "  orders/copy_of_a.csv: same content as orders/a.csv, not loaded again" in said
+    assert said[-1].endswith("2 file(s) already loaded, skipped")
+
+
+def test_many_copies_are_counted_after_the_first_few(paths: Paths) -> None:
+    first = write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(2))
+    for i in range(loader.COPIES_SHOWN + 2):
+        (paths.landing_dir("orders") / f"copy_{i}.csv").write_bytes(first.read_bytes())
+    said: list[str] = []
+    load(paths, progress=said.append)
+    named = [line for line in said if line.endswith("not loaded again")]
+    assert len(named) == loader.COPIES_SHOWN
+    assert "  ... and 2 more file(s) with the content of another" in said
 
 
 def test_a_new_version_of_a_file_is_loaded(paths: Paths) -> None:
