@@ -366,7 +366,15 @@ def _read_parquet(path: Path, entity: str) -> FileRows:
     undecodable = np.zeros(table.num_rows, dtype=bool)
     for name, column in zip(names, table.columns, strict=True):
         if pa.types.is_nested(column.type):
-            raise LoadError(path, f"column {name} has a nested type ({column.type})")
+            if name in COLUMNS[entity]:
+                raise LoadError(
+                    path,
+                    f"contract column {name} has a nested type ({column.type})",
+                    f"write {name} as text, a number, a date or a timestamp",
+                )
+            # outside the contract it lands in _extra like any column: as its JSON text
+            columns.append(_json_text(column))
+            continue
         if isinstance(column.type, pa.BaseExtensionType):
             is_uuid = column.type.extension_name == "arrow.uuid"
             column = pa.chunked_array(
@@ -427,6 +435,13 @@ def _valid_text(column: pa.ChunkedArray) -> bool:
     except pa.ArrowInvalid:
         return False
     return True
+
+
+def _json_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A nested column's values (structs, lists, maps) as JSON text."""
+    with duckdb.connect() as con:
+        con.register("nested", pa.table({"c": column}))
+        return con.sql("select to_json(c)::varchar from nested").to_arrow_table()[0]
 
 
 def _uuid_text(storage: pa.ChunkedArray) -> pa.Array:

@@ -373,6 +373,31 @@ def test_parquet_fixed_width_bytes_are_read_as_bytes(paths: Paths) -> None:
     assert rows == [("P1", "EUR", None), ("P2", "\ufffdUR", "invalid_encoding")]
 
 
+def test_parquet_nested_columns_outside_the_contract_land_as_json(paths: Paths) -> None:
+    columns: dict[str, pa.Array | list] = {c: ["P1", "P2"] for c in ORDER_HEADER}
+    columns["items"] = pa.array([[{"sku": "A", "qty": 2}], None])
+    columns["tags"] = pa.array([[("gift", True)], []], pa.map_(pa.string(), pa.bool_()))
+    pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
+    assert load(paths, progress=quiet).rows() == 2
+    rows = _rows(paths, "select order_id, _extra from raw.orders order by order_id")
+    assert [(r[0], json.loads(r[1])) for r in rows] == [
+        ("P1", {"items": '[{"sku":"A","qty":2}]', "tags": '{"gift":true}'}),
+        ("P2", {"items": None, "tags": "{}"}),
+    ]
+
+
+def test_a_nested_contract_column_refuses_the_file(paths: Paths) -> None:
+    columns: dict[str, pa.Array | list] = {c: ["P1"] for c in ORDER_HEADER}
+    columns["amount"] = pa.array([[1.5, 2.5]])
+    pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    message = str(caught.value)
+    assert "contract column amount has a nested type" in message
+    assert "write amount as text, a number, a date or a timestamp" in message
+    assert not paths.warehouse.exists() or _count(paths, "raw.orders") == 0
+
+
 def test_a_header_longer_than_the_first_block_is_read_whole(paths: Paths) -> None:
     extras = [f"extra_{i:05d}" for i in range(8_000)]  # about 100 KiB of header
     write_csv(
