@@ -360,6 +360,51 @@ def test_generated_marts_agree_with_each_other(generated_build: Warehouse) -> No
     assert purchases > 3_000
 
 
+def test_gaps_between_purchases_count_each_purchase(generated_build: Warehouse) -> None:
+    """DESIGN 7: the mean gap between consecutive purchases; two purchases on one day are a gap
+    of 0 days. Computed here from marts.orders, purchase by purchase, for every customer and
+    for every month (all customers)."""
+    gaps = """
+        with purchases as (
+            select customer_id, ordered_date, order_month,
+                ordered_date - lag(ordered_date) over (
+                    partition by customer_id order by ordered_date
+                ) as gap
+            from marts.orders where is_purchase
+        )
+    """
+    differing = generated_build.query(
+        gaps
+        + """
+        , expected as (
+            select customer_id, avg(gap) as expected from purchases group by customer_id
+        )
+        select customer_id, expected, avg_days_between_purchases
+        from marts.customers left join expected using (customer_id)
+        where expected is distinct from avg_days_between_purchases
+            and not abs(expected - avg_days_between_purchases) < 1e-9
+    """
+    )
+    assert differing == []
+    differing = generated_build.query(
+        gaps
+        + """
+        , expected as (select order_month as month, avg(gap) as expected from purchases group by 1)
+        select month, expected, avg_days_between_purchases
+        from marts.retention_monthly left join expected using (month)
+        where segment_type = 'all'
+            and expected is distinct from avg_days_between_purchases
+            and not abs(expected - avg_days_between_purchases) < 1e-9
+    """
+    )
+    assert differing == []
+    # the data has customers with two purchases on one day, so the rule is exercised
+    (same_day,) = generated_build.query(
+        "select count(*) from (" + gaps + " select * from purchases where gap = 0)"
+    )
+    assert same_day[0] > 0
+
+
 def test_lifecycle_and_churn_at_as_of_date(handmade: Warehouse) -> None:
     # as_of_date is 2024-06-20 (latest order); churn window 180 days, at risk after 90
     rows = handmade.query("""

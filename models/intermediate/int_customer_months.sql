@@ -148,8 +148,12 @@ monthly_purchases as (
         sum(purchases) as purchases,
         sum(revenue) as revenue,
         max(purchase_date) as last_purchase_date_in_month,
-        sum(days_since_previous_purchase) as gap_days,
-        count(days_since_previous_purchase) as gaps
+        coalesce(sum(days_since_previous_purchase), 0) as gap_days,
+        -- every purchase after a customer's first ends a gap: a day's first purchase the gap
+        -- from the previous purchase day, each further one on that day a gap of 0 days
+        sum(
+            case when days_since_previous_purchase is null then purchases - 1 else purchases end
+        ) as gaps
     from purchase_days
     {% if is_incremental() %}
     where purchase_month >= {{ last_month }}

@@ -5,7 +5,8 @@
     - avg_order_value: revenue / purchases, all purchases up to as_of_date;
     - purchase_frequency: purchases per purchasing customer in the 365 days up to as_of_date;
     - monthly_churn_rate: churned / customers_start summed over the last 12 complete months
-      (retention_monthly); annual_churn_rate = 1 - (1 - monthly)^12;
+      (retention_monthly; the month of as_of_date is complete when as_of_date is its last
+      day); annual_churn_rate = 1 - (1 - monthly)^12;
     - avg_customer_lifespan_years = 1 / annual_churn_rate.
 -#}
 with
@@ -31,7 +32,12 @@ retention_monthly as (
 
 reporting_dates as (
 
-    select * from {{ ref('int_reporting_dates') }}
+    select
+        *,
+        -- the first month not complete at as_of_date: the churn window ends before it
+        cast({{ dbt.date_trunc('month', dbt.dateadd('day', 1, 'as_of_date')) }} as date)
+            as incomplete_month
+    from {{ ref('int_reporting_dates') }}
 
 ),
 
@@ -111,9 +117,9 @@ churn as (
     from retention_monthly
     cross join reporting_dates
     where
-        retention_monthly.month < reporting_dates.as_of_month
+        retention_monthly.month < reporting_dates.incomplete_month
         and retention_monthly.month
-        >= {{ dbt.dateadd('month', -12, 'reporting_dates.as_of_month') }}
+        >= {{ dbt.dateadd('month', -12, 'reporting_dates.incomplete_month') }}
     group by retention_monthly.segment_type, retention_monthly.segment_value
 
 ),

@@ -70,7 +70,6 @@ joined as (
         coalesce(purchases.order_count, 0) as order_count,
         coalesce(purchases.cancelled_order_count, 0) as cancelled_order_count,
         coalesce(purchases.refunded_order_count, 0) as refunded_order_count,
-        purchase_summary.frequency + 1 as purchase_days,
         purchase_summary.first_purchase_date,
         purchase_summary.last_purchase_date,
         current_month.lifecycle_stage,
@@ -135,10 +134,10 @@ final as (
         cast(days_since_last_purchase as integer) as days_since_last_purchase,
         cast(
             case
-                when purchase_days > 1
+                when purchase_count > 1
                     then {{ ratio(
                         dbt.datediff('first_purchase_date', 'last_purchase_date', 'day'),
-                        'purchase_days - 1',
+                        'purchase_count - 1',
                     ) }}
             end
             as {{ type_double() }}
