@@ -9,7 +9,8 @@
     relation:       a CTE with the typed columns, the raw columns, reject_reason and lineage
     key_columns:    the business key (e.g. ['order_id'])
     raw_columns:    the landed text columns that define an exact duplicate
-    version_at:     expression ordering versions (latest wins); ties go to the row landed last
+    version_at:     expression ordering versions (latest wins; one without it ranks last); ties
+                    go to the row landed last (file names compared by bytes on every engine)
 
     Returns a select with row_disposition added (and helper columns copy_number, version_rank).
     Both are null for a row without a key (always quarantined): it is no copy or version of
@@ -48,7 +49,7 @@ copies as (
         *,
         case when not ({{ key_missing }}) then row_number() over (
             partition by {{ raw_columns | join(', ') }}, _extra, reject_reason
-            order by _loaded_at, _source_file, _source_row
+            order by _loaded_at, {{ byte_order('_source_file') }}, _source_row
         ) end as copy_number
     from {{ 'seen_more' if single_key else relation }}
 ),
@@ -61,9 +62,9 @@ versions as (
                 {{ key_columns | join(', ') }},
                 case when reject_reason is null and copy_number = 1 then 1 else 0 end
             order by
-                {{ version_at }} desc,
+                {{ version_at }} desc nulls last,
                 _loaded_at desc,
-                _source_file desc,
+                {{ byte_order('_source_file') }} desc,
                 _source_row desc
         ) end as version_rank
     from copies

@@ -542,11 +542,19 @@ def run_clv(
     _check(target)
     say = say or log.info
     if target == "postgres":
-        tables = clv_tables(
-            _postgres_read(paths, "staging.int_customer_btyd_summary"),
-            _postgres_read(paths, "staging.int_clv_backtest_summary"),
-            clv_settings(dbt_vars),
-        )
+        try:
+            tables = clv_tables(
+                _postgres_read(paths, "staging.int_customer_btyd_summary"),
+                _postgres_read(paths, "staging.int_clv_backtest_summary"),
+                clv_settings(dbt_vars),
+            )
+        except clv_marts.clv.ClvFitError as exc:
+            raise UserError(
+                f"predictive CLV on postgres: {exc}; the CLV marts and the marts built on "
+                "them were not updated\n  what to do: check the repeat purchases (a few huge "
+                "amounts leave the mean spend undefined; histories all alike show no dropout), "
+                "then build again"
+            ) from exc
         _postgres_replace(paths, "marts", tables)
         counts = {name: table.num_rows for name, table in tables.items()}
     else:

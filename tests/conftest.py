@@ -142,13 +142,16 @@ class PostgresServer:
             connect_timeout=5,
         )
 
-    def create_database(self, purpose: str) -> str:
+    def create_database(self, purpose: str, options: str = "") -> str:
+        """A new database (``options``: the rest of CREATE DATABASE, a locale say)."""
         name = f"retention_test_{purpose}_{uuid.uuid4().hex[:8]}"
         con = self.connect()
         con.autocommit = True
-        with con.cursor() as cur:
-            cur.execute(f"create database {name}")
-        con.close()
+        try:
+            with con.cursor() as cur:
+                cur.execute(f"create database {name} {options}")
+        finally:
+            con.close()
         self.databases.append(name)
         return name
 

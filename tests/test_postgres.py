@@ -169,6 +169,130 @@ def test_copy_keeps_every_character_but_nul(postgres_handmade: PostgresWarehouse
     assert emails["T3"] == "" and emails["T4"] is None  # empty text stays apart from missing
 
 
+NBSP = "\u00a0"
+#: Text that engines compare or trim differently unless told: no-break spaces around values (a
+#: spreadsheet export), and ties broken by text, where a language-aware collation (en-US) puts
+#: "Orders_b.csv" before "orders_a.csv", "a9" before "B9" and "x-2" before "X1".
+COLLATION_CUSTOMERS = [
+    ["C1", "c1@example.com", "2023-01-01", "US", "seo", ""],
+    [f"C2{NBSP}", f"c2@example.com{NBSP}", "2023-01-01", "US", "seo", ""],
+    ["a9", "a9@example.com", "2023-01-01", "US", "seo", ""],
+    ["B9", "b9@example.com", "2023-01-01", "US", "seo", ""],
+]
+COLLATION_ORDERS = {
+    "orders_a.csv": [
+        ["O1", "C2", "2023-02-01T10:00:00Z", "completed", f"12.50{NBSP}", "USD", ""],
+        ["O2", "C1", "2023-02-01T10:00:00Z", f"completed{NBSP}", "5.00", "USD", ""],
+        ["X1", "C1", "2023-03-01T10:00:00Z", "completed", "7.00", "USD", ""],
+        ["x-2", "C1", "2023-03-01T10:00:00Z", "completed", "8.00", "USD", ""],
+        ["A9", "a9", "2023-02-01T10:00:00Z", "completed", "9.00", "USD", ""],
+        ["B9", "B9", "2023-02-01T10:00:00Z", "completed", "9.00", "USD", ""],
+        ["V1", "C1", "2023-04-01T10:00:00Z", "completed", "40.00", "USD", "2023-04-02T00:00:00Z"],
+        ["N1", "C1", "never", "bogus", "1.00", "USD", "not a time"],
+        ["N1", "C1", "2023-04-01T10:00:00Z", "bogus", "2.00", "USD", "2023-04-03T00:00:00Z"],
+        ["L1", "C1", "2024-06-30T10:00:00Z", "completed", "1.00", "USD", ""],
+    ],
+    "Orders_b.csv": [
+        ["V1", "C1", "2023-04-01T10:00:00Z", "refunded", "40.00", "USD", "2023-04-02T00:00:00Z"],
+    ],
+}
+COLLATION_QUERIES = {
+    "customers": "select customer_id, email from staging.stg_shop__customers order by 1",
+    "orders": "select order_id, customer_id, status, amount, purchase_number from marts.orders "
+    "order by order_id",
+    "versions": "select order_key, amount, version_rank from staging.base_shop__orders "
+    "where order_key = 'N1' order by version_rank",
+    "winback": "select customer_id, winback_rank from marts.winback_candidates "
+    "where customer_id in ('a9', 'B9') order by winback_rank",
+}
+
+
+@pytest.fixture(scope="module")
+def collation_case(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Warehouse, PostgresWarehouse]:
+    """COLLATION_* built on DuckDB and on a PostgreSQL database with an ICU en-US collation."""
+    paths = Paths(tmp_path_factory.mktemp("collation"))
+    paths.ensure()
+    write_csv(paths.landing_dir("customers") / "c.csv", CUSTOMER_HEADER, COLLATION_CUSTOMERS)
+    for name, rows in COLLATION_ORDERS.items():
+        write_csv(paths.landing_dir("orders") / name, ORDER_HEADER, rows)
+    try:
+        dbname = postgres_server.create_database(
+            "collation", "template template0 locale_provider icu icu_locale 'en-US'"
+        )
+    except Exception as exc:  # PostgreSQL before 15, or built without ICU
+        pytest.skip(f"no ICU database on this server: {exc}")
+    pipeline.load_step(paths, quiet)
+    pipeline.build_step(paths, quiet)
+    with postgres_server.environment(dbname):
+        pipeline.load_step(paths, quiet, target="postgres")
+        pipeline.build_step(paths, quiet, target="postgres")
+    return Warehouse(paths), PostgresWarehouse(paths, postgres_server, dbname)
+
+
+def test_text_is_trimmed_and_ordered_alike_on_duckdb_and_postgres(
+    collation_case: tuple[Warehouse, PostgresWarehouse],
+) -> None:
+    duck, postgres = collation_case
+    provider = "select datlocprovider from pg_database where datname = current_database()"
+    assert postgres.scalar(provider) == "i"  # ICU
+    for name, sql in COLLATION_QUERIES.items():
+        # (sorted here: the queries' own order by would follow the collation too)
+        assert sorted(duck.query(sql)) == sorted(postgres.query(sql)), name
+    orders = {row[0]: row[1:] for row in duck.query(COLLATION_QUERIES["orders"])}
+    # no-break spaces trimmed: C2's order joins C2, the amount and the status parse
+    assert orders["O1"] == ("C2", "completed", Decimal("12.50"), 1)
+    assert orders["O2"][1] == "completed"
+    # a tie of versions goes to the file name last in byte order ("orders_a" > "Orders_b")
+    assert orders["V1"][1] == "completed"
+    # purchases at the same time are numbered by order id in byte order ("X1" < "x-2")
+    assert orders["X1"][3] + 1 == orders["x-2"][3]
+    # a version without a time ranks after the one with it
+    assert [row[1:] for row in duck.query(COLLATION_QUERIES["versions"])] == [
+        ("2.00", 1),
+        ("1.00", 2),
+    ]
+    # equal win-back candidates are ranked by customer id in byte order ("B9" < "a9")
+    assert [row[0] for row in duck.query(COLLATION_QUERIES["winback"])] == ["B9", "a9"]
+    assert dict(duck.query(COLLATION_QUERIES["customers"]))["C2"] == "c2@example.com"
+
+
+def test_a_clv_fit_that_fails_is_named_not_traced(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """30 customers with two purchases each, 3 of them for 1,000,000: the fits cannot converge
+    (no dropout to see, a mean spend without a mean), an error to say, not a traceback."""
+    paths = Paths(tmp_path)
+    paths.ensure()
+    customers = [[f"C{i}", f"c{i}@example.com", "2024-01-01", "US", "seo", ""] for i in range(30)]
+    orders = [[f"A{i}", f"C{i}", "2024-01-05", "completed", "10.00", "USD", ""] for i in range(30)]
+    orders += [
+        [
+            f"B{i}",
+            f"C{i}",
+            f"2024-03-0{i % 9 + 1}",
+            "completed",
+            "1000000.00" if i < 3 else "10.00",
+            "USD",
+            "",
+        ]
+        for i in range(30)
+    ]
+    write_csv(paths.landing_dir("customers") / "c.csv", CUSTOMER_HEADER, customers)
+    write_csv(paths.landing_dir("orders") / "o.csv", ORDER_HEADER, orders)
+    from retention.errors import UserError
+
+    with postgres_server.environment(postgres_server.create_database("clv_fit")):
+        pipeline.load_step(paths, quiet, target="postgres")
+        with pytest.raises(UserError) as caught:
+            pipeline.build_step(paths, quiet, target="postgres", as_of="2024-06-30")
+    message = str(caught.value)
+    assert message.startswith("predictive CLV on postgres: ")
+    assert "fit did not converge" in message or "Gamma-Gamma q = " in message
+    assert "what to do: check the repeat purchases" in message
+
+
 def test_load_without_a_server_names_the_server(tmp_path: Path, monkeypatch) -> None:
     paths = Paths(tmp_path)
     paths.ensure()

@@ -89,7 +89,7 @@ purchase_numbers as (
         order_id,
         row_number() over (
             partition by customer_id
-            order by ordered_at, order_id
+            order by ordered_at, {{ byte_order('order_id') }}
         ) as purchase_number
     from flagged
     where is_purchase

@@ -25,7 +25,7 @@ candidates as (
             order by
                 coalesce(customers.predicted_clv, 0) desc,
                 customers.total_revenue desc,
-                customers.customer_id asc
+                {{ byte_order('customers.customer_id') }} asc
         ) as winback_rank
     from customers
     cross join reporting_dates
