@@ -461,7 +461,16 @@ def run_dbt(
     returncode = process.wait()
     results: list[dict[str, Any]] = []
     if run_results.exists():
-        results = json.loads(run_results.read_text()).get("results", [])
+        try:
+            results = json.loads(run_results.read_text()).get("results", [])
+        except ValueError as exc:  # cut short: a full disk, say
+            if returncode == 0:
+                raise UserError(
+                    f"dbt {args[0]} finished, but {run_results} cannot be read ({exc})\n"
+                    "  what to do: check the free space of the data directory's disk, then "
+                    "run the command again"
+                ) from exc
+            # the failure says more than the file: from dbt's last lines below
     result = DbtResult(args[0], returncode, results)
     if check and returncode != 0:
         problems = _summarise(results)

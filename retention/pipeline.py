@@ -110,6 +110,15 @@ def build_step(
     ``warm`` (``dbt.warm_dbt``): a dbt process already started, for the first dbt command.
     """
     target = dbt.resolve_target(target)
+    if as_of and select and "int_reporting_dates" not in select:
+        # the date is the table int_reporting_dates; a selection without it builds with the
+        # date of the last full build, whatever --as-of says
+        raise UserError(
+            f"--as-of {as_of} with --select {select!r}: the selection does not build "
+            "int_reporting_dates, the model that holds the date, so nothing would be as of "
+            f"{as_of}\n  what to do: build without --select, or select "
+            "`int_reporting_dates+` (the date and every model that reads it)"
+        )
     with step("build", say):
         require_loaded(paths)
         started = time.perf_counter()
@@ -188,18 +197,22 @@ def validate_and_publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
         step("validate + publish", say),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-release") as writer,
     ):
-        staging = writer.submit(
-            publish.stage_release, paths, progress=lambda line: say(f"  {line}"), cancel=cancel
-        )
+        staging = None
         try:
+            staging = writer.submit(
+                publish.stage_release, paths, progress=lambda line: say(f"  {line}"), cancel=cancel
+            )
             validate_step(paths, say)
+            staged = staging.result()  # a stop while the writer finishes lands here too
         except BaseException:
             # not to be published: stop writing it (in the middle of a mart, too) and remove it
+            # (a writer that started before a stop in submit() sees the cancel and removes its
+            # own folder)
             cancel.cancel()
-            if staging.exception() is None:  # waits for the writer; it may have finished
+            if staging is not None and staging.exception() is None:  # waits for the writer
                 publish.discard(staging.result())
             raise
-        summary = publish.activate(paths, staging.result())
+        summary = publish.activate(paths, staged)
         _published(paths, summary, say)
         return summary
 

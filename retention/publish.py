@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import threading
@@ -43,6 +44,8 @@ from retention.validation import (
 log = logging.getLogger(__name__)
 
 KEEP_RELEASES = 3
+#: A release folder's name: when it was written (UTC, to the microsecond) and its build
+RELEASE_NAME = re.compile(r"\d{8}T\d{12}-[0-9A-Za-z_-]{1,8}")
 ALWAYS_PII = {"email"}
 #: serving.duckdb is what BI tools open, and many bundle a DuckDB 1.x, which cannot read DuckDB
 #: 2's own storage format. Created at v1.0.0, DuckDB 1.0 and later open it. (It
@@ -205,6 +208,22 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def _prune(live: Path) -> None:
+    """Drop all but the newest KEEP_RELEASES releases beside ``live`` (the one serving/ now points
+    at, always kept: after the clock stepped back it is not the newest by name), and releases a
+    publish left without a manifest. Anything else in the folder is not ours and stays."""
+    releases = [
+        p
+        for p in live.parent.iterdir()
+        if p != live and RELEASE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+    ]
+    complete = sorted(p for p in releases if (p / "_manifest.json").exists())
+    for old in complete[: max(len(complete) - (KEEP_RELEASES - 1), 0)]:
+        _remove(old)
+    for broken in (p for p in releases if not (p / "_manifest.json").exists()):
+        _remove(broken)
+
+
 def _swap_link(link: Path, target: Path) -> None:
     """Point ``link`` at ``target`` atomically (rename of a fresh symlink over the old one)."""
     if link.exists() and not link.is_symlink():
@@ -344,12 +363,7 @@ def activate(paths: Paths, staged: StagedRelease) -> PublishSummary:
         discard(staged)
         raise
     _swap_link(paths.serving, staged.path)
-    releases = staged.path.parent
-    complete = sorted(p for p in releases.iterdir() if (p / "_manifest.json").exists())
-    for old in complete[:-KEEP_RELEASES]:
-        _remove(old)
-    for broken in (p for p in releases.iterdir() if not (p / "_manifest.json").exists()):
-        _remove(broken)
+    _prune(staged.path)
     seconds = staged.seconds + time.perf_counter() - started
     return PublishSummary(
         staged.path, {k: v["rows"] for k, v in staged.tables.items()}, round(seconds, 2)

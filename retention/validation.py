@@ -167,7 +167,13 @@ def read_report(paths: Paths) -> ValidationReport | None:
     path = paths.validation / "latest.json"
     if not path.exists():
         return None
-    return ValidationReport.from_json(path.read_text())
+    try:
+        return ValidationReport.from_json(path.read_text())
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(
+            f"{path} is not a validation report that can be read ({exc})\n"
+            "  what to do: run `retention validate` again (it writes a new one)"
+        ) from exc
 
 
 def _expectation_columns(expectation: Any) -> list[str]:
@@ -568,7 +574,13 @@ def validate(
     report.seconds = round(time.perf_counter() - started, 2)
     if write_report:
         paths.validation.mkdir(parents=True, exist_ok=True)
-        (paths.validation / "latest.json").write_text(report.to_json())
+        # whole or not at all: a report cut short (a full disk) must not be what publish reads
+        partial = paths.validation / f".latest.json.{os.getpid()}.tmp"
+        try:
+            partial.write_text(report.to_json())
+            os.replace(partial, paths.validation / "latest.json")
+        finally:
+            partial.unlink(missing_ok=True)
     return report
 
 

@@ -405,6 +405,33 @@ def test_gaps_between_purchases_count_each_purchase(generated_build: Warehouse) 
     assert same_day[0] > 0
 
 
+def test_run_results_that_cannot_be_read_are_named(
+    handmade: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt succeeded, but its run_results.json was cut short (a full disk): an error that says
+    what to do, not the JSON parser's traceback."""
+    copy = _copy(handmade, tmp_path)
+    read_text = Path.read_text
+
+    def cut_short(path: Path, *args, **kwargs) -> str:
+        return "" if path.name == "run_results.json" else read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", cut_short)
+    from retention.errors import UserError
+
+    with pytest.raises(UserError, match=r"run_results\.json cannot be read") as caught:
+        dbt.run_dbt(["run", "--select", "int_reporting_dates"], copy.paths)
+    assert "check the free space" in str(caught.value)
+
+
+def test_as_of_with_a_selection_that_does_not_build_the_date_is_refused(tmp_path: Path) -> None:
+    from retention.errors import UserError
+
+    with pytest.raises(UserError, match="does not build int_reporting_dates") as caught:
+        pipeline.build_step(Paths(tmp_path), quiet, as_of="2024-06-30", select="customers")
+    assert "select `int_reporting_dates+`" in str(caught.value)
+
+
 def test_lifecycle_and_churn_at_as_of_date(handmade: Warehouse) -> None:
     # as_of_date is 2024-06-20 (latest order); churn window 180 days, at risk after 90
     rows = handmade.query("""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -315,6 +316,96 @@ def test_the_run_publishes_what_it_validated(copy: Warehouse) -> None:
             "select total_revenue from customers order by customer_id limit 1"
         ).fetchone()[0]
     assert float(revenue) == 12345.67
+
+
+def test_pruning_keeps_the_live_release_and_what_is_not_a_release(copy: Warehouse) -> None:
+    """After the clock stepped back, the new release is not the newest by name: it is kept all
+    the same. A file or folder someone put beside the releases is left alone."""
+    releases = copy.paths.data_dir / "serving_releases"
+    ahead = [f"2999010{day}T000000000000-{letter * 8}" for day, letter in ((1, "a"), (2, "b"))]
+    for name in [*ahead, "29990103T000000000000-cccccccc"]:
+        (releases / name).mkdir()
+        (releases / name / "_manifest.json").write_text("{}")
+    (releases / "NOTES.txt").write_text("ours")
+    (releases / "by_hand").mkdir()
+    summary = pipeline.validate_and_publish_step(copy.paths, quiet)
+    assert copy.paths.serving.resolve() == summary.release
+    assert (summary.release / "serving.duckdb").exists()
+    assert _releases(copy) == {
+        summary.release.name,
+        "29990102T000000000000-bbbbbbbb",
+        "29990103T000000000000-cccccccc",
+        "NOTES.txt",
+        "by_hand",
+    }
+    assert (releases / "NOTES.txt").read_text() == "ours"
+
+
+def test_a_report_cut_short_leaves_the_last_one_whole(
+    copy: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills while the report is written: the previous report stays as it was, and a
+    report damaged some other way is named with what to do, not a traceback."""
+    latest = copy.paths.validation / "latest.json"
+    before = latest.read_text()
+    write_text = Path.write_text
+
+    def disk_fills(path: Path, text: str, *args, **kwargs) -> int:
+        if "latest.json" not in path.name:
+            return write_text(path, text, *args, **kwargs)
+        write_text(path, text[:100], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_fills)
+    with pytest.raises(OSError, match="No space left"):
+        validation.validate(copy.paths, progress=quiet)
+    monkeypatch.undo()
+    assert latest.read_text() == before
+    assert [p.name for p in copy.paths.validation.glob(".*tmp")] == []
+    latest.write_text(before[:100])
+    with pytest.raises(UserError, match="run `retention validate` again"):
+        publish.publish(copy.paths)
+
+
+def test_a_stop_after_validation_cancels_the_release_being_written(
+    copy: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation passed, the release is still being written (at scale the writer takes
+    longer), and Ctrl-C arrives: the writer is cancelled and its folder removed, instead of the
+    stop waiting for the whole release and leaving it unpublished."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    before, releases = _serving_state(copy), _releases(copy)
+    validated = threading.Event()
+    validate_step, stage_release = pipeline.validate_step, publish.stage_release
+
+    def validate_and_say(*args, **kwargs):
+        result = validate_step(*args, **kwargs)
+        validated.set()
+        return result
+
+    def slow_writer(*args, **kwargs):
+        validated.wait(60)
+        time.sleep(1.0)  # the stop arrives while the writer is still at work
+        return stage_release(*args, **kwargs)
+
+    def stop_once_validated() -> None:
+        validated.wait(60)
+        time.sleep(0.3)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    monkeypatch.setattr(pipeline, "validate_step", validate_and_say)
+    monkeypatch.setattr(publish, "stage_release", slow_writer)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=stop_once_validated, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.validate_and_publish_step(copy.paths, quiet)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert validated.is_set()
+    assert _releases(copy) == releases
+    assert _serving_state(copy) == before
 
 
 def test_a_release_that_cannot_be_written_is_not_published(
