@@ -6,6 +6,7 @@ import argparse
 import functools
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -77,6 +78,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds, 0 or more")
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -113,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--wait",
-            type=float,
+            type=_seconds,
             default=default(0.0),
             metavar="SECONDS",
             help="if another command holds the data directory, wait this long (default: exit)",

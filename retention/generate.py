@@ -154,6 +154,8 @@ def _to_us(day: date) -> int:
 
 def _segment_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Cumulative sum of ``values`` restarting at every segment given by ``counts``."""
+    if len(values) == 0:  # no segment has an element (no orders in a short window)
+        return np.asarray(values, dtype=float)
     total = np.cumsum(values)
     ends = np.cumsum(counts)
     starts = ends - counts
@@ -599,6 +601,8 @@ def _write(
     """
     folder = out / entity
     folder.mkdir(parents=True, exist_ok=True)
+    if len(when_us) == 0:  # a short window and few customers: no NPS answers, say
+        return []
     # each file takes its rows from the table (sorting the whole table first would hold a
     # second copy of it: ~1 GB of order text at 1 M customers)
     order = np.argsort(when_us, kind="stable")

@@ -291,6 +291,15 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
             _nps(con),
         ]
         winback = _winback_table(con)
+    except duckdb.IOException as exc:
+        if "No files found" not in str(exc):
+            raise
+        # the views name the release's Parquet files by absolute path
+        raise UserError(
+            f"the published views point at Parquet files that are not there ({exc}); was the "
+            "data directory moved?\n  what to do: run `retention publish` again (it writes the "
+            "views for where the data directory is now), then `retention report`"
+        ) from exc
     finally:
         con.close()
     charts = "".join(

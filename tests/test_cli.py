@@ -119,6 +119,18 @@ def test_commands_on_a_data_directory_with_nothing_in_it_say_what_to_do(tmp_path
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("wait", ["nan", "inf", "-1", "soon"])
+def test_a_wait_that_is_not_a_number_of_seconds_is_refused(
+    wait: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retention.cli import _parser
+
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(["publish", "--wait", wait])
+    assert exited.value.code == 2
+    assert "number of seconds" in capsys.readouterr().err
+
+
 def test_the_shared_options_go_before_or_after_the_command(tmp_path: Path) -> None:
     from retention.cli import _parser
 

@@ -263,3 +263,21 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
         generate(tmp_path, customers=10, fmt="xlsx")
     with pytest.raises(UserError, match="--seed must be 0 or more, not -1"):
         generate(tmp_path, customers=10, seed=-1)
+
+
+def test_a_window_too_short_for_some_rows_writes_what_it_has(tmp_path: Path) -> None:
+    """One customer over two days: no order and no NPS answer. Those entities get no file (and
+    the line says so) instead of an IndexError; the others are written."""
+    lines: list[str] = []
+    summary = generate(
+        tmp_path,
+        customers=1,
+        start=date(2025, 12, 30),
+        end=date(2025, 12, 31),
+        progress=lines.append,
+    )
+    assert summary.rows["orders"] == summary.rows["nps_responses"] == 0
+    assert summary.rows["customers"] == 1
+    assert "  orders: 0 rows in 0 files" in lines
+    assert sorted(p.parent.name for p in summary.files) == ["customers", "marketing_spend"]
+    assert not list((tmp_path / "orders").iterdir())

@@ -51,6 +51,25 @@ def test_report_refuses_without_a_published_copy(tmp_path: Path) -> None:
         build_report(Paths(tmp_path))
 
 
+def test_a_moved_data_directory_is_named_with_what_to_do(
+    published: Warehouse, tmp_path: Path
+) -> None:
+    """The published views name their Parquet files by absolute path (README): after a move,
+    the report says to publish again, not to check the disk."""
+    from retention import publish
+    from retention.config import Paths
+    from retention.errors import UserError
+
+    before = tmp_path / "before"
+    shutil.copytree(published.paths.data_dir, before, symlinks=True)
+    publish.publish(Paths(before), progress=quiet)
+    after = before.rename(tmp_path / "after")
+    with pytest.raises(UserError, match="run `retention publish` again"):
+        build_report(Paths(after), progress=quiet)
+    publish.publish(Paths(after), progress=quiet)
+    assert build_report(Paths(after), progress=quiet).path.exists()
+
+
 @pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
