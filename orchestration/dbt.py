@@ -2,6 +2,7 @@
 failing check on staging really stops the marts."""
 
 import json
+import os
 import subprocess
 from collections.abc import Mapping
 from datetime import date
@@ -11,12 +12,20 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from retention import dbt as retention_dbt
-from retention.config import project_dir
+from retention.config import Paths, project_dir
 from retention.errors import UserError
 
 from .locking import data_directory
 
 PROJECT_DIR = project_dir()
+
+
+def absolute_data_dir() -> None:
+    """Make a relative RETENTION_DATA_DIR absolute: dbt runs in the project folder, the other
+    steps where this process started, and both must open the same warehouse."""
+    if os.environ.get("RETENTION_DATA_DIR"):
+        os.environ["RETENTION_DATA_DIR"] = str(Paths.from_env().data_dir)
+
 
 dbt_project = DbtProject(
     project_dir=PROJECT_DIR,
@@ -26,6 +35,9 @@ dbt_project = DbtProject(
 dbt_project.prepare_if_dev()
 
 RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
+#: dbt failures worth a retry: another process holding the warehouse file for a moment. Any
+#: other failure of a dbt step (a model's SQL, a failing test, a date refused) would fail again.
+TRANSIENT_DBT_ERRORS = ("Could not set lock on file", "Conflicting lock is held")
 
 STAGING_SELECT = "resource_type:seed path:models/staging"
 MARTS_SELECT = "path:models/intermediate path:models/marts"
@@ -128,8 +140,15 @@ def _dbt_step(name: str, select: str) -> dg.AssetsDefinition:
     )
     def step(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: BuildConfig):
         args = build_args(config)
+        absolute_data_dir()
         with data_directory(context):
-            yield from dbt.cli(args, context=context).stream()
+            invocation = dbt.cli(args, context=context, raise_on_error=False)
+            yield from invocation.stream()
+            error = invocation.get_error()
+        if error is not None:
+            if any(text in str(error) for text in TRANSIENT_DBT_ERRORS):
+                raise error  # the step's retry policy applies
+            raise dg.Failure(str(error), allow_retries=False) from error
 
     return step
 

@@ -176,6 +176,34 @@ def test_run_failures_are_logged(tmp_path: Path) -> None:
     assert lines[0]["error"] == "staging check failed"
 
 
+def test_a_dbt_step_that_would_fail_again_is_not_retried(
+    defs: dg.Definitions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A date after every order fails the staging build on the data, not by chance: the step
+    fails once (no retry 20 s later, with the same result). The data directory is given
+    relative to where Dagster started; dbt, which runs in the project folder, opens the same
+    warehouse as the load."""
+    paths = Paths(tmp_path / "relative")
+    _landing(paths, customers=200, seed=4, end=date(2024, 6, 30))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RETENTION_DATA_DIR", "relative")
+    from orchestration.automation import run_config
+
+    result = defs.resolve_job_def("retention_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config=run_config("2099-01-01"),
+        raise_on_error=False,
+    )
+    assert not result.success
+    events = [e.event_type_value for e in result.all_events]
+    assert "STEP_UP_FOR_RETRY" not in events
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "staging_dbt_assets"
+    assert "Cannot open file" not in failure.message
+    assert "2099-01-01" in str(failure.event_specific_data.error)
+    assert (paths.data_dir / "warehouse.duckdb").exists()
+
+
 def test_production_instance_config_uses_postgres_from_the_environment(tmp_path: Path) -> None:
     from dagster._core.instance.config import dagster_instance_config
 
@@ -185,6 +213,8 @@ def test_production_instance_config_uses_postgres_from_the_environment(tmp_path:
     database = config["storage"]["postgres"]["postgres_db"]
     assert database["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     assert all(isinstance(v, dict) and "env" in v for v in database.values())
+    # a crashed run is run again; a failed step has its own policy
+    assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
 
 
 def test_a_malformed_dbt_setting_fails_the_step_without_retries(monkeypatch) -> None:
