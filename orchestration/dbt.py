@@ -108,6 +108,19 @@ def build_args(config: BuildConfig) -> list[str]:
     # "buildable": a test runs in the step that builds the last of its parents, so a test that
     # spans staging and marts runs with the marts, never against marts not yet rebuilt
     try:
+        target = retention_dbt.resolve_target()
+    except UserError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+    if target != "duckdb":
+        # the loader, the checks and publishing here read the DuckDB warehouse; on PostgreSQL
+        # or Spark the raw rows must be shipped and the CLV fitted between two dbt builds
+        raise dg.Failure(
+            f"RETENTION_DBT_TARGET={target}: this Dagster flow builds, checks and publishes the "
+            f"DuckDB warehouse. Schedule `retention run --target {target}` for {target} (it "
+            "ships the landed rows and fits the CLV there), or unset RETENTION_DBT_TARGET",
+            allow_retries=False,
+        )
+    try:
         retention_dbt.check_settings()
     except UserError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from None

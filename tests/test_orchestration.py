@@ -227,6 +227,16 @@ def test_a_malformed_dbt_setting_fails_the_step_without_retries(monkeypatch) -> 
     assert not failure.value.allow_retries
 
 
+def test_another_dbt_target_fails_the_step_with_what_to_run(monkeypatch) -> None:
+    from orchestration.dbt import BuildConfig, build_args
+
+    monkeypatch.setenv("RETENTION_DBT_TARGET", "postgres")
+    with pytest.raises(dg.Failure) as failure:
+        build_args(BuildConfig())
+    assert "Schedule `retention run --target postgres`" in str(failure.value)
+    assert not failure.value.allow_retries
+
+
 def test_scheduled_builds_leave_unit_tests_to_ci() -> None:
     from orchestration.dbt import BuildConfig, build_args
 
