@@ -204,7 +204,8 @@
 
 {#- Text to a date: "2024-03-01" or "2024-03" (first of the month). -#}
 {% macro parse_month(expr) -%}
+    {%- set trimmed = adapter.dispatch('trim_spaces', 'retention')(expr) -%}
     cast({{ dbt.date_trunc('month', parse_timestamp_utc(
-        "case when length(trim(" ~ expr ~ ")) = 7 then trim(" ~ expr ~ ") || '-01' else " ~ expr ~ " end"
+        "case when length(" ~ trimmed ~ ") = 7 then " ~ trimmed ~ " || '-01' else " ~ expr ~ " end"
     )) }} as date)
 {%- endmacro %}

@@ -89,6 +89,28 @@ def load_step(paths: Paths, say: Say, target: str | None = None) -> LoadSummary:
         return summary
 
 
+def _models(paths: Paths, target: str, select: str) -> set[str]:
+    lines: list[str] = []
+    args = ["ls", "--quiet", "--resource-type", "model", "--output", "name", "--select", select]
+    dbt.run_dbt(args, paths, target=target, progress=lines.append)
+    return {line.strip() for line in lines if line.strip()}
+
+
+def _check_selection_takes_the_date(paths: Paths, target: str, as_of: str, select: str) -> None:
+    """``--as-of`` moves the date every model downstream of int_reporting_dates reads: a
+    selection that leaves some of them out would build a warehouse of two dates (or, without
+    int_reporting_dates itself, ignore the date)."""
+    left_out = _models(paths, target, "int_reporting_dates+") - _models(paths, target, select)
+    if left_out:
+        named = ", ".join(sorted(left_out)[:6]) + (", ..." if len(left_out) > 6 else "")
+        raise UserError(
+            f"--as-of {as_of} moves the date of every model that reads it, and --select "
+            f"{select!r} leaves out {len(left_out)} of them ({named}); nothing was built\n"
+            "  what to do: build without --select, or add `int_reporting_dates+` to the "
+            "selection"
+        )
+
+
 def build_step(
     paths: Paths,
     say: Say,
@@ -110,17 +132,10 @@ def build_step(
     ``warm`` (``dbt.warm_dbt``): a dbt process already started, for the first dbt command.
     """
     target = dbt.resolve_target(target)
-    if as_of and select and "int_reporting_dates" not in select:
-        # the date is the table int_reporting_dates; a selection without it builds with the
-        # date of the last full build, whatever --as-of says
-        raise UserError(
-            f"--as-of {as_of} with --select {select!r}: the selection does not build "
-            "int_reporting_dates, the model that holds the date, so nothing would be as of "
-            f"{as_of}\n  what to do: build without --select, or select "
-            "`int_reporting_dates+` (the date and every model that reads it)"
-        )
     with step("build", say):
         require_loaded(paths)
+        if as_of and select:
+            _check_selection_takes_the_date(paths, target, as_of, select)
         started = time.perf_counter()
         dbt_vars = dbt.build_vars(as_of)
         args = ["build"]

@@ -208,17 +208,21 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path)
 
 
-def _prune(live: Path) -> None:
-    """Drop all but the newest KEEP_RELEASES releases beside ``live`` (the one serving/ now points
-    at, always kept: after the clock stepped back it is not the newest by name), and releases a
-    publish left without a manifest. Anything else in the folder is not ours and stays."""
+def _prune(live: Path, previous: Path | None) -> None:
+    """Keep KEEP_RELEASES releases: ``live`` (serving/ points at it now), ``previous`` (it did a
+    moment ago: a reader may still have it open) and the newest others by name; drop the rest
+    and the releases a publish left without a manifest. By name alone, after the clock stepped
+    back, the two would be older than the releases written before. Anything else in the folder
+    is not ours and stays."""
+    kept = {live, previous}
     releases = [
         p
         for p in live.parent.iterdir()
-        if p != live and RELEASE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+        if p not in kept and RELEASE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
     ]
     complete = sorted(p for p in releases if (p / "_manifest.json").exists())
-    for old in complete[: max(len(complete) - (KEEP_RELEASES - 1), 0)]:
+    others = max(KEEP_RELEASES - len(kept - {None}), 0)
+    for old in complete[: max(len(complete) - others, 0)]:
         _remove(old)
     for broken in (p for p in releases if not (p / "_manifest.json").exists()):
         _remove(broken)
@@ -362,8 +366,9 @@ def activate(paths: Paths, staged: StagedRelease) -> PublishSummary:
     except BaseException:
         discard(staged)
         raise
+    previous = paths.serving.resolve() if paths.serving.is_symlink() else None
     _swap_link(paths.serving, staged.path)
-    _prune(staged.path)
+    _prune(staged.path, previous)
     seconds = staged.seconds + time.perf_counter() - started
     return PublishSummary(
         staged.path, {k: v["rows"] for k, v in staged.tables.items()}, round(seconds, 2)

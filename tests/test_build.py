@@ -424,12 +424,25 @@ def test_run_results_that_cannot_be_read_are_named(
     assert "check the free space" in str(caught.value)
 
 
-def test_as_of_with_a_selection_that_does_not_build_the_date_is_refused(tmp_path: Path) -> None:
+def test_as_of_with_a_selection_that_leaves_out_what_reads_the_date_is_refused(
+    handmade: Warehouse, tmp_path: Path
+) -> None:
+    """The date alone (its readers keep the old one), or models without it (the date is not
+    applied): refused before anything is built. The date and all that reads it: built."""
     from retention.errors import UserError
 
-    with pytest.raises(UserError, match="does not build int_reporting_dates") as caught:
-        pipeline.build_step(Paths(tmp_path), quiet, as_of="2024-06-30", select="customers")
-    assert "select `int_reporting_dates+`" in str(caught.value)
+    copy = _copy(handmade, tmp_path)
+    for select, named in (
+        ("customers", "int_reporting_dates"),
+        ("int_reporting_dates", "channel_economics"),
+        ("+customers", "channel_economics"),
+    ):
+        with pytest.raises(UserError, match="moves the date of every model") as caught:
+            pipeline.build_step(copy.paths, quiet, as_of="2024-06-10", select=select)
+        assert named in str(caught.value) and "int_reporting_dates+" in str(caught.value)
+    assert copy.scalar("select max(as_of_date)::varchar from marts.customers") == "2024-06-20"
+    pipeline.build_step(copy.paths, quiet, as_of="2024-06-30", select="int_reporting_dates+")
+    assert copy.scalar("select max(as_of_date)::varchar from marts.customers") == "2024-06-30"
 
 
 def test_lifecycle_and_churn_at_as_of_date(handmade: Warehouse) -> None:

@@ -196,7 +196,12 @@ COLLATION_ORDERS = {
         ["V1", "C1", "2023-04-01T10:00:00Z", "refunded", "40.00", "USD", "2023-04-02T00:00:00Z"],
     ],
 }
+COLLATION_SPEND = [
+    [f"2023-02{NBSP}", "seo", "acquisition", "100.00", "USD"],
+    ["2023-03", "seo", "acquisition", "50.00", "USD"],
+]
 COLLATION_QUERIES = {
+    "spend": "select spend_month, amount from staging.stg_shop__marketing_spend",
     "customers": "select customer_id, email from staging.stg_shop__customers order by 1",
     "orders": "select order_id, customer_id, status, amount, purchase_number from marts.orders "
     "order by order_id",
@@ -217,6 +222,11 @@ def collation_case(
     write_csv(paths.landing_dir("customers") / "c.csv", CUSTOMER_HEADER, COLLATION_CUSTOMERS)
     for name, rows in COLLATION_ORDERS.items():
         write_csv(paths.landing_dir("orders") / name, ORDER_HEADER, rows)
+    write_csv(
+        paths.landing_dir("marketing_spend") / "spend.csv",
+        ["month", "channel", "spend_type", "amount", "currency"],
+        COLLATION_SPEND,
+    )
     try:
         dbname = postgres_server.create_database(
             "collation", "template template0 locale_provider icu icu_locale 'en-US'"
@@ -256,6 +266,11 @@ def test_text_is_trimmed_and_ordered_alike_on_duckdb_and_postgres(
     # equal win-back candidates are ranked by customer id in byte order ("B9" < "a9")
     assert [row[0] for row in duck.query(COLLATION_QUERIES["winback"])] == ["B9", "a9"]
     assert dict(duck.query(COLLATION_QUERIES["customers"]))["C2"] == "c2@example.com"
+    # a month with a no-break space is still a month
+    assert sorted(month.isoformat() for month, _ in duck.query(COLLATION_QUERIES["spend"])) == [
+        "2023-02-01",
+        "2023-03-01",
+    ]
 
 
 def test_a_clv_fit_that_fails_is_named_not_traced(

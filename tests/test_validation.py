@@ -319,8 +319,9 @@ def test_the_run_publishes_what_it_validated(copy: Warehouse) -> None:
 
 
 def test_pruning_keeps_the_live_release_and_what_is_not_a_release(copy: Warehouse) -> None:
-    """After the clock stepped back, the new release is not the newest by name: it is kept all
-    the same. A file or folder someone put beside the releases is left alone."""
+    """After the clock stepped back, the new release and the one it replaced (a reader may have
+    it open) are not the newest by name: they are kept all the same, and the releases stay
+    three. A file or folder someone put beside the releases is left alone."""
     releases = copy.paths.data_dir / "serving_releases"
     ahead = [f"2999010{day}T000000000000-{letter * 8}" for day, letter in ((1, "a"), (2, "b"))]
     for name in [*ahead, "29990103T000000000000-cccccccc"]:
@@ -328,12 +329,22 @@ def test_pruning_keeps_the_live_release_and_what_is_not_a_release(copy: Warehous
         (releases / name / "_manifest.json").write_text("{}")
     (releases / "NOTES.txt").write_text("ours")
     (releases / "by_hand").mkdir()
+    previous = copy.paths.serving.resolve()
     summary = pipeline.validate_and_publish_step(copy.paths, quiet)
     assert copy.paths.serving.resolve() == summary.release
     assert (summary.release / "serving.duckdb").exists()
+    # the new release, the one a reader may still have open, and the newest other by name
     assert _releases(copy) == {
         summary.release.name,
-        "29990102T000000000000-bbbbbbbb",
+        previous.name,
+        "29990103T000000000000-cccccccc",
+        "NOTES.txt",
+        "by_hand",
+    }
+    again = pipeline.validate_and_publish_step(copy.paths, quiet)
+    assert _releases(copy) == {
+        again.release.name,
+        summary.release.name,
         "29990103T000000000000-cccccccc",
         "NOTES.txt",
         "by_hand",
