@@ -38,7 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = targets.spark_clv(spark, json.loads(dbt_vars or "{}"))
         finally:
             spark.stop()
-    except (UserError, targets.clv_marts.clv.ClvFitError) as exc:
+    except targets.clv_marts.clv.ClvFitError as exc:
+        print(f"error: {targets.clv_fit_failed('spark', exc)}", file=sys.stderr)
+        return 1
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result))

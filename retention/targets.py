@@ -535,6 +535,15 @@ def clv_tables(
     return {name: clv_marts.to_arrow(name, frame) for name, frame in frames.items()}
 
 
+def clv_fit_failed(target: str, exc: Exception) -> UserError:
+    """The error of a CLV fit that did not converge on ``target``, with what to do."""
+    return UserError(
+        f"predictive CLV on {target}: {exc}; the CLV marts and the marts built on them were not "
+        "updated\n  what to do: check the repeat purchases (a few huge amounts leave the mean "
+        "spend undefined; histories all alike show no dropout), then build again"
+    )
+
+
 def run_clv(
     paths: Paths, target: str, dbt_vars: dict[str, Any] | None = None, say: Say | None = None
 ) -> dict[str, int]:
@@ -549,12 +558,7 @@ def run_clv(
                 clv_settings(dbt_vars),
             )
         except clv_marts.clv.ClvFitError as exc:
-            raise UserError(
-                f"predictive CLV on postgres: {exc}; the CLV marts and the marts built on "
-                "them were not updated\n  what to do: check the repeat purchases (a few huge "
-                "amounts leave the mean spend undefined; histories all alike show no dropout), "
-                "then build again"
-            ) from exc
+            raise clv_fit_failed(target, exc) from exc
         _postgres_replace(paths, "marts", tables)
         counts = {name: table.num_rows for name, table in tables.items()}
     else:

@@ -268,6 +268,15 @@ class SparkWarehouse:
         return data.column_names, [tuple(row.values()) for row in data.to_pylist()]
 
 
+def require_spark() -> None:
+    """Skip the test without pyspark or Java (fail it in CI, which installs both)."""
+    problem = _spark_unavailable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
 def _spark_unavailable() -> str | None:
     if importlib.util.find_spec("pyspark") is None:
         return "the Spark target needs its extra: make install-spark (pip install -e '.[spark]')"
@@ -283,11 +292,7 @@ def spark_build(
     """The generated dataset of ``generated_build``, loaded and built on local Spark (pyspark
     in-process, a Derby metastore and Parquet tables under the data directory). Skipped
     without pyspark or Java, except in CI."""
-    problem = _spark_unavailable()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_spark()
     paths = Paths(tmp_path_factory.mktemp("spark"))
     shutil.copytree(generated_build.paths.landing, paths.landing)
     pipeline.load_step(paths, quiet, target="spark")

@@ -12,7 +12,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from retention.config import Paths
 from retention.load import COLUMNS
+from tests.conftest import write_csv
 
 #: The key of every mart, to match rows across engines.
 MART_KEYS: dict[str, tuple[str, ...]] = {
@@ -123,3 +125,18 @@ def table_differences(
                 if len(problems) >= limit:
                     return problems
     return problems
+
+
+def land_an_unfittable_history(paths: Paths) -> None:
+    """30 customers with two purchases each, 3 of them for 1,000,000: the CLV fits cannot
+    converge (no dropout to see, a mean spend without a mean)."""
+    paths.ensure()
+    customers = [[f"C{i}", f"c{i}@example.com", "2024-01-01", "US", "seo", ""] for i in range(30)]
+    orders = [[f"A{i}", f"C{i}", "2024-01-05", "completed", "10.00", "USD", ""] for i in range(30)]
+    orders += [
+        [f"B{i}", f"C{i}", f"2024-03-0{i % 9 + 1}", "completed",
+         "1000000.00" if i < 3 else "10.00", "USD", ""]
+        for i in range(30)
+    ]  # fmt: skip
+    write_csv(paths.landing_dir("customers") / "c.csv", list(COLUMNS["customers"]), customers)
+    write_csv(paths.landing_dir("orders") / "o.csv", list(COLUMNS["orders"]), orders)

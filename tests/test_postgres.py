@@ -20,7 +20,13 @@ from tests.conftest import (
     quiet,
     write_csv,
 )
-from tests.engines import CORE_MARTS, MART_KEYS, raw_rows, table_differences
+from tests.engines import (
+    CORE_MARTS,
+    MART_KEYS,
+    land_an_unfittable_history,
+    raw_rows,
+    table_differences,
+)
 from tests.test_build import CUSTOMER_HEADER, CUSTOMERS, EXPECTED_REJECTS, ORDER_HEADER, ORDERS
 from tests.test_incremental import INCREMENTAL_MODELS
 
@@ -276,26 +282,8 @@ def test_text_is_trimmed_and_ordered_alike_on_duckdb_and_postgres(
 def test_a_clv_fit_that_fails_is_named_not_traced(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
-    """30 customers with two purchases each, 3 of them for 1,000,000: the fits cannot converge
-    (no dropout to see, a mean spend without a mean), an error to say, not a traceback."""
     paths = Paths(tmp_path)
-    paths.ensure()
-    customers = [[f"C{i}", f"c{i}@example.com", "2024-01-01", "US", "seo", ""] for i in range(30)]
-    orders = [[f"A{i}", f"C{i}", "2024-01-05", "completed", "10.00", "USD", ""] for i in range(30)]
-    orders += [
-        [
-            f"B{i}",
-            f"C{i}",
-            f"2024-03-0{i % 9 + 1}",
-            "completed",
-            "1000000.00" if i < 3 else "10.00",
-            "USD",
-            "",
-        ]
-        for i in range(30)
-    ]
-    write_csv(paths.landing_dir("customers") / "c.csv", CUSTOMER_HEADER, customers)
-    write_csv(paths.landing_dir("orders") / "o.csv", ORDER_HEADER, orders)
+    land_an_unfittable_history(paths)
     from retention.errors import UserError
 
     with postgres_server.environment(postgres_server.create_database("clv_fit")):

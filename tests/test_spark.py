@@ -8,8 +8,14 @@ import pytest
 
 from retention import pipeline
 from retention.config import ENTITIES
-from tests.conftest import SparkWarehouse, Warehouse, quiet
-from tests.engines import CORE_MARTS, MART_KEYS, raw_rows, table_differences
+from tests.conftest import SparkWarehouse, Warehouse, quiet, require_spark
+from tests.engines import (
+    CORE_MARTS,
+    MART_KEYS,
+    land_an_unfittable_history,
+    raw_rows,
+    table_differences,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -69,4 +75,22 @@ def test_java_that_cannot_start_is_named(tmp_path, monkeypatch: pytest.MonkeyPat
     assert "Spark could not start Java ([JAVA_GATEWAY_EXITED] " in message
     assert f"JAVA_HOME={tmp_path / 'no-java'})" in message
     assert "what to do: install Java 17 and set JAVA_HOME to it" in message
+    assert "Traceback" not in message
+
+
+def test_a_clv_fit_that_fails_is_named_with_what_to_do(tmp_path) -> None:
+    """The fit runs in the Spark job's process: its error reaches the command as the
+    PostgreSQL path says it, with what to do, not a traceback."""
+    from retention.config import Paths
+    from retention.errors import UserError
+
+    require_spark()
+    paths = Paths(tmp_path)
+    land_an_unfittable_history(paths)
+    pipeline.load_step(paths, quiet, target="spark")
+    with pytest.raises(UserError) as caught:
+        pipeline.build_step(paths, quiet, target="spark", as_of="2024-06-30")
+    message = str(caught.value)
+    assert "predictive CLV on spark: " in message
+    assert "what to do: check the repeat purchases" in message
     assert "Traceback" not in message
