@@ -69,7 +69,11 @@
     on every engine.
 -#}
 {% macro clean_text(expr) -%}
-    nullif({{ adapter.dispatch('trim_spaces', 'retention')(expr) }}, '')
+    nullif({{ trim_spaces(expr) }}, '')
+{%- endmacro %}
+
+{% macro trim_spaces(expr) -%}
+    {{ return(adapter.dispatch('trim_spaces', 'retention')(expr)) }}
 {%- endmacro %}
 
 {% macro unicode_spaces() -%}
@@ -204,7 +208,7 @@
 
 {#- Text to a date: "2024-03-01" or "2024-03" (first of the month). -#}
 {% macro parse_month(expr) -%}
-    {%- set trimmed = adapter.dispatch('trim_spaces', 'retention')(expr) -%}
+    {%- set trimmed = trim_spaces(expr) -%}
     cast({{ dbt.date_trunc('month', parse_timestamp_utc(
         "case when length(" ~ trimmed ~ ") = 7 then " ~ trimmed ~ " || '-01' else " ~ expr ~ " end"
     )) }} as date)

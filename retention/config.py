@@ -85,3 +85,14 @@ class Paths:
     def ensure(self) -> None:
         for entity in ENTITIES:
             self.landing_dir(entity).mkdir(parents=True, exist_ok=True)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: to a temporary file beside it, then
+    renamed over it, so that a reader (or a disk that fills) never leaves a file cut short."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from retention.config import Paths
+from retention.config import Paths, write_whole
 from retention.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -344,8 +344,6 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
 """
     paths.reports.mkdir(parents=True, exist_ok=True)
     target = paths.reports / REPORT_NAME
-    temporary = target.with_suffix(".html.tmp")
-    temporary.write_text(page, encoding="utf-8")
-    temporary.replace(target)
+    write_whole(target, page)
     say(f"  report: {target} ({len(figures)} charts)")
     return Report(target, len(figures), str(manifest_as_of))

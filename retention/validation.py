@@ -37,7 +37,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from retention.config import Paths, project_dir
+from retention.config import Paths, project_dir, write_whole
 from retention.dbt import PYSPARK_PANDAS_WARNING
 from retention.errors import UserError
 from retention.load import connect
@@ -574,13 +574,8 @@ def validate(
     report.seconds = round(time.perf_counter() - started, 2)
     if write_report:
         paths.validation.mkdir(parents=True, exist_ok=True)
-        # whole or not at all: a report cut short (a full disk) must not be what publish reads
-        partial = paths.validation / f".latest.json.{os.getpid()}.tmp"
-        try:
-            partial.write_text(report.to_json())
-            os.replace(partial, paths.validation / "latest.json")
-        finally:
-            partial.unlink(missing_ok=True)
+        # a report cut short (a full disk) must not be what publish reads
+        write_whole(paths.validation / "latest.json", report.to_json())
     return report
 
 
