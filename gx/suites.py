@@ -26,6 +26,7 @@ REJECT_REASONS = [
     "missing_id",
     "unparseable_timestamp",
     "future_timestamp",
+    "timestamp_before_min_date",
     "unknown_status",
     "unparseable_amount",
     "negative_amount",

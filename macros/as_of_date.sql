@@ -27,10 +27,7 @@
         )
         {%- endif -%}
     {%- else -%}
-        {%- if not modules.re.match('^\d{4}-\d{2}-\d{2}$', value) -%}
-            {{ exceptions.raise_compiler_error(
-                "var as_of_date must be a date written YYYY-MM-DD, got '" ~ value ~ "'") }}
-        {%- endif -%}
+        {%- do check_date_var('as_of_date', value) -%}
         {%- set latest = (modules.datetime.datetime.utcnow() + modules.datetime.timedelta(
             hours=int_var('future_tolerance_hours') | int)).date().isoformat() -%}
         {%- if value > latest -%}
@@ -92,4 +89,38 @@
             "var reporting_currency must be an ISO-4217 code such as USD, got '" ~ value ~ "'") }}
     {%- endif -%}
     '{{ value }}'
+{%- endmacro %}
+
+
+{#-
+    Stop with a clear message unless value (var name's) is a real date written YYYY-MM-DD:
+    2024-02-30 matches the pattern but would fail in SQL, naming neither the var nor the fix.
+-#}
+{% macro check_date_var(name, value) -%}
+    {%- set parts = modules.re.match('^(\d{4})-(0[1-9]|1[0-2])-(\d{2})$', value) -%}
+    {%- set ns = namespace(last_day=0) -%}
+    {%- if parts -%}
+        {%- set year = parts.group(1) | int -%}
+        {%- set month = parts.group(2) | int -%}
+        {%- set next_month = modules.datetime.date(year + month // 12, month % 12 + 1, 1) -%}
+        {%- set ns.last_day = (next_month - modules.datetime.timedelta(days=1)).day -%}
+    {%- endif -%}
+    {%- if not parts or not (1 <= parts.group(3) | int <= ns.last_day) -%}
+        {{ exceptions.raise_compiler_error(
+            "var " ~ name ~ " must be a date written YYYY-MM-DD, got '" ~ value ~ "'") }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    The earliest event date staging accepts (var min_event_date): an order, signup, NPS answer
+    or spend month before it is quarantined as timestamp_before_min_date. A placeholder date
+    (1900-01-01, 0001-01-01) would otherwise start the monthly calendar a century back: marts
+    with a row for every empty month since, or none at all once the span passes what
+    int_calendar_months generates.
+-#}
+{% macro min_event_date() -%}
+    {%- set value = var('min_event_date') | string | trim -%}
+    {%- do check_date_var('min_event_date', value) -%}
+    cast('{{ value }}' as date)
 {%- endmacro %}

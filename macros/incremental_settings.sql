@@ -27,6 +27,7 @@
         'churn_inactivity_days',
         'future_tolerance_hours',
         'max_order_amount',
+        'min_event_date',
         'reporting_currency',
     ]) }}
 {%- endmacro %}
@@ -61,8 +62,13 @@
     {%- set settings = {} -%}
     {#- as the models read them: validated (a bad value is named as such), normalised -#}
     {%- for name in incremental_settings_vars() -%}
-        {%- set value = reporting_currency() | replace("'", "") if name == 'reporting_currency'
-            else int_var(name) -%}
+        {%- if name == 'reporting_currency' -%}
+            {%- set value = reporting_currency() | replace("'", "") -%}
+        {%- elif name == 'min_event_date' -%}
+            {%- set value = min_event_date() | replace("cast('", "") | replace("' as date)", "") -%}
+        {%- else -%}
+            {%- set value = int_var(name) -%}
+        {%- endif -%}
         {%- do settings.update({'var ' ~ name: value | trim}) -%}
     {%- endfor -%}
     {%- for seed in upstream_seeds(unique_id) -%}

@@ -36,6 +36,7 @@ CUSTOMERS = [
     ["C1", "one@example.com", "2024-01-01T10:00:00+02:00", "DE", "Google Ads", ""],  # exact copy
     ["  ", "blank@example.com", "2024-01-01", "FR", "seo", ""],
     ["C9", "nine@example.com", "not a date", "FR", "seo", ""],
+    ["C10", "ten@example.com", "1900-01-01", "FR", "seo", ""],  # a placeholder date
 ]
 
 ORDERS = [
@@ -57,6 +58,7 @@ ORDERS = [
     ["O13", "C1", "2024-04-01T10:00:00Z", "completed", "5000000", "USD", ""],
     ["O14", "C3", "2024-06-15T10:00:00Z", "completed", "30.00", "USD", ""],
     ["O15", "C3", "2024-06-20T10:00:00Z", "pending", "12.00", "USD", ""],
+    ["O16", "C1", "1925-01-06T10:00:00Z", "completed", "5.00", "USD", ""],
 ]
 
 EXPECTED_REJECTS = {
@@ -69,7 +71,16 @@ EXPECTED_REJECTS = {
     "O12": "unparseable_timestamp",
     "": "missing_id",
     "O13": "amount_out_of_range",
+    "O16": "timestamp_before_min_date",
 }
+
+# one answer and one spend row dated a century back: without min_event_date they started the
+# monthly calendar in 1925, and its 1,200 months ended before as_of_date (empty marts)
+NPS = [["N1", "C1", "2024-03-01T10:00:00Z", "9"], ["N2", "C2", "1925-01-06T10:00:00Z", "9"]]
+SPEND = [
+    ["2024-02", "Google Ads", "acquisition", "100.00", "USD"],
+    ["1925-03", "Google Ads", "acquisition", "100.00", "USD"],
+]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +89,10 @@ def handmade(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     paths.ensure()
     write_csv(paths.landing_dir("customers") / "customers.csv", CUSTOMER_HEADER, CUSTOMERS)
     write_csv(paths.landing_dir("orders") / "orders.csv", ORDER_HEADER, ORDERS)
+    write_csv(paths.landing_dir("nps_responses") / "nps.csv", list(COLUMNS["nps_responses"]), NPS)
+    write_csv(
+        paths.landing_dir("marketing_spend") / "spend.csv", list(COLUMNS["marketing_spend"]), SPEND
+    )
     pipeline.load_step(paths, quiet)
     pipeline.build_step(paths, quiet)
     return Warehouse(paths)
@@ -117,7 +132,7 @@ def test_latest_version_wins_and_exact_duplicates_go(handmade: Warehouse) -> Non
     dispositions = dict(
         handmade.query("select row_disposition, count(*) from staging.base_shop__orders group by 1")
     )
-    assert dispositions == {"current": 6, "superseded": 1, "duplicate": 1, "quarantined": 9}
+    assert dispositions == {"current": 6, "superseded": 1, "duplicate": 1, "quarantined": 10}
 
 
 def test_every_reject_reason_is_recorded_with_lineage(handmade: Warehouse) -> None:
@@ -127,7 +142,26 @@ def test_every_reject_reason_is_recorded_with_lineage(handmade: Warehouse) -> No
     assert {r[0]: r[1] for r in rejected} == EXPECTED_REJECTS
     assert all(r[2] == "orders/orders.csv" and r[3] >= 1 for r in rejected)
     customers = dict(handmade.query("select customer_id, reject_reason from quarantine.customers"))
-    assert customers == {"  ": "missing_id", "C9": "unparseable_timestamp"}
+    assert customers == {
+        "  ": "missing_id",
+        "C9": "unparseable_timestamp",
+        "C10": "timestamp_before_min_date",
+    }
+    for entity, key in [("nps_responses", "response_id"), ("marketing_spend", "month")]:
+        rejected = handmade.query(f"select {key}, reject_reason from quarantine.{entity}")
+        assert rejected == [
+            (NPS[1][0] if key == "response_id" else SPEND[1][0], "timestamp_before_min_date")
+        ]
+
+
+def test_monthly_marts_run_from_the_first_month_with_data_to_as_of_date(
+    handmade: Warehouse,
+) -> None:
+    assert handmade.query(
+        "select min(month)::varchar, max(month)::varchar, count(*) from marts.retention_monthly "
+        "where segment_type = 'all'"
+    ) == [("2024-01-01", "2024-06-01", 6)]
+    assert handmade.scalar("select count(*) from marts.customer_cohorts") > 0
 
 
 def test_core_marts_hold_hand_computed_values(handmade: Warehouse) -> None:
@@ -262,6 +296,8 @@ def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path
         ({"as_of_date": "2024-01-01'; drop table marts.orders; --"}, "must be a date"),
         ({"max_order_amount": "90 or 1=1"}, "must be a non-negative whole number"),
         ({"future_tolerance_hours": "x"}, "must be a non-negative whole number"),
+        ({"as_of_date": "2024-02-30"}, "var as_of_date must be a date written YYYY-MM-DD"),
+        ({"min_event_date": "1990-13-01"}, "var min_event_date must be a date written YYYY-MM-DD"),
     ]:
         with pytest.raises(dbt.DbtFailure) as caught:
             dbt.run_dbt(["build", "--select", "base_shop__orders+"], copy.paths, dbt_vars=dbt_vars)

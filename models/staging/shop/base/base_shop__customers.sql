@@ -82,6 +82,7 @@ validated as {{ inline_cte() }} (
             when signup_at_utc > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), '_loaded_at') }}
                 or updated_at_utc > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), '_loaded_at') }}
                 then 'future_timestamp'
+            when signup_at_utc < {{ min_event_date() }} then 'timestamp_before_min_date'
         end as reject_reason
     from typed
 

@@ -76,6 +76,7 @@ validated as (
             when channel_key is null then 'missing_id'
             when spend_month is null then 'unparseable_timestamp'
             when spend_month > cast(_loaded_at as date) then 'future_timestamp'
+            when spend_month < {{ min_event_date() }} then 'timestamp_before_min_date'
             when spend_type_key is null or spend_type_key not in ('acquisition', 'retention')
                 then 'unknown_spend_type'
             when amount_value is null then 'unparseable_amount'

@@ -80,6 +80,7 @@ validated as {{ inline_cte() }} (
             when typed.responded_at_utc
                 > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), 'typed._loaded_at') }}
                 then 'future_timestamp'
+            when typed.responded_at_utc < {{ min_event_date() }} then 'timestamp_before_min_date'
             when typed.score_value is null
                 or typed.score_value < 0
                 or typed.score_value > 10

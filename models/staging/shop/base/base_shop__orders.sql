@@ -123,6 +123,7 @@ validated as {{ inline_cte() }} (
             when ordered_at_utc > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), '_loaded_at') }}
                 or updated_at_utc > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), '_loaded_at') }}
                 then 'future_timestamp'
+            when ordered_at_utc < {{ min_event_date() }} then 'timestamp_before_min_date'
             when order_status is null
                 or order_status not in ('completed', 'cancelled', 'refunded', 'pending')
                 then 'unknown_status'
