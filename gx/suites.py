@@ -33,6 +33,7 @@ REJECT_REASONS = [
     "unknown_currency",
     "amount_out_of_range",
     "unknown_customer",
+    "unparseable_score",
     "score_out_of_range",
     "unknown_spend_type",
 ]

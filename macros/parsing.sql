@@ -196,12 +196,16 @@
 {%- endmacro %}
 
 
-{#- Whole-number text ("7", "-2") to an integer; "7.5", "1e2" or "x" give NULL. -#}
+{#-
+    Whole-number text ("7", "-2", and "10.0" as pandas writes a column of integers with a gap)
+    to an integer; "7.5", "1e2" or "x" give NULL. Through a decimal: PostgreSQL casts no
+    fraction to an integer.
+-#}
 {% macro parse_integer(expr) -%}
     {%- set text = clean_text(expr) -%}
     case
-        when {{ matches_pattern(text, '^[+-]?[0-9]{1,9}$') }}
-            then cast({{ text }} as {{ dbt.type_int() }})
+        when {{ matches_pattern(text, '^[+-]?[0-9]{1,9}([.]0+)?$') }}
+            then cast(cast({{ text }} as {{ dbt.type_numeric() }}) as {{ dbt.type_int() }})
     end
 {%- endmacro %}
 

@@ -81,8 +81,8 @@ validated as {{ inline_cte() }} (
                 > {{ dbt.dateadd('hour', int_var('future_tolerance_hours'), 'typed._loaded_at') }}
                 then 'future_timestamp'
             when typed.responded_at_utc < {{ min_event_date() }} then 'timestamp_before_min_date'
-            when typed.score_value is null
-                or typed.score_value < 0
+            when typed.score_value is null then 'unparseable_score'
+            when typed.score_value < 0
                 or typed.score_value > 10
                 then 'score_out_of_range'
             when customers.customer_id is null then 'unknown_customer'
