@@ -137,6 +137,19 @@ def pii_columns(manifest: dict) -> dict[str, set[str]]:
     return tagged
 
 
+def mart_models(manifest: dict) -> set[str]:
+    """The tables the project's models build in schema ``marts``: all that may be published.
+
+    dbt never drops the table of a model that was renamed or removed, and nothing validates a
+    table made by hand; neither reaches BI tools.
+    """
+    return {
+        node.get("alias") or node["name"]
+        for node in manifest.get("nodes", {}).values()
+        if node.get("resource_type") == "model" and node.get("schema") == "marts"
+    }
+
+
 def _successful_build(con: duckdb.DuckDBPyConnection, manifest: dict) -> str:
     """The id of the latest dbt build; refuse when there is none, it did not succeed, or a node
     of the project did not pass the last time it ran (``manifest``: the project's nodes)."""
@@ -276,13 +289,22 @@ def stage_release(
         manifest = dbt_manifest(paths)
         build_id = _successful_build(con, manifest)
         pii = pii_columns(manifest)
-        marts = [
+        models = mart_models(manifest)
+        tables_in_marts = [
             name
             for (name,) in con.execute(
                 "select table_name from information_schema.tables "
                 "where table_schema = 'marts' order by table_name"
             ).fetchall()
         ]
+        marts = [name for name in tables_in_marts if name in models]
+        for name in tables_in_marts:
+            if name not in models:
+                say(
+                    f"  left out marts.{name}: no model of the project builds it (the table of "
+                    "a renamed or removed model, or one made by hand), so nothing validated it; "
+                    f"drop it (`drop table marts.{name}`) if it is not needed"
+                )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         # Written in place: nobody reads a release before the serving link points at it, and a
         # release without _manifest.json (a publish that died) is removed by the next publish.

@@ -318,6 +318,36 @@ def test_the_run_publishes_what_it_validated(copy: Warehouse) -> None:
     assert float(revenue) == 12345.67
 
 
+def test_only_the_projects_marts_are_published(copy: Warehouse) -> None:
+    """dbt never drops the table of a renamed or removed model; nothing validates it, and it may
+    hold columns the PII tags no longer name."""
+    _sql(
+        copy,
+        "create table marts.customers_old as "
+        "select customer_id, email as contact from staging.stg_shop__customers",
+    )
+    said: list[str] = []
+    summary = pipeline.validate_and_publish_step(copy.paths, said.append)
+    assert "customers_old" not in summary.tables and "customers" in summary.tables
+    assert any("left out marts.customers_old: no model of the project builds it" in s for s in said)
+    with duckdb.connect(str(copy.paths.serving / "serving.duckdb"), read_only=True) as con:
+        sql = "select view_name from duckdb_views() where not internal"
+        views = {v for (v,) in con.execute(sql).fetchall()}
+    assert "customers_old" not in views and "customers" in views
+    assert not (copy.paths.serving / "customers_old.parquet").exists()
+
+
+def test_every_published_mart_has_a_suite(published: Warehouse) -> None:
+    manifest = publish.dbt_manifest(published.paths)
+    suites = validation._load_suites_module()
+    params = suites.SuiteParameters(
+        as_of_date=datetime(2025, 1, 1).date(), project_dir=project_dir()
+    )
+    validated = {s.table for s in suites.build_suites(params)}
+    assert {f"marts.{m}" for m in publish.mart_models(manifest)} <= validated
+    assert len(publish.mart_models(manifest)) == 12
+
+
 def test_pruning_keeps_the_live_release_and_what_is_not_a_release(copy: Warehouse) -> None:
     """After the clock stepped back, the new release and the one it replaced (a reader may have
     it open) are not the newest by name: they are kept all the same, and the releases stay
