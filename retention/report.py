@@ -156,7 +156,35 @@ def _phases(con) -> go.Figure:
         fig.add_trace(go.Bar(x=part["segment_value"], y=part["retention_rate"] * 100, name=phase))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title="% of cohort purchasing per month")
-    return _layout(fig, "Early (months 1-3), mid (4-6) and late (7+) retention by channel")
+    return _layout(fig, f"{phase_title(con)} retention by channel")
+
+
+def phase_title(con) -> str:
+    """ "Early (months 1-3), mid (4-6) and late (7+)", from the months the phases hold in the
+    published cohorts (var retention_phase_bounds); a phase no cohort reached yet is left out."""
+    spans = dict(
+        (phase, (first, last))
+        for phase, first, last in con.execute(
+            "select retention_phase, min(period_number), max(period_number) "
+            "from customer_cohorts group by 1"
+        ).fetchall()
+    )
+    parts = []
+    for phase in ("early", "mid", "late"):
+        if phase not in spans:
+            continue
+        first, last = spans[phase]
+        months = (
+            f"{first}+" if phase == "late" else f"{first}-{last}" if last > first else f"{first}"
+        )
+        parts.append(f"{phase} ({months})")
+    if not parts:
+        return "Early, mid and late"
+    single = not any(mark in parts[0] for mark in "-+")
+    parts[0] = parts[0][0].upper() + parts[0][1:].replace(
+        "(", "(month " if single else "(months ", 1
+    )
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
 
 def _trend(con) -> go.Figure:

@@ -313,11 +313,41 @@ def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path
         ({"future_tolerance_hours": "x"}, "must be a non-negative whole number"),
         ({"as_of_date": "2024-02-30"}, "var as_of_date must be a date written YYYY-MM-DD"),
         ({"min_event_date": "1990-13-01"}, "var min_event_date must be a date written YYYY-MM-DD"),
+        (
+            {"retention_phase_bounds": {"early": [1, 2], "mid": [5, 6], "late": [7, None]}},
+            "var retention_phase_bounds: mid must start at month 3",
+        ),
+        (
+            {"retention_phase_bounds": {"early": [1, 3], "mid": [4, 6], "late": [7, 12]}},
+            "var retention_phase_bounds: late must be open-ended: [7, null]",
+        ),
+        ({"retention_phase_bounds": {"early": [1, 3]}}, "it must name early, mid and late"),
     ]:
         with pytest.raises(dbt.DbtFailure) as caught:
             dbt.run_dbt(["build", "--select", "base_shop__orders+"], copy.paths, dbt_vars=dbt_vars)
         assert expected in str(caught.value)
     assert copy.scalar("select count(*) from marts.orders") == 6
+
+
+def test_other_retention_phases_build_with_the_unit_tests(
+    handmade: Warehouse, tmp_path: Path
+) -> None:
+    """The unit test of customer_cohorts pins its own bounds, so a project with other phases
+    still passes `retention build` (which runs the unit tests)."""
+    copy = _copy(handmade, tmp_path)
+    bounds = {"early": [1, 1], "mid": [2, 4], "late": [5, None]}
+    dbt.run_dbt(
+        ["build", "--select", "customer_cohorts"],
+        copy.paths,
+        dbt_vars={"retention_phase_bounds": bounds},
+    )
+    phases = dict(
+        copy.query(
+            "select period_number, any_value(retention_phase) from marts.customer_cohorts "
+            "group by 1"
+        )
+    )
+    assert phases == {0: "acquisition", 1: "early", 2: "mid", 3: "mid", 4: "mid", 5: "late"}
 
 
 def test_an_as_of_date_with_nothing_to_report_is_refused(

@@ -6,9 +6,10 @@ import re
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from retention.report import build_report
+from retention.report import build_report, phase_title
 from tests.conftest import Warehouse, quiet
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -145,3 +146,28 @@ def test_dbt_docs_generate_with_exposures_and_metrics(published: Warehouse) -> N
         "average_predicted_clv",
     } <= metrics
     assert len(manifest["semantic_models"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("periods", "title"),
+    [
+        (
+            {"early": (1, 3), "mid": (4, 6), "late": (7, 30)},
+            "Early (months 1-3), mid (4-6) and late (7+)",
+        ),
+        (
+            {"early": (1, 1), "mid": (2, 12), "late": (13, 13)},
+            "Early (month 1), mid (2-12) and late (13+)",
+        ),
+        ({"early": (1, 2)}, "Early (months 1-2)"),
+    ],
+)
+def test_the_phase_chart_names_the_months_of_its_phases(periods, title) -> None:
+    """The phases follow var retention_phase_bounds; the chart's title says which months."""
+    con = duckdb.connect()
+    con.execute("create table customer_cohorts (retention_phase varchar, period_number int)")
+    con.execute("insert into customer_cohorts values ('acquisition', 0)")
+    for phase, (first, last) in periods.items():
+        for period in range(first, last + 1):
+            con.execute("insert into customer_cohorts values (?, ?)", [phase, period])
+    assert phase_title(con) == title
