@@ -329,6 +329,18 @@ def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path
     assert copy.scalar("select count(*) from marts.orders") == 6
 
 
+def test_a_reporting_currency_without_rates_stops_the_build(
+    handmade: Warehouse, tmp_path: Path
+) -> None:
+    """Every amount would be quarantined as unknown_currency and the marts built empty."""
+    copy = _copy(handmade, tmp_path)
+    with pytest.raises(dbt.DbtFailure) as caught:
+        dbt.run_dbt(["build", "--full-refresh"], copy.paths, dbt_vars={"reporting_currency": "NOK"})
+    assert "assert_reporting_currency_has_rates" in str(caught.value)
+    assert copy.scalar("select count(*) from marts.orders") == 6
+    assert copy.scalar("select count(*) from staging.stg_shop__orders") == 6
+
+
 def test_other_retention_phases_build_with_the_unit_tests(
     handmade: Warehouse, tmp_path: Path
 ) -> None:
