@@ -70,12 +70,20 @@
 {%- endmacro %}
 
 
-{#- An integer var, checked: a non-integer is a clear compile error, not SQL text. -#}
-{% macro int_var(name) -%}
+{#-
+    An integer var, checked: a non-integer (or one below minimum) is a clear compile error, not
+    SQL text.
+-#}
+{% macro int_var(name, minimum=0) -%}
     {%- set value = var(name) | string | trim -%}
     {%- if not modules.re.match('^\d+$', value) -%}
         {{ exceptions.raise_compiler_error(
             "var " ~ name ~ " must be a non-negative whole number, got '" ~ value ~ "'") }}
+    {%- endif -%}
+    {%- if value | int < minimum -%}
+        {{ exceptions.raise_compiler_error(
+            "var " ~ name ~ " must be a whole number of at least " ~ minimum ~ ", got '"
+            ~ value ~ "'") }}
     {%- endif -%}
     {{ value }}
 {%- endmacro %}

@@ -14,11 +14,36 @@ depend on the order in which an engine returns the rows.
 
 from __future__ import annotations
 
+import math
+import re
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from retention import clv
+
+
+def whole_var(name: str, value: Any, minimum: int) -> int:
+    """A dbt var that must be a whole number of at least ``minimum``; ValueError names it."""
+    text = str(value).strip()
+    if not re.fullmatch(r"\d+", text) or int(text) < minimum:
+        raise ValueError(f"var {name} must be a whole number of at least {minimum}, got {text!r}")
+    return int(text)
+
+
+def rate_var(name: str, value: Any) -> float:
+    """A dbt var that must be a yearly rate from 0 to 1 (0.10 is 10 %); ValueError names it."""
+    text = str(value).strip()
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not 0 <= rate <= 1:
+        raise ValueError(f"var {name} must be a number from 0 to 1 (0.10 is 10 %), got {text!r}")
+    return rate
+
 
 #: Column types of the marts (the DuckDB Python models produce exactly these).
 SCHEMAS: dict[str, pa.Schema] = {

@@ -181,6 +181,9 @@ def _summarise(results: list[dict[str, Any]]) -> list[str]:
         message = [m for m in message if m and not m.startswith("> ")]
         # dbt's first line repeats the node name; the cause is on the next one
         detail = " ".join(message[1:3]) if len(message) > 1 else (message or [r.get("status")])[0]
+        if any("Traceback (most recent call last)" in m for m in message):
+            # a Python model's error: its last line names the exception and what it says
+            detail = f"Python model failed: {message[-1]}"
         if r.get("status") == "fail":
             detail = f"{r.get('failures')} failing row(s)"
         problems.append(f"{kind} {name}: {detail}")

@@ -97,11 +97,20 @@ def clv_settings(dbt_vars: dict[str, Any] | None = None) -> dict[str, float]:
     """The CLV vars as dbt sees them: dbt_project.yml defaults overridden by ``--vars``."""
     project = yaml.safe_load((project_dir() / "dbt_project.yml").read_text())
     values = {**project.get("vars", {}), **(dbt_vars or {})}
-    return {
-        "clv_min_repeat_customers": int(values["clv_min_repeat_customers"]),
-        "clv_horizon_days": float(values["clv_horizon_days"]),
-        "clv_annual_discount_rate": float(values["clv_annual_discount_rate"]),
-    }
+    try:
+        return {
+            "clv_min_repeat_customers": clv_marts.whole_var(
+                "clv_min_repeat_customers", values["clv_min_repeat_customers"], 1
+            ),
+            "clv_horizon_days": clv_marts.whole_var(
+                "clv_horizon_days", values["clv_horizon_days"], 1
+            ),
+            "clv_annual_discount_rate": clv_marts.rate_var(
+                "clv_annual_discount_rate", values["clv_annual_discount_rate"]
+            ),
+        }
+    except ValueError as exc:
+        raise UserError(f"{exc} (dbt_project.yml, vars)") from exc
 
 
 def _duckdb_ledger(paths: Paths) -> list[tuple]:

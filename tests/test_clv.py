@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from retention import clv, pipeline
+from retention import clv, pipeline, targets
 from retention.config import Paths
+from retention.errors import UserError
 from tests.conftest import Warehouse, quiet
 
 BG_TRUE = {"r": 0.8, "alpha": 12.0, "a": 0.6, "b": 1.5}
@@ -255,3 +256,23 @@ def test_as_of_date_changes_the_fit(generated_build: Warehouse, tmp_path: Path) 
         "select distinct as_of_date::varchar from marts.clv_model_parameters"
     ) == ("2024-09-30")
     assert not any(math.isclose(before[k], after[k], rel_tol=1e-6) for k in before)
+
+
+@pytest.mark.parametrize(
+    ("dbt_vars", "expected"),
+    [
+        (
+            {"clv_horizon_days": "365.5"},
+            "var clv_horizon_days must be a whole number of at least 1",
+        ),
+        (
+            {"clv_annual_discount_rate": "10%"},
+            "clv_annual_discount_rate must be a number from 0 to 1",
+        ),
+        ({"clv_min_repeat_customers": "x"}, "var clv_min_repeat_customers must be a whole number"),
+    ],
+)
+def test_clv_vars_on_other_engines_are_checked_as_on_duckdb(dbt_vars, expected) -> None:
+    with pytest.raises(UserError, match=expected):
+        targets.clv_settings(dbt_vars)
+    assert targets.clv_settings({"clv_annual_discount_rate": "0"})["clv_annual_discount_rate"] == 0

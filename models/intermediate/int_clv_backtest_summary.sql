@@ -19,7 +19,7 @@ reporting_dates as (
     select
         as_of_date,
         cast(
-            {{ dbt.dateadd('day', '-' ~ int_var('clv_holdout_days'), 'as_of_date') }} as date
+            {{ dbt.dateadd('day', '-' ~ int_var('clv_holdout_days', 1), 'as_of_date') }} as date
         ) as calibration_end
     from {{ ref('int_reporting_dates') }}
 

@@ -15,5 +15,7 @@ from retention import clv_marts
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    minimum = int(dbt.config.get("clv_min_repeat_customers"))
+    minimum = clv_marts.whole_var(
+        "clv_min_repeat_customers", dbt.config.get("clv_min_repeat_customers"), 1
+    )
     return clv_marts.model_parameters(dbt.ref("int_customer_btyd_summary").df(), minimum)

@@ -15,6 +15,8 @@ def model(dbt, session):
     return clv_marts.lifetime_values(
         dbt.ref("int_customer_btyd_summary").df(),
         dbt.ref("clv_model_parameters").df(),
-        horizon_days=float(dbt.config.get("clv_horizon_days")),
-        annual_discount_rate=float(dbt.config.get("clv_annual_discount_rate")),
+        horizon_days=clv_marts.whole_var("clv_horizon_days", dbt.config.get("clv_horizon_days"), 1),
+        annual_discount_rate=clv_marts.rate_var(
+            "clv_annual_discount_rate", dbt.config.get("clv_annual_discount_rate")
+        ),
     )
