@@ -2,9 +2,13 @@
     Decide what happens to every raw row of an entity (the core of the reconciliation):
 
       quarantined  reject_reason is set: the row cannot be trusted
-      duplicate    an exact copy (same landed values) of an earlier valid row
+      duplicate    an exact copy (same landed values) of the valid version before it
       current      the latest version of its key: what staging exposes
       superseded   an older version of the key
+
+    A copy is a duplicate only of the version right before it, in the order versions rank: a
+    value sent again after another one (A, B, then A again: a change reverted, for a source
+    without updated_at) is the latest version, not a copy of the first.
 
     relation:       a CTE with the typed columns, the raw columns, reject_reason and lineage
     key_columns:    the business key (e.g. ['order_id'])
@@ -12,7 +16,8 @@
     version_at:     expression ordering versions (latest wins; one without it ranks last); ties
                     go to the row landed last (file names compared by bytes on every engine)
 
-    Returns a select with row_disposition added (and helper columns copy_number, version_rank).
+    Returns a select with row_disposition added (and helper columns copy_number: 2 for a copy of
+    the valid version before it, else 1; version_rank).
     Both are null for a row without a key (always quarantined): it is no copy or version of
     another, and an increment, which never re-reads such rows, numbers them as a full refresh
     does only then.
@@ -44,13 +49,31 @@ seen_more as (
 ),
 {% endif %}
 
+{%- set in_version_order -%}
+    over (
+        partition by {{ key_columns | join(', ') }}, reject_reason is null
+        order by
+            {{ version_at }} asc nulls first,
+            _loaded_at,
+            {{ byte_order('_source_file') }},
+            _source_row
+    )
+{%- endset %}
 copies as (
     select
         *,
-        case when not ({{ key_missing }}) then row_number() over (
-            partition by {{ raw_columns | join(', ') }}, _extra, reject_reason
-            order by _loaded_at, {{ byte_order('_source_file') }}, _source_row
-        ) end as copy_number
+        -- a bigint, as the row_number() it replaced (the incremental tables keep their type)
+        cast(case
+            when {{ key_missing }} then null
+            when reject_reason is null
+                and row_number() {{ in_version_order }} > 1
+                {%- for column in raw_columns + ['_extra'] %}
+                and ({{ column }} = lag({{ column }}) {{ in_version_order }}
+                    or ({{ column }} is null and lag({{ column }}) {{ in_version_order }} is null))
+                {%- endfor %}
+                then 2
+            else 1
+        end as {{ dbt.type_bigint() }}) as copy_number
     from {{ 'seen_more' if single_key else relation }}
 ),
 

@@ -37,6 +37,9 @@ CUSTOMERS = [
     ["  ", "blank@example.com", "2024-01-01", "FR", "seo", ""],
     ["C9", "nine@example.com", "not a date", "FR", "seo", ""],
     ["C10", "ten@example.com", "1900-01-01", "FR", "seo", ""],  # a placeholder date
+    # C4: a correction without updated_at that moves the signup earlier; the one landed last wins
+    ["C4", "four@example.com", "2024-03-05T00:00:00Z", "NL", "seo", ""],
+    ["C4", "four@example.com", "2024-03-02T00:00:00Z", "NL", "seo", ""],
 ]
 
 ORDERS = [
@@ -138,6 +141,8 @@ def test_latest_version_wins_and_exact_duplicates_go(handmade: Warehouse) -> Non
     assert handmade.scalar("select email from marts.customers where customer_id = 'C3'") == (
         "new@example.com"
     )
+    signup = "select signup_at::varchar from staging.stg_shop__customers where customer_id = 'C4'"
+    assert handmade.scalar(signup) == "2024-03-02 00:00:00"
     dispositions = dict(
         handmade.query("select row_disposition, count(*) from staging.base_shop__orders group by 1")
     )
@@ -184,7 +189,7 @@ def test_core_marts_hold_hand_computed_values(handmade: Warehouse) -> None:
         select customer_id, purchase_count, total_revenue, avg_order_value, order_count,
                cancelled_order_count, refunded_order_count, cohort_month::varchar,
                acquisition_channel, region, country_code
-        from marts.customers order by customer_id
+        from marts.customers where customer_id != 'C4' order by customer_id
     """)
     assert rows == [
         (
@@ -557,6 +562,7 @@ def test_lifecycle_and_churn_at_as_of_date(handmade: Warehouse) -> None:
         ("C1", 166, "at_risk", False, None),
         ("C2", 97, "at_risk", False, None),
         ("C3", 5, "new", False, None),
+        ("C4", None, None, None, None),  # signed up, never purchased
     ]
 
 

@@ -26,6 +26,7 @@ from .conftest import quiet, write_csv
 ORDER_HEADER = list(COLUMNS["orders"])
 CUSTOMER_HEADER = list(COLUMNS["customers"])
 NPS_HEADER = list(COLUMNS["nps_responses"])
+SPEND_HEADER = list(COLUMNS["marketing_spend"])
 NEW_DAY = "2025-06-30"
 INCREMENTAL_MODELS = (
     "base_shop__customers",
@@ -158,6 +159,8 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
             ["", customer, "2024-05-03T10:00:00Z", "completed", "83.00", "USD", ""],
         ],
     )
+    # a value that will be changed and then changed back (sources without updated_at)
+    _revert(paths, customer, "a", score="5", spend="100.00")
     pipeline.load_step(paths, quiet)
     pipeline.build_step(paths, quiet)
     assert "affected_orders" not in _compiled_code(paths, "base_shop__orders")
@@ -210,11 +213,59 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
         CUSTOMER_HEADER,
         [["C-LATE-1", "late@example.com", "2024-03-01T08:00:00Z", "DE", "email", ""]],
     )
+    _revert(paths, customer, f"{NEW_DAY}_b", score="9", spend="120.00")
+    _revert(paths, customer, f"{NEW_DAY}_c", score="5", spend="100.00")
     pipeline.load_step(paths, quiet)
     # the day loaded, not yet built (test_a_day_build_stopped_half_way_finishes_the_same)
     shutil.copytree(paths.data_dir, _before_the_build(paths), symlinks=True)
     pipeline.build_step(paths, quiet)
     return paths
+
+
+def _revert(paths: Paths, customer: str, name: str, score: str, spend: str) -> None:
+    # each file with a row of its own: a file with the content of one landed before is skipped
+    write_csv(
+        paths.landing / "nps_responses" / f"nps_responses_revert_{name}.csv",
+        NPS_HEADER,
+        [
+            ["R-REVERT-1", customer, "2024-03-20T10:00:00Z", score],
+            [f"R-REVERT-{name}", customer, "2024-03-21T10:00:00Z", "7"],
+        ],
+    )
+    write_csv(
+        paths.landing / "marketing_spend" / f"marketing_spend_revert_{name}.csv",
+        SPEND_HEADER,
+        [
+            ["2024-02", "revert test", "retention", spend, "USD"],
+            ["2024-02", f"revert test {name}", "retention", "1.00", "USD"],
+        ],
+    )
+
+
+def test_a_value_changed_back_is_the_latest_version(day_landed_incrementally: Paths) -> None:
+    """5, then 9, then 5 again: the third landing is no copy of the first but the latest
+    version (an exact copy counts as a duplicate only of the version right before it)."""
+    with duckdb.connect(str(day_landed_incrementally.warehouse), read_only=True) as con:
+        nps = con.execute(
+            "select score, _source_file, row_disposition from staging.base_shop__nps_responses "
+            "where response_key = 'R-REVERT-1' order by _source_file"
+        ).fetchall()
+        spend = con.execute(
+            "select amount_value::double, _source_file, row_disposition "
+            "from staging.base_shop__marketing_spend where channel_key = 'revert test' "
+            "order by _source_file"
+        ).fetchall()
+    assert [(r[0], r[2]) for r in nps] == [
+        ("9", "superseded"),
+        ("5", "current"),
+        ("5", "superseded"),
+    ]
+    assert nps[1][1].endswith("_c.csv") and nps[2][1].endswith("_a.csv")
+    assert [(r[0], r[2]) for r in spend] == [
+        (120.0, "superseded"),
+        (100.0, "current"),
+        (100.0, "superseded"),
+    ]
 
 
 def _before_the_build(paths: Paths) -> Path:

@@ -94,7 +94,7 @@ classified as (
         relation='validated',
         key_columns=['customer_key'],
         raw_columns=['customer_id', 'email', 'signup_at', 'country', 'acquisition_channel', 'updated_at'],
-        version_at='coalesce(updated_at_utc, signup_at_utc, _loaded_at)',
+        version_at='updated_at_utc',
     ) }}
 
 ),

@@ -147,7 +147,7 @@ classified as (
         relation='validated',
         key_columns=['order_key'],
         raw_columns=landed_columns,
-        version_at='coalesce(updated_at_utc, ordered_at_utc)',
+        version_at='updated_at_utc',
     ) }}
 
 ),
