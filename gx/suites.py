@@ -36,6 +36,7 @@ REJECT_REASONS = [
     "unparseable_score",
     "score_out_of_range",
     "unknown_spend_type",
+    "conflicting_rows_in_file",
 ]
 
 

@@ -92,6 +92,15 @@ NPS = [
 SPEND = [
     ["2024-02", "Google Ads", "acquisition", "100.00", "USD"],
     ["1925-03", "Google Ads", "acquisition", "100.00", "USD"],
+    # one key twice in a file with two amounts (campaigns): neither replaces the other
+    ["2024-03", "Email", "retention", "10.00", "USD"],
+    ["2024-03", "email", "retention", "15.00", "USD"],
+    # a day is not a month; a month as a timestamp column writes it is
+    ["2024-04-15", "Email", "retention", "10.00", "USD"],
+    ["2024-05-01 00:00:00", "Email", "retention", "12.00", "USD"],
+    ["2024-02", "Google Ads", "acquisition", "100.00", "USD"],  # an exact copy
+    # a large budget for the month's one new referral customer (C3): a CAC of 5 * 10^9
+    ["2024-06", "referral", "acquisition", "5000000000", "USD"],
 ]
 
 
@@ -170,8 +179,28 @@ def test_every_reject_reason_is_recorded_with_lineage(handmade: Warehouse) -> No
     }
     scores = dict(handmade.query("select response_id, score from staging.stg_shop__nps_responses"))
     assert scores == {"N1": 9, "N3": 10, "N6": 0}
-    spend = handmade.query("select month, reject_reason from quarantine.marketing_spend")
-    assert spend == [("1925-03", "timestamp_before_min_date")]
+    spend = handmade.query(
+        "select month, amount, reject_reason from quarantine.marketing_spend order by _source_row"
+    )
+    assert spend == [
+        ("1925-03", "100.00", "timestamp_before_min_date"),
+        ("2024-03", "10.00", "conflicting_rows_in_file"),
+        ("2024-03", "15.00", "conflicting_rows_in_file"),
+        ("2024-04-15", "10.00", "unparseable_timestamp"),
+    ]
+    valid = handmade.query(
+        "select spend_month::varchar, amount from staging.stg_shop__marketing_spend order by 1"
+    )
+    assert valid == [
+        ("2024-02-01", Decimal("100.00")),
+        ("2024-05-01", Decimal("12.00")),
+        ("2024-06-01", Decimal("5000000000.00")),
+    ]
+    cac = handmade.scalar(
+        "select acquisition_cost_per_customer from marts.channel_economics "
+        "where month = '2024-06-01' and acquisition_channel = 'referral'"
+    )
+    assert cac == Decimal("5000000000.00")
 
 
 def test_monthly_marts_run_from_the_first_month_with_data_to_as_of_date(

@@ -1,7 +1,10 @@
 {#-
     Every raw marketing spend row, typed, converted to the reporting currency and classified.
     The key is (month, channel, spend_type): a later row for the same key replaces the earlier
-    one (a corrected spend file), exact copies are duplicates.
+    one (a corrected spend file), exact copies are duplicates. Rows of one file that give one key
+    different amounts (a row per campaign or per day) are quarantined as
+    conflicting_rows_in_file: neither is a correction of the other, and keeping the last would
+    understate the spend without a word.
 -#}
 with
 
@@ -83,8 +86,15 @@ validated as (
             when amount_value < 0 then 'negative_amount'
             when amount_value >= 1000000000000 then 'amount_out_of_range'
             when amount_reporting is null then 'unknown_currency'
+            when min(amount_value) over same_key_in_file < max(amount_value) over same_key_in_file
+                or min(currency_code) over same_key_in_file
+                < max(currency_code) over same_key_in_file
+                then 'conflicting_rows_in_file'
         end as reject_reason
     from converted
+    window same_key_in_file as (
+        partition by spend_month, channel_key, spend_type_key, _source_file, _loaded_at
+    )
 
 ),
 
