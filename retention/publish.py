@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -44,6 +44,10 @@ from retention.validation import (
 log = logging.getLogger(__name__)
 
 KEEP_RELEASES = 3
+#: A release replaced less than this long ago is kept, however many were published since: a BI
+#: connection opened on it reads its files until it reconnects (README: recycle pooled
+#: connections within this time).
+REPLACED_RELEASE_GRACE = timedelta(hours=1)
 #: A release folder's name: when it was written (UTC, to the microsecond) and its build
 RELEASE_NAME = re.compile(r"\d{8}T\d{12}-[0-9A-Za-z_-]{1,8}")
 ALWAYS_PII = {"email"}
@@ -221,20 +225,37 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def _replaced_recently(releases: list[Path], now: datetime) -> set[Path]:
+    """The releases replaced less than REPLACED_RELEASE_GRACE ago: each release's manifest
+    names the one it replaced, and when (its ``published_at``)."""
+    recent = set()
+    for release in releases:
+        try:
+            manifest = json.loads((release / "_manifest.json").read_text())
+            replaced, published = manifest.get("replaces"), manifest.get("published_at")
+            if replaced and now - datetime.fromisoformat(published) < REPLACED_RELEASE_GRACE:
+                recent.add(release.parent / replaced)
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue  # no manifest (a publish that died) or not ours: replaced nothing we know
+    return recent
+
+
 def _prune(live: Path, previous: Path | None) -> None:
     """Keep KEEP_RELEASES releases: ``live`` (serving/ points at it now), ``previous`` (it did a
-    moment ago: a reader may still have it open) and the newest others by name; drop the rest
-    and the releases a publish left without a manifest. By name alone, after the clock stepped
-    back, the two would be older than the releases written before. Anything else in the folder
-    is not ours and stays."""
-    kept = {live, previous}
+    moment ago: a reader may still have it open) and the newest others by name, and beyond them
+    every release replaced less than REPLACED_RELEASE_GRACE ago; drop the rest and the releases
+    a publish left without a manifest. By name alone, after the clock stepped back, the two
+    would be older than the releases written before. Anything else in the folder is not ours
+    and stays."""
+    everything = [p for p in live.parent.iterdir() if RELEASE_NAME.fullmatch(p.name)]
+    kept = {live, previous} | _replaced_recently(everything, datetime.now(UTC))
     releases = [
         p
         for p in live.parent.iterdir()
         if p not in kept and RELEASE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
     ]
     complete = sorted(p for p in releases if (p / "_manifest.json").exists())
-    others = max(KEEP_RELEASES - len(kept - {None}), 0)
+    others = max(KEEP_RELEASES - len({live, previous} - {None}), 0)
     for old in complete[: max(len(complete) - others, 0)]:
         _remove(old)
     for broken in (p for p in releases if not (p / "_manifest.json").exists()):
@@ -377,10 +398,13 @@ def activate(paths: Paths, staged: StagedRelease) -> PublishSummary:
                 f"{build_id}; run `retention publish`"
             )
         report = _check_validated(paths, build_id)
+        replaces = paths.serving.resolve() if paths.serving.is_symlink() else None
         manifest = {
             "build_id": build_id,
             "as_of_date": report.as_of_date,
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            # the release this one replaces, kept for REPLACED_RELEASE_GRACE (_prune)
+            "replaces": replaces.name if replaces else None,
             "tables": staged.tables,
         }
         (staged.path / "_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -388,9 +412,8 @@ def activate(paths: Paths, staged: StagedRelease) -> PublishSummary:
     except BaseException:
         discard(staged)
         raise
-    previous = paths.serving.resolve() if paths.serving.is_symlink() else None
     _swap_link(paths.serving, staged.path)
-    _prune(staged.path, previous)
+    _prune(staged.path, replaces)
     seconds = staged.seconds + time.perf_counter() - started
     return PublishSummary(
         staged.path, {k: v["rows"] for k, v in staged.tables.items()}, round(seconds, 2)

@@ -375,11 +375,45 @@ def test_pruning_keeps_the_live_release_and_what_is_not_a_release(copy: Warehous
     assert _releases(copy) == {
         again.release.name,
         summary.release.name,
+        previous.name,  # replaced a moment ago (REPLACED_RELEASE_GRACE)
         "29990103T000000000000-cccccccc",
         "NOTES.txt",
         "by_hand",
     }
     assert (releases / "NOTES.txt").read_text() == "ours"
+
+
+def test_a_reader_keeps_its_release_through_publishes_until_the_grace_ends(
+    copy: Warehouse,
+) -> None:
+    """A BI connection reads the release it opened: three publishes in a row used to delete it
+    under the connection ("No files found"). Kept for REPLACED_RELEASE_GRACE after it was
+    replaced, then pruned as before."""
+    opened = copy.paths.serving.resolve()
+    reader = duckdb.connect(str(copy.paths.serving / "serving.duckdb"), read_only=True)
+    try:
+        rows = reader.execute("select count(*), sum(total_revenue) from customers").fetchone()
+        for _ in range(3):
+            pipeline.validate_and_publish_step(copy.paths, quiet)
+        assert opened.exists()
+        assert reader.execute("select count(*), sum(total_revenue) from customers").fetchone() == (
+            rows
+        )
+    finally:
+        reader.close()
+    # the grace over: every manifest published two hours ago
+    for manifest in (copy.paths.data_dir / "serving_releases").glob("*/_manifest.json"):
+        content = json.loads(manifest.read_text())
+        content["published_at"] = (
+            datetime.fromisoformat(content["published_at"]) - publish.REPLACED_RELEASE_GRACE * 2
+        ).isoformat()
+        manifest.parent.chmod(0o755)
+        manifest.chmod(0o644)
+        manifest.write_text(json.dumps(content))
+    latest = pipeline.validate_and_publish_step(copy.paths, quiet)
+    assert not opened.exists()
+    assert len(_releases(copy)) == publish.KEEP_RELEASES
+    assert latest.release.name in _releases(copy)
 
 
 def test_a_report_cut_short_leaves_the_last_one_whole(
