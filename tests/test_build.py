@@ -307,6 +307,46 @@ def test_reconciliation_test_catches_a_lost_row(handmade: Warehouse, tmp_path: P
     assert "assert_raw_rows_reconcile" in str(caught.value)
 
 
+def test_marts_that_disagree_with_themselves_fail_a_test(
+    handmade: Warehouse, tmp_path: Path
+) -> None:
+    """Bugs that every range and key test lets through: an inverted churn flag, a purchaser
+    without a lifecycle stage, revenue on a cancelled order, a cohort with more active customers
+    than members, a CLV on customers that is not the CLV mart's."""
+    broken = _copy(handmade, tmp_path)
+
+    def problems() -> list[tuple]:
+        select = ["test", "--select", "assert_customer_marts_agree"]
+        result = dbt.run_dbt(select, broken.paths, check=False)
+        (node,) = [r for r in result.results if r["unique_id"].startswith("test.")]
+        return sorted(broken.query(node["compiled_code"])) if node["status"] == "fail" else []
+
+    assert problems() == []
+    with duckdb.connect(str(broken.paths.warehouse)) as con:
+        con.execute(
+            "update marts.customers set is_churned = not is_churned where customer_id = 'C1'"
+        )
+        con.execute("update marts.customers set lifecycle_stage = null where customer_id = 'C2'")
+        con.execute("update marts.customers set predicted_clv = 1 where customer_id = 'C3'")
+        # marts.orders is a view of the incremental int_orders_flagged
+        con.execute("update staging.int_orders_flagged set revenue = 10 where order_id = 'O3'")
+        con.execute(
+            "update marts.customer_cohorts set active_customers = cohort_size + 1 "
+            "where segment_type = 'all' and period_number = 1 and cohort_month = '2024-01-01'"
+        )
+    assert problems() == [
+        (
+            "customer_cohorts",
+            "all/all/2024-01-01/1",
+            "more active customers than members, or no retention rate",
+        ),
+        ("customers", "C1", "is_churned disagrees with days_since_last_purchase"),
+        ("customers", "C2", "a purchaser without a lifecycle stage, churn flag or RFM score"),
+        ("customers", "C3", "predicted_clv differs from customer_lifetime_value"),
+        ("orders", "O3", "revenue on an order that is not a purchase"),
+    ]
+
+
 def test_orders_test_names_the_orders_the_mart_lost_or_invented(
     handmade: Warehouse, tmp_path: Path
 ) -> None:

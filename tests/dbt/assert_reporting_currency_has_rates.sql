@@ -6,7 +6,7 @@ select
     'has no rates in seed fx_rates: add them, or set var reporting_currency to a currency there'
         as problem
 where not exists (
-    select 1
-    from {{ ref('fx_rates') }} as fx_rates
-    where fx_rates.currency = {{ reporting_currency() }}
-)
+        select 1
+        from {{ ref('fx_rates') }} as fx_rates
+        where fx_rates.currency = {{ reporting_currency() }}
+    )
