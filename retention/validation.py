@@ -565,6 +565,20 @@ def validate(
         # the suites' order, and within a table its parts' (a part's own outcomes keep GX's)
         positioned.sort(key=lambda po: (order.get(po[1].table, len(order)), po[0]))
         report.outcomes.extend(o for _, o in positioned)
+        if build is not None and build[1] != "success" and tables is None:
+            # the expectations may all pass on marts a stopped or failed build left half-done
+            how = "never finished" if build[1] == "started" else "failed"
+            report.outcomes.append(
+                Outcome(
+                    "dbt build",
+                    "latest_build_succeeded",
+                    "",
+                    ERROR,
+                    build[1],
+                    f"the latest dbt build ({build[0][:8]}) {how}: the marts may be half "
+                    "built; run `retention build`, then validate",
+                )
+            )
         report.row_counts = dict(sorted(report.row_counts.items(), key=lambda kv: order[kv[0]]))
         context.build_data_docs()
     finally:

@@ -551,6 +551,12 @@ def test_a_test_that_failed_blocks_publishing_until_it_passes_again(copy: Wareho
     failed = dbt.run_dbt(["build", "--select", "retention_monthly"], copy.paths, check=False)
     identities = "test.retention.assert_retention_monthly_invariants"
     assert [r["status"] for r in failed.results if r["unique_id"] == identities] == ["fail"]
+    # validating that build: every expectation may pass, the build did not
+    report = validation.validate(copy.paths, progress=quiet)
+    assert not report.success
+    assert [(o.table, o.expectation, o.observed) for o in report.errors] == [
+        ("dbt build", "latest_build_succeeded", "failed")
+    ]
     # a later build of something else succeeds, and validation passes: the test still failed
     dbt.run_dbt(["build", "--select", "fx_rates"], copy.paths)
     assert validation.validate(copy.paths, progress=quiet).success
