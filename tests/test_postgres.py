@@ -13,6 +13,7 @@ import pytest
 
 from retention import dbt, pipeline
 from retention.config import ENTITIES, Paths
+from retention.load import COLUMNS
 from tests.conftest import (
     PostgresServer,
     PostgresWarehouse,
@@ -27,7 +28,15 @@ from tests.engines import (
     raw_rows,
     table_differences,
 )
-from tests.test_build import CUSTOMER_HEADER, CUSTOMERS, EXPECTED_REJECTS, ORDER_HEADER, ORDERS
+from tests.test_build import (
+    CUSTOMER_HEADER,
+    CUSTOMERS,
+    EXPECTED_REJECTS,
+    NPS,
+    ORDER_HEADER,
+    ORDERS,
+    SPEND,
+)
 from tests.test_incremental import INCREMENTAL_MODELS
 
 pytestmark = pytest.mark.slow
@@ -130,6 +139,10 @@ def postgres_handmade(
     paths.ensure()
     write_csv(paths.landing_dir("customers") / "customers.csv", CUSTOMER_HEADER, CUSTOMERS)
     write_csv(paths.landing_dir("orders") / "orders.csv", ORDER_HEADER, ORDERS)
+    write_csv(paths.landing_dir("nps_responses") / "nps.csv", list(COLUMNS["nps_responses"]), NPS)
+    write_csv(
+        paths.landing_dir("marketing_spend") / "spend.csv", list(COLUMNS["marketing_spend"]), SPEND
+    )
     pq.write_table(TRICKY, paths.landing_dir("customers") / "tricky.parquet")
     dbname = postgres_server.create_database("handmade")
     with postgres_server.environment(dbname):
@@ -146,7 +159,33 @@ def test_postgres_parses_and_rejects_as_the_contract_says(
     customers = dict(
         postgres_handmade.query("select customer_id, reject_reason from quarantine.customers")
     )
-    assert customers == {"  ": "missing_id", "C9": "unparseable_timestamp"}
+    assert customers == {
+        "  ": "missing_id",
+        "C9": "unparseable_timestamp",
+        "C10": "timestamp_before_min_date",
+    }
+    nps = postgres_handmade.query(
+        "select response_id, reject_reason from quarantine.nps_responses order by 1"
+    )
+    assert nps == [
+        ("N2", "timestamp_before_min_date"),
+        ("N4", "unparseable_score"),
+        ("N5", "unparseable_score"),
+        ("N7", "score_out_of_range"),
+    ]
+    scores = postgres_handmade.query(
+        "select response_id, score from staging.stg_shop__nps_responses order by 1"
+    )
+    assert scores == [("N1", 9), ("N3", 10), ("N6", 0)]
+    spend = postgres_handmade.query(
+        "select month, reject_reason from quarantine.marketing_spend order by _source_row"
+    )
+    assert spend == [
+        ("1925-03", "timestamp_before_min_date"),
+        ("2024-03", "conflicting_rows_in_file"),
+        ("2024-03", "conflicting_rows_in_file"),
+        ("2024-04-15", "unparseable_timestamp"),
+    ]
     signups = dict(
         postgres_handmade.query(
             "select customer_id, signup_at::text from staging.stg_shop__customers"
@@ -154,6 +193,7 @@ def test_postgres_parses_and_rejects_as_the_contract_says(
     )
     assert signups["C1"] == "2024-01-01 08:00:00"  # +02:00 honoured
     assert signups["C2"] == "2024-02-01 12:00:00"  # naive is UTC
+    assert signups["C4"] == "2024-03-02 00:00:00"  # the version landed last
     assert postgres_handmade.query(
         "select ordered_at::text, ordered_date::text, order_month::text "
         "from marts.orders where order_id = 'O1'"
