@@ -154,6 +154,15 @@ def mart_models(manifest: dict) -> set[str]:
     }
 
 
+def _reporting_currency(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The build's var reporting_currency, as int_reporting_dates recorded it."""
+    try:
+        row = con.execute("select max(reporting_currency) from staging.int_reporting_dates")
+        return row.fetchone()[0]
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return None
+
+
 def _successful_build(con: duckdb.DuckDBPyConnection, manifest: dict) -> str:
     """The id of the latest dbt build; refuse when there is none, it did not succeed, or a node
     of the project did not pass the last time it ran (``manifest``: the project's nodes)."""
@@ -283,6 +292,9 @@ class StagedRelease:
     build_id: str
     tables: dict[str, dict]
     seconds: float
+    #: the currency of every amount (var reporting_currency of the build); None for a
+    #: warehouse built before the build recorded it
+    reporting_currency: str | None = None
 
 
 def stage_release(
@@ -310,6 +322,7 @@ def stage_release(
         manifest = dbt_manifest(paths)
         build_id = _successful_build(con, manifest)
         pii = pii_columns(manifest)
+        currency = _reporting_currency(con)
         models = mart_models(manifest)
         tables_in_marts = [
             name
@@ -374,7 +387,9 @@ def stage_release(
     finally:
         cancel.watch(None)
         con.close()
-    return StagedRelease(release, build_id, tables, round(time.perf_counter() - started, 2))
+    return StagedRelease(
+        release, build_id, tables, round(time.perf_counter() - started, 2), currency
+    )
 
 
 def discard(staged: StagedRelease) -> None:
@@ -402,6 +417,7 @@ def activate(paths: Paths, staged: StagedRelease) -> PublishSummary:
         manifest = {
             "build_id": build_id,
             "as_of_date": report.as_of_date,
+            "reporting_currency": staged.reporting_currency,
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
             # the release this one replaces, kept for REPLACED_RELEASE_GRACE (_prune)
             "replaces": replaces.name if replaces else None,

@@ -9,6 +9,7 @@ and CLV : CAC, top win-back candidates (no emails: serving has none) and the NPS
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -298,6 +299,16 @@ footer { color: #5b6472; font-size: 12px; padding: 0 32px 24px; }
 """
 
 
+def _published_currency(paths: Paths) -> str:
+    """ " · amounts in USD" from the published manifest, or nothing when it does not say."""
+    try:
+        manifest = json.loads((paths.serving / "_manifest.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    currency = manifest.get("reporting_currency") if isinstance(manifest, dict) else None
+    return f" &middot; amounts in {html.escape(currency)}" if isinstance(currency, str) else ""
+
+
 def build_report(paths: Paths, progress: Callable[[str], None] | None = None) -> Report:
     """Write the report from serving/serving.duckdb (the validated, published copy)."""
     say = progress or log.info
@@ -307,6 +318,7 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
     con = duckdb.connect(str(database), read_only=True)
     try:
         manifest_as_of = con.execute("select max(as_of_date) from customers").fetchone()[0]
+        currency = _published_currency(paths)
         month, kpis = _kpis(con)
         figures = [
             _cohort_heatmap(con),
@@ -358,7 +370,7 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
 <body>
 <header>
   <h1>Customer retention</h1>
-  <div>As of {manifest_as_of} &middot; headline figures for {html.escape(month)}</div>
+  <div>As of {manifest_as_of} &middot; headline figures for {html.escape(month)}{currency}</div>
 </header>
 <main>
   <div class="kpis">{kpi_html}</div>

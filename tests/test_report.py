@@ -42,6 +42,7 @@ def test_report_is_self_contained_and_has_no_pii(report) -> None:
     ):
         assert label in page
     assert page.count("class='card") == 8
+    assert "&middot; amounts in USD</div>" in page  # the currency publish recorded
 
 
 def test_report_refuses_without_a_published_copy(tmp_path: Path) -> None:

@@ -692,6 +692,7 @@ def test_serving_has_no_pii_and_is_read_only(published: Warehouse) -> None:
         assert con.execute("select count(*) from customers").fetchone()[0] > 1000
     manifest = json.loads((serving / "_manifest.json").read_text())
     assert manifest["tables"]["customers"]["dropped_pii"] == ["email"]
+    assert manifest["reporting_currency"] == "USD"
     assert not any(p.stat().st_mode & 0o222 for p in serving.iterdir())
 
 

@@ -19,7 +19,8 @@ parameters as (
         {{ as_of_date() }} as as_of_date,
         {{ churn_days }} as churn_inactivity_days,
         {{ churn_days // 2 }} as at_risk_inactive_days,
-        {{ int_var('winback_min_inactive_days') }} as winback_min_inactive_days
+        {{ int_var('winback_min_inactive_days') }} as winback_min_inactive_days,
+        {{ reporting_currency() }} as reporting_currency
 
 ),
 
@@ -30,7 +31,8 @@ final as (
         cast({{ dbt.date_trunc('month', 'as_of_date') }} as date) as as_of_month,
         churn_inactivity_days,
         at_risk_inactive_days,
-        winback_min_inactive_days
+        winback_min_inactive_days,
+        reporting_currency
     from parameters
 
 )
