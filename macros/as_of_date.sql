@@ -76,7 +76,7 @@
 -#}
 {% macro int_var(name, minimum=0) -%}
     {%- set value = var(name) | string | trim -%}
-    {%- if not modules.re.match('^\d+$', value) -%}
+    {%- if not modules.re.match('^[0-9]+$', value) -%}
         {{ exceptions.raise_compiler_error(
             "var " ~ name ~ " must be a non-negative whole number, got '" ~ value ~ "'") }}
     {%- endif -%}
@@ -105,13 +105,13 @@
     2024-02-30 matches the pattern but would fail in SQL, naming neither the var nor the fix.
 -#}
 {% macro check_date_var(name, value) -%}
-    {%- set parts = modules.re.match('^(\d{4})-(0[1-9]|1[0-2])-(\d{2})$', value) -%}
+    {%- set parts = modules.re.match('^([0-9]{4})-(0[1-9]|1[0-2])-([0-9]{2})$', value) -%}
     {%- set ns = namespace(last_day=0) -%}
-    {%- if parts -%}
+    {%- if parts and parts.group(1) | int >= 1 -%}
         {%- set year = parts.group(1) | int -%}
-        {%- set month = parts.group(2) | int -%}
-        {%- set next_month = modules.datetime.date(year + month // 12, month % 12 + 1, 1) -%}
-        {%- set ns.last_day = (next_month - modules.datetime.timedelta(days=1)).day -%}
+        {%- set leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) -%}
+        {%- set ns.last_day = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][
+            parts.group(2) | int - 1] -%}
     {%- endif -%}
     {%- if not parts or not (1 <= parts.group(3) | int <= ns.last_day) -%}
         {{ exceptions.raise_compiler_error(

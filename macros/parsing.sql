@@ -211,17 +211,18 @@
 
 
 {#-
-    Text to a date: "2024-03" or "2024-03-01" (also "2024-03-01 00:00:00", as a timestamp
-    column is written), the first of the month. Any other day is NULL, not its month: a row
-    per day (or per campaign) would otherwise be taken as versions of one month's spend.
+    Text to a date: "2024-03", or any timestamp text of midnight on the first of a month
+    ("2024-03-01", "2024-03-01 00:00:00.000000Z" as a Parquet timestamp column is written), the
+    first of the month. Any other moment is NULL, not its month: a row per day (or per campaign)
+    would otherwise be taken as versions of one month's spend.
 -#}
 {% macro parse_month(expr) -%}
     {%- set trimmed = trim_spaces(expr) -%}
+    {%- set parsed = parse_timestamp_utc(
+        "case when length(" ~ trimmed ~ ") = 7 then " ~ trimmed ~ " || '-01' else " ~ expr ~ " end"
+    ) -%}
     case
-        when {{ matches_pattern(trimmed, '^[0-9]{4}-[0-9]{2}(-01([ T]00:00:00)?)?$') }}
-            then cast({{ dbt.date_trunc('month', parse_timestamp_utc(
-                "case when length(" ~ trimmed ~ ") = 7 then " ~ trimmed ~ " || '-01' else "
-                ~ expr ~ " end"
-            )) }} as date)
+        when {{ parsed }} = {{ dbt.date_trunc('month', parsed) }}
+            then cast({{ dbt.date_trunc('month', parsed) }} as date)
     end
 {%- endmacro %}

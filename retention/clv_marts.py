@@ -28,7 +28,7 @@ from retention import clv
 def whole_var(name: str, value: Any, minimum: int) -> int:
     """A dbt var that must be a whole number of at least ``minimum``; ValueError names it."""
     text = str(value).strip()
-    if not re.fullmatch(r"\d+", text) or int(text) < minimum:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < minimum:
         raise ValueError(f"var {name} must be a whole number of at least {minimum}, got {text!r}")
     return int(text)
 

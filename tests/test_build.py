@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from retention import dbt, pipeline
@@ -101,7 +103,41 @@ SPEND = [
     ["2024-02", "Google Ads", "acquisition", "100.00", "USD"],  # an exact copy
     # a large budget for the month's one new referral customer (C3): a CAC of 5 * 10^9
     ["2024-06", "referral", "acquisition", "5000000000", "USD"],
+    # a row rejected for a reason of its own conflicts with nothing
+    ["2024-01", "Email", "acquisition", "200.00", "USD"],
+    ["2024-01", "email", "acquisition", "-200.00", "USD"],
 ]
+# the rejected spend rows, in file and row order
+SPEND_REJECTS = [
+    ("1925-03", "timestamp_before_min_date"),
+    ("2024-03", "conflicting_rows_in_file"),
+    ("2024-03", "conflicting_rows_in_file"),
+    ("2024-04-15", "unparseable_timestamp"),
+    ("2024-01", "negative_amount"),
+    # spend.parquet: a timestamp column's month is text with fractions of a second
+    ("2024-04-15 00:00:00.000000", "unparseable_timestamp"),
+]
+
+
+def land_nps_and_spend(paths: Paths) -> None:
+    """NPS answers and spend rows in CSV, and spend in Parquet with a timestamp month column."""
+    write_csv(paths.landing_dir("nps_responses") / "nps.csv", list(COLUMNS["nps_responses"]), NPS)
+    spend = paths.landing_dir("marketing_spend")
+    write_csv(spend / "spend.csv", list(COLUMNS["marketing_spend"]), SPEND)
+    pq.write_table(
+        pa.table(
+            {
+                "month": pa.array(
+                    [datetime(2024, 2, 1), datetime(2024, 4, 15)], pa.timestamp("us")
+                ),
+                "channel": ["Parquet", "Parquet"],
+                "spend_type": ["retention", "retention"],
+                "amount": ["7.00", "8.00"],
+                "currency": ["USD", "USD"],
+            }
+        ),
+        spend / "spend.parquet",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +146,7 @@ def handmade(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     paths.ensure()
     write_csv(paths.landing_dir("customers") / "customers.csv", CUSTOMER_HEADER, CUSTOMERS)
     write_csv(paths.landing_dir("orders") / "orders.csv", ORDER_HEADER, ORDERS)
-    write_csv(paths.landing_dir("nps_responses") / "nps.csv", list(COLUMNS["nps_responses"]), NPS)
-    write_csv(
-        paths.landing_dir("marketing_spend") / "spend.csv", list(COLUMNS["marketing_spend"]), SPEND
-    )
+    land_nps_and_spend(paths)
     pipeline.load_step(paths, quiet)
     pipeline.build_step(paths, quiet)
     return Warehouse(paths)
@@ -180,21 +213,20 @@ def test_every_reject_reason_is_recorded_with_lineage(handmade: Warehouse) -> No
     scores = dict(handmade.query("select response_id, score from staging.stg_shop__nps_responses"))
     assert scores == {"N1": 9, "N3": 10, "N6": 0}
     spend = handmade.query(
-        "select month, amount, reject_reason from quarantine.marketing_spend order by _source_row"
+        "select month, reject_reason from quarantine.marketing_spend "
+        "order by _source_file, _source_row"
     )
-    assert spend == [
-        ("1925-03", "100.00", "timestamp_before_min_date"),
-        ("2024-03", "10.00", "conflicting_rows_in_file"),
-        ("2024-03", "15.00", "conflicting_rows_in_file"),
-        ("2024-04-15", "10.00", "unparseable_timestamp"),
-    ]
+    assert spend == SPEND_REJECTS
     valid = handmade.query(
-        "select spend_month::varchar, amount from staging.stg_shop__marketing_spend order by 1"
+        "select spend_month::varchar, channel_raw, amount from staging.stg_shop__marketing_spend "
+        "order by 1, 2"
     )
     assert valid == [
-        ("2024-02-01", Decimal("100.00")),
-        ("2024-05-01", Decimal("12.00")),
-        ("2024-06-01", Decimal("5000000000.00")),
+        ("2024-01-01", "email", Decimal("200.00")),
+        ("2024-02-01", "google ads", Decimal("100.00")),
+        ("2024-02-01", "parquet", Decimal("7.00")),
+        ("2024-05-01", "email", Decimal("12.00")),
+        ("2024-06-01", "referral", Decimal("5000000000.00")),
     ]
     cac = handmade.scalar(
         "select acquisition_cost_per_customer from marts.channel_economics "
@@ -387,6 +419,8 @@ def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path
         ({"future_tolerance_hours": "x"}, "must be a non-negative whole number"),
         ({"as_of_date": "2024-02-30"}, "var as_of_date must be a date written YYYY-MM-DD"),
         ({"min_event_date": "1990-13-01"}, "var min_event_date must be a date written YYYY-MM-DD"),
+        ({"min_event_date": "0000-01-01"}, "var min_event_date must be a date written YYYY-MM-DD"),
+        ({"as_of_date": "2023-02-29"}, "var as_of_date must be a date written YYYY-MM-DD"),
         (
             {"retention_phase_bounds": {"early": [1, 2], "mid": [5, 6], "late": [7, None]}},
             "var retention_phase_bounds: mid must start at month 3",

@@ -13,7 +13,6 @@ import pytest
 
 from retention import dbt, pipeline
 from retention.config import ENTITIES, Paths
-from retention.load import COLUMNS
 from tests.conftest import (
     PostgresServer,
     PostgresWarehouse,
@@ -32,10 +31,10 @@ from tests.test_build import (
     CUSTOMER_HEADER,
     CUSTOMERS,
     EXPECTED_REJECTS,
-    NPS,
     ORDER_HEADER,
     ORDERS,
-    SPEND,
+    SPEND_REJECTS,
+    land_nps_and_spend,
 )
 from tests.test_incremental import INCREMENTAL_MODELS
 
@@ -139,10 +138,7 @@ def postgres_handmade(
     paths.ensure()
     write_csv(paths.landing_dir("customers") / "customers.csv", CUSTOMER_HEADER, CUSTOMERS)
     write_csv(paths.landing_dir("orders") / "orders.csv", ORDER_HEADER, ORDERS)
-    write_csv(paths.landing_dir("nps_responses") / "nps.csv", list(COLUMNS["nps_responses"]), NPS)
-    write_csv(
-        paths.landing_dir("marketing_spend") / "spend.csv", list(COLUMNS["marketing_spend"]), SPEND
-    )
+    land_nps_and_spend(paths)
     pq.write_table(TRICKY, paths.landing_dir("customers") / "tricky.parquet")
     dbname = postgres_server.create_database("handmade")
     with postgres_server.environment(dbname):
@@ -178,14 +174,10 @@ def test_postgres_parses_and_rejects_as_the_contract_says(
     )
     assert scores == [("N1", 9), ("N3", 10), ("N6", 0)]
     spend = postgres_handmade.query(
-        "select month, reject_reason from quarantine.marketing_spend order by _source_row"
+        "select month, reject_reason from quarantine.marketing_spend "
+        "order by _source_file, _source_row"
     )
-    assert spend == [
-        ("1925-03", "timestamp_before_min_date"),
-        ("2024-03", "conflicting_rows_in_file"),
-        ("2024-03", "conflicting_rows_in_file"),
-        ("2024-04-15", "unparseable_timestamp"),
-    ]
+    assert spend == SPEND_REJECTS
     signups = dict(
         postgres_handmade.query(
             "select customer_id, signup_at::text from staging.stg_shop__customers"

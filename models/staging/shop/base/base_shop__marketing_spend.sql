@@ -70,7 +70,7 @@ converted as (
 
 ),
 
-validated as (
+checked as (
 
     select
         *,
@@ -86,12 +86,52 @@ validated as (
             when amount_value < 0 then 'negative_amount'
             when amount_value >= 1000000000000 then 'amount_out_of_range'
             when amount_reporting is null then 'unknown_currency'
-            when min(amount_value) over same_key_in_file < max(amount_value) over same_key_in_file
-                or min(currency_code) over same_key_in_file
-                < max(currency_code) over same_key_in_file
+        end as row_reason
+    from converted
+
+),
+
+-- the amount and currency of the rows valid on their own (rows rejected for a reason of their
+-- own take no part in the comparison below)
+comparable as (
+
+    select
+        *,
+        case when row_reason is null then amount_value end as valid_amount,
+        case when row_reason is null then currency_code end as valid_currency
+    from checked
+
+),
+
+-- rows valid on their own that give their key another amount than a sibling in the same file
+validated as (
+
+    select
+        spend_month,
+        channel_key,
+        spend_type_key,
+        amount_value,
+        currency_code,
+        month,
+        channel,
+        spend_type,
+        amount,
+        currency,
+        _extra,
+        _load_issue,
+        _source_file,
+        _source_row,
+        _loaded_at,
+        channel_group,
+        amount_reporting,
+        case
+            when row_reason is not null then row_reason
+            when min(valid_amount) over same_key_in_file < max(valid_amount) over same_key_in_file
+                or min(valid_currency) over same_key_in_file
+                < max(valid_currency) over same_key_in_file
                 then 'conflicting_rows_in_file'
         end as reject_reason
-    from converted
+    from comparable
     window same_key_in_file as (
         partition by spend_month, channel_key, spend_type_key, _source_file, _loaded_at
     )
