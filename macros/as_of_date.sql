@@ -128,7 +128,13 @@
     int_calendar_months generates.
 -#}
 {% macro min_event_date() -%}
+    cast('{{ min_event_date_text() }}' as date)
+{%- endmacro %}
+
+
+{#- var min_event_date, checked, as its YYYY-MM-DD text (also what the incremental settings record). -#}
+{% macro min_event_date_text() -%}
     {%- set value = var('min_event_date') | string | trim -%}
     {%- do check_date_var('min_event_date', value) -%}
-    cast('{{ value }}' as date)
+    {{ return(value) }}
 {%- endmacro %}

@@ -65,7 +65,7 @@
         {%- if name == 'reporting_currency' -%}
             {%- set value = reporting_currency() | replace("'", "") -%}
         {%- elif name == 'min_event_date' -%}
-            {%- set value = min_event_date() | replace("cast('", "") | replace("' as date)", "") -%}
+            {%- set value = min_event_date_text() -%}
         {%- else -%}
             {%- set value = int_var(name) -%}
         {%- endif -%}

@@ -221,8 +221,5 @@
     {%- set parsed = parse_timestamp_utc(
         "case when length(" ~ trimmed ~ ") = 7 then " ~ trimmed ~ " || '-01' else " ~ expr ~ " end"
     ) -%}
-    case
-        when {{ parsed }} = {{ dbt.date_trunc('month', parsed) }}
-            then cast({{ dbt.date_trunc('month', parsed) }} as date)
-    end
+    case when {{ parsed }} = {{ dbt.date_trunc('month', parsed) }} then cast({{ parsed }} as date) end
 {%- endmacro %}

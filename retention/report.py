@@ -9,7 +9,6 @@ and CLV : CAC, top win-back candidates (no emails: serving has none) and the NPS
 from __future__ import annotations
 
 import html
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from plotly.offline import get_plotlyjs
 
 from retention.config import Paths, write_whole
 from retention.errors import UserError
+from retention.publish import published_manifest
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +171,17 @@ def phase_title(con) -> str:
         ).fetchall()
     )
     parts = []
-    for phase in ("early", "mid", "late"):
-        if phase not in spans:
-            continue
+    for phase in (p for p in ("early", "mid", "late") if p in spans):
         first, last = spans[phase]
-        months = (
-            f"{first}+" if phase == "late" else f"{first}-{last}" if last > first else f"{first}"
-        )
+        months = f"{first}-{last}" if last > first else f"{first}"
+        if phase == "late":
+            months = f"{first}+"
+        if not parts:  # the first names the unit: "Early (months 1-3)", "Early (month 1)"
+            phase = phase.capitalize()
+            months = ("month " if months == str(first) else "months ") + months
         parts.append(f"{phase} ({months})")
     if not parts:
         return "Early, mid and late"
-    single = not any(mark in parts[0] for mark in "-+")
-    parts[0] = parts[0][0].upper() + parts[0][1:].replace(
-        "(", "(month " if single else "(months ", 1
-    )
     return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
 
@@ -302,7 +299,7 @@ footer { color: #5b6472; font-size: 12px; padding: 0 32px 24px; }
 def _published_currency(paths: Paths) -> str:
     """ " · amounts in USD" from the published manifest, or nothing when it does not say."""
     try:
-        manifest = json.loads((paths.serving / "_manifest.json").read_text())
+        manifest = published_manifest(paths)
     except (OSError, ValueError):
         return ""
     currency = manifest.get("reporting_currency") if isinstance(manifest, dict) else None
