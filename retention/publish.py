@@ -154,6 +154,40 @@ def mart_models(manifest: dict) -> set[str]:
     }
 
 
+def mart_descriptions(manifest: dict) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each mart's dbt description and its columns' descriptions (empty ones left out)."""
+    described: dict[str, tuple[str, dict[str, str]]] = {}
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model" or node.get("schema") != "marts":
+            continue
+        columns = {
+            column: " ".join(spec["description"].split())
+            for column, spec in (node.get("columns") or {}).items()
+            if (spec.get("description") or "").strip()
+        }
+        described[node.get("alias") or node["name"]] = (
+            " ".join((node.get("description") or "").split()),
+            columns,
+        )
+    return described
+
+
+def _describe_view(
+    views: duckdb.DuckDBPyConnection, name: str, kept: list[str], described: tuple | None
+) -> None:
+    """The dbt descriptions as comments on a serving view and its columns: SQL clients and BI
+    tools show them next to the names (DuckDB's ``duckdb_views()``/``duckdb_columns()``)."""
+    if described is None:
+        return
+    table, columns = described
+    if table:
+        views.execute(f"comment on view {name} is {sql_string(table)}")
+    for column in kept:
+        if column in columns:
+            quoted = column.replace('"', '""')
+            views.execute(f'comment on column {name}."{quoted}" is {sql_string(columns[column])}')
+
+
 def _reporting_currency(con: duckdb.DuckDBPyConnection) -> str | None:
     """The build's var reporting_currency, as int_reporting_dates recorded it."""
     try:
@@ -324,6 +358,7 @@ def stage_release(
         pii = pii_columns(manifest)
         currency = _reporting_currency(con)
         models = mart_models(manifest)
+        descriptions = mart_descriptions(manifest)
         tables_in_marts = [
             name
             for (name,) in con.execute(
@@ -378,6 +413,7 @@ def stage_release(
                 for name in marts:
                     parquet = sql_string((release / f"{name}.parquet").as_posix())
                     views.execute(f"create view {name} as select * from read_parquet({parquet})")
+                    _describe_view(views, name, tables[name]["columns"], descriptions.get(name))
             finally:
                 views.close()
             cancel.check()

@@ -704,6 +704,33 @@ def test_the_serving_file_opens_in_duckdb_1x_clients(published: Warehouse) -> No
     assert storage_version(published.paths.warehouse)[0] == "v2.0.0+"
 
 
+def test_serving_views_carry_the_dbt_descriptions(published: Warehouse) -> None:
+    """SQL clients and BI tools show a view's and its columns' comments next to their names."""
+    import yaml
+
+    spec = yaml.safe_load((project_dir() / "models/marts/core/_core__models.yml").read_text())
+    orders = next(m for m in spec["models"] if m["name"] == "orders")
+    described = {c["name"]: c["description"] for c in orders["columns"]}
+    with duckdb.connect(str(published.paths.serving / "serving.duckdb"), read_only=True) as con:
+        (comment,) = con.execute(
+            "select comment from duckdb_views() where view_name = 'orders'"
+        ).fetchone()
+        columns = dict(
+            con.execute(
+                "select column_name, comment from duckdb_columns() where table_name = 'orders'"
+            ).fetchall()
+        )
+        emails = con.execute(
+            "select count(*) from duckdb_columns() where column_name = 'email'"
+        ).fetchone()[0]
+    assert comment == " ".join(orders["description"].split())
+    assert comment.startswith("One row per current valid order up to as_of_date")
+    assert columns["order_id"] == "Order key." == described["order_id"]
+    assert columns["ordered_at"] == "Order time (UTC)."
+    assert set(columns) <= set(described) and len(columns) > 5
+    assert emails == 0  # a PII column's description does not bring it back
+
+
 def test_a_reader_holding_serving_open_does_not_block_a_run(copy: Warehouse) -> None:
     reader = duckdb.connect(str(copy.paths.serving / "serving.duckdb"), read_only=True)
     old_release = copy.paths.serving.resolve()
