@@ -379,6 +379,26 @@ def test_marts_that_disagree_with_themselves_fail_a_test(
     ]
 
 
+def test_range_tests_fail_on_nan_and_infinity(handmade: Warehouse, tmp_path: Path) -> None:
+    """NaN sorts above every number, so `predicted_clv >= 0` alone would pass it."""
+    broken = _copy(handmade, tmp_path)
+    select = ["test", "--select", "customer_lifetime_value,test_name:value_between"]
+
+    def failing() -> set[str]:
+        result = dbt.run_dbt(select, broken.paths, check=False)
+        return {
+            r["unique_id"].split(".")[2].removeprefix("value_between_customer_lifetime_value_")
+            for r in result.results
+            if r["status"] == "fail"
+        }
+
+    assert failing() == set()
+    with duckdb.connect(str(broken.paths.warehouse)) as con:
+        con.execute("update marts.customer_lifetime_value set predicted_clv = 'NaN'")
+        con.execute("update marts.customer_lifetime_value set expected_purchases = 'Infinity'")
+    assert {c.split("__")[0] for c in failing()} == {"predicted_clv", "expected_purchases"}
+
+
 def test_orders_test_names_the_orders_the_mart_lost_or_invented(
     handmade: Warehouse, tmp_path: Path
 ) -> None:
