@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -371,6 +372,36 @@ def test_parquet_fixed_width_bytes_are_read_as_bytes(paths: Paths) -> None:
     assert load(paths, progress=quiet).rows() == 2
     rows = _rows(paths, "select order_id, currency, _load_issue from raw.orders order by order_id")
     assert rows == [("P1", "EUR", None), ("P2", "\ufffdUR", "invalid_encoding")]
+
+
+def test_parquet_decimals_land_without_an_exponent(paths: Paths) -> None:
+    """Spark writes BigDecimal as decimal(38,18), and Arrow's text for a small one has an
+    exponent (``0E-18``) that staging's amount grammar refuses: a free order was quarantined."""
+    columns: dict[str, pa.Array | list] = {c: ["P1", "P2", "P3"] for c in ORDER_HEADER}
+    columns["order_id"] = ["P1", "P2", "P3"]
+    amounts = [Decimal("12.5"), Decimal("0"), Decimal("0.0000005")]
+    columns["amount"] = pa.array(amounts, pa.decimal128(38, 18))
+    pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
+    assert load(paths, progress=quiet).rows() == 3
+    rows = _rows(paths, "select order_id, amount from raw.orders order by order_id")
+    assert rows == [
+        ("P1", "12.500000000000000000"),
+        ("P2", "0.000000000000000000"),
+        ("P3", "0.000000500000000000"),
+    ]
+
+
+def test_parquet_binary_columns_outside_the_contract_land_as_hex(paths: Paths) -> None:
+    """A checksum column is binary data, not broken text: it must not quarantine the row."""
+    columns: dict[str, pa.Array | list] = {c: ["P1", "P2"] for c in ORDER_HEADER}
+    columns["row_md5"] = pa.array([b"\x00\xff" * 8, None], pa.binary(16))
+    pq.write_table(pa.table(columns), paths.landing_dir("orders") / "a.parquet")
+    assert load(paths, progress=quiet).rows() == 2
+    rows = _rows(paths, "select order_id, _extra, _load_issue from raw.orders order by order_id")
+    assert [(r[0], json.loads(r[1]), r[2]) for r in rows] == [
+        ("P1", {"row_md5": "00ff" * 8}, None),
+        ("P2", {"row_md5": None}, None),
+    ]
 
 
 def test_parquet_nested_columns_outside_the_contract_land_as_json(paths: Paths) -> None:
