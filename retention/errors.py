@@ -9,11 +9,26 @@ class UserError(Exception):
     """A problem with input, configuration or environment that the user can act on."""
 
 
+#: The operating system's words for the errors DuckDB passes on in its own exceptions (a full
+#: disk at a checkpoint is a ``duckdb.FatalException``, not an ``IOException``)
+_OS_PROBLEMS = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "Permission denied",
+    "Read-only file system",
+)
+
+
 def is_environment_error(exc: BaseException) -> bool:
     """An operating-system error (``OSError``: no space left, permission denied) or DuckDB's own
-    for one (``duckdb.IOException``), as opposed to a bug."""
+    for one (``duckdb.IOException``, or any DuckDB error that carries the system's words for
+    it), as opposed to a bug."""
     duckdb = sys.modules.get("duckdb")  # imported by then if DuckDB raised it
-    return isinstance(exc, OSError) or (duckdb is not None and isinstance(exc, duckdb.IOException))
+    if isinstance(exc, OSError):
+        return True
+    if duckdb is None or not isinstance(exc, duckdb.Error):
+        return False
+    return isinstance(exc, duckdb.IOException) or any(words in str(exc) for words in _OS_PROBLEMS)
 
 
 #: What DuckDB says of a database file whose bytes are not those it wrote (a disk fault, a copy

@@ -606,6 +606,7 @@ class _Landed:
     source_file: str
     digest: str
     rows: pa.Table
+    size_bytes: int  # when it was read
 
 
 def _not_written(paths: Paths, files: list[_Landed], exc: BaseException) -> UserError:
@@ -629,7 +630,7 @@ def _write(con: duckdb.DuckDBPyConnection, files: list[_Landed], loaded_at: date
     con.executemany(
         "insert into raw._landing_files values (?, ?, ?, ?, ?, ?)",
         [
-            [entity, f.source_file, f.digest, f.path.stat().st_size, f.rows.num_rows, loaded_at]
+            [entity, f.source_file, f.digest, f.size_bytes, f.rows.num_rows, loaded_at]
             for f in files
         ],
     )
@@ -637,27 +638,49 @@ def _write(con: duckdb.DuckDBPyConnection, files: list[_Landed], loaded_at: date
 
 def _read_new(
     entity: str, path: Path, source_file: str, loaded: frozenset[tuple[str, str]]
-) -> tuple[str, pa.Table | LoadError | None]:
+) -> tuple[str, tuple[pa.Table, int] | LoadError | None]:
     """The file's SHA-256 and, unless that content is among the ``loaded`` ones, its rows as
-    ``_landed_rows`` makes them or the reason it cannot be loaded."""
-    digest = _sha256(path)
-    if (entity, digest) in loaded:
-        return digest, None
-    if _printable(source_file) != source_file:
+    ``_landed_rows`` makes them (with the size the file had) or the reason it cannot be loaded.
+
+    The digest and the rows come from two reads of the file: a file whose size or modification
+    time changed in between (rewritten in place while the load ran) is not loaded this time,
+    or its digest would stand for rows it does not hold and the next load would skip it.
+    """
+    try:
+        before = path.stat()
+        digest = _sha256(path)
+        if (entity, digest) in loaded:
+            return digest, None
+        if _printable(source_file) != source_file:
+            return digest, LoadError(
+                _printable(str(path)),
+                "the file name is not UTF-8 text, which the warehouse's lineage columns need",
+                "rename the file (letters, digits, - and _ are safest)",
+            )
+        try:
+            rows = _landed_rows(entity, read_landing_file(path, entity), source_file)
+        except LoadError as exc:
+            return digest, exc
+        after = path.stat()
+    except OSError as exc:
+        # one unreadable or vanished file: the others still load
+        return "", LoadError(
+            _printable(str(path)),
+            f"the file cannot be read ({exc.strerror or exc})",
+            "check that it still exists and that this user may read it, then load again",
+        )
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         return digest, LoadError(
             _printable(str(path)),
-            "the file name is not UTF-8 text, which the warehouse's lineage columns need",
-            "rename the file (letters, digits, - and _ are safest)",
+            "the file changed while it was being read (it was written in place during the load)",
+            "land complete files (write under a dot-name, then rename); the next load reads it",
         )
-    try:
-        return digest, _landed_rows(entity, read_landing_file(path, entity), source_file)
-    except LoadError as exc:
-        return digest, exc
+    return digest, (rows, after.st_size)
 
 
 def _read_ahead(
     files: list[tuple[str, Path, str]], loaded: frozenset[tuple[str, str]]
-) -> Iterator[tuple[str, pa.Table | LoadError | None]]:
+) -> Iterator[tuple[str, tuple[pa.Table, int] | LoadError | None]]:
     """``_read_new`` for each file in turn, up to ``READ_AHEAD`` files read ahead in a background
     thread while the caller writes (a file takes about a third of the time to read that DuckDB
     takes to write it)."""
@@ -678,10 +701,24 @@ def discover(paths: Paths, entities: Iterable[str] = ENTITIES) -> list[tuple[str
         folder = paths.landing_dir(entity)
         if not folder.is_dir():
             continue
-        for path in sorted(folder.rglob("*")):
+        for path in sorted(_walk(folder)):
             if path.is_file() and _is_landing_name(path.relative_to(folder)):
                 found.append((entity, path))
     return found
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Every path under ``folder``, through linked folders too (``Path.rglob`` does not follow
+    them before Python 3.13), each real folder once (a link back up is no endless loop)."""
+    seen: set[str] = set()
+    for root, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        for name in (*folders, *files):
+            yield Path(root) / name
 
 
 def _is_landing_name(relative: Path) -> bool:
@@ -714,8 +751,10 @@ def _broken_links(paths: Paths, entities: Iterable[str]) -> list[LoadError]:
         )
         for entity in entities
         if paths.landing_dir(entity).is_dir()
-        for path in sorted(paths.landing_dir(entity).rglob("*"))
-        if path.is_symlink() and not path.exists()
+        for path in sorted(_walk(paths.landing_dir(entity)))
+        if path.is_symlink()
+        and not path.exists()
+        and _is_landing_name(path.relative_to(paths.landing_dir(entity)))
     ]
 
 
@@ -880,10 +919,11 @@ def load(
                     errors.append(read)
                     say(f"  REJECTED {_printable(source_file)}: {read.problem}")
                     continue
-                batch.append(_Landed(entity, path, source_file, digest, read))
+                rows, size_bytes = read
+                batch.append(_Landed(entity, path, source_file, digest, rows, size_bytes))
                 known[(entity, digest)] = source_file
-                summary.files.append(FileResult(entity, source_file, read.num_rows, "loaded"))
-                log.debug("read %s: %s rows", source_file, read.num_rows)
+                summary.files.append(FileResult(entity, source_file, rows.num_rows, "loaded"))
+                log.debug("read %s: %s rows", source_file, rows.num_rows)
                 if sum(f.rows.num_rows for f in batch) >= BATCH_ROWS:
                     commit_batch()
         commit_batch()

@@ -315,6 +315,11 @@ def test_a_warm_dbt_that_ended_early_is_replaced_by_a_fresh_one(tmp_path: Path) 
     [
         OSError(28, "No space left on device"),
         duckdb.IOException('Could not write file "warehouse.duckdb": No space left on device'),
+        # what DuckDB raises for a full disk at a checkpoint (the load's commit)
+        duckdb.FatalException(
+            "FATAL Error: Failed to create checkpoint because of error: Could not write file "
+            '"warehouse.duckdb": No space left on device'
+        ),
     ],
 )
 def test_a_full_disk_is_an_error_message_not_a_traceback(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -494,6 +495,26 @@ def test_files_nothing_can_read_are_named(paths: Paths) -> None:
     assert _count(paths, "raw.orders") == 1
 
 
+def test_files_under_linked_folders_load_and_ignored_names_stay_ignored(
+    paths: Paths, tmp_path: Path
+) -> None:
+    """A linked subfolder (an export mounted elsewhere) is read like any other, a link back up is
+    read once; a dangling link under a name the load ignores (an editor's lock ``.#a.csv``,
+    Spark's ``_temporary/``) does not fail it."""
+    landing = paths.landing_dir("orders")
+    export = tmp_path / "export" / "2024"
+    write_csv(export / "a.csv", ORDER_HEADER, _orders(2))
+    (landing / "2024").symlink_to(export)
+    (export / "up").symlink_to(landing)  # a loop
+    write_csv(landing / "b.csv", ORDER_HEADER, _orders(1, start=3))
+    (landing / ".#b.csv").symlink_to("user@host.1234:1700000000")
+    (landing / "_temporary").mkdir()
+    (landing / "_temporary" / "part-0.csv").symlink_to(tmp_path / "gone.csv")
+    summary = load(paths, progress=quiet)
+    assert sorted(f.source_file for f in summary.loaded) == ["orders/2024/a.csv", "orders/b.csv"]
+    assert _count(paths, "raw.orders") == 3
+
+
 def test_files_of_every_shape_written_together_keep_their_own_lineage(paths: Paths) -> None:
     """An entity's files are written by one insert: a typed Parquet file, a CSV file with an extra
     column and one without an optional column, and a CSV file with a malformed record, each row
@@ -697,11 +718,62 @@ def test_an_error_while_reading_ahead_is_raised_and_writes_nothing(
 
     def failing_read(path, entity):
         if path.name == "c.csv":
-            raise PermissionError(f"cannot open {path.name}")
+            raise RuntimeError(f"a bug reading {path.name}")
         return read_landing_file(path, entity)
 
     monkeypatch.setattr(loader, "read_landing_file", failing_read)
-    with pytest.raises(PermissionError, match=r"cannot open c\.csv"):
+    with pytest.raises(RuntimeError, match=r"a bug reading c\.csv"):
         load(paths, progress=quiet)
     assert _count(paths, "raw.orders") == 0  # a and b were in the batch that was rolled back
     assert _count(paths, "raw._landing_files") == 0
+
+
+def test_a_file_that_cannot_be_read_is_rejected_and_the_others_load(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unreadable (permissions) or gone between listing and reading: that file is named, the
+    others are loaded, and the next load takes it once it can be read."""
+    for i, name in enumerate("abc"):
+        write_csv(paths.landing_dir("orders") / f"{name}.csv", ORDER_HEADER, _orders(2, 2 * i + 1))
+    sha256 = loader._sha256
+
+    def unreadable(path):
+        if path.name == "b.csv":
+            raise PermissionError(13, "Permission denied")
+        return sha256(path)
+
+    monkeypatch.setattr(loader, "_sha256", unreadable)
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    assert "b.csv: the file cannot be read (Permission denied)" in str(caught.value)
+    assert _count(paths, "raw.orders") == 4
+    monkeypatch.setattr(loader, "_sha256", sha256)
+    assert load(paths, progress=quiet).rows() == 2
+    assert _count(paths, "raw._landing_files") == 3
+
+
+def test_a_file_rewritten_while_it_is_read_is_not_recorded(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digest and the rows are two reads: rows read from a half-rewritten file must not be
+    recorded under the digest of the whole one, or every later load would skip the file."""
+    landing = paths.landing_dir("orders") / "a.csv"
+    write_csv(landing, ORDER_HEADER, _orders(3, 1))
+    os.utime(landing, (1_700_000_000, 1_700_000_000))  # any later write changes the time
+    read_landing_file = loader.read_landing_file
+
+    def rewritten_meanwhile(path, entity):
+        content = path.read_bytes()
+        lines = content.splitlines(keepends=True)
+        path.write_bytes(b"".join(lines[:2]))  # an exporter truncates and starts writing
+        try:
+            return read_landing_file(path, entity)
+        finally:
+            path.write_bytes(content)  # and finishes: the same bytes as before
+
+    monkeypatch.setattr(loader, "read_landing_file", rewritten_meanwhile)
+    with pytest.raises(LoadErrors, match="the file changed while it was being read"):
+        load(paths, progress=quiet)
+    assert _count(paths, "raw._landing_files") == 0
+    monkeypatch.setattr(loader, "read_landing_file", read_landing_file)
+    assert load(paths, progress=quiet).rows() == 3
