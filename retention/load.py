@@ -25,7 +25,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
@@ -636,10 +636,28 @@ def _write(con: duckdb.DuckDBPyConnection, files: list[_Landed], loaded_at: date
     )
 
 
+@dataclass(frozen=True)
+class _SkipRule:
+    """Which landing files a load skips: a content already loaded (``known``: entity and
+    SHA-256) unless the same file last held another one. A file loaded, changed and then
+    changed back (a correction reverted, an extract sent again under its own name) is loaded
+    again: its rows landed last, and for a source without ``updated_at`` the last landed wins.
+    A copy of a loaded file under another name is skipped (and named)."""
+
+    known: Collection[tuple[str, str]]
+    #: each file's content when it was last loaded, by (entity, source_file)
+    last_digest: Mapping[tuple[str, str], str]
+
+    def skips(self, entity: str, source_file: str, digest: str) -> bool:
+        if (entity, digest) not in self.known:
+            return False
+        return self.last_digest.get((entity, source_file), digest) == digest
+
+
 def _read_new(
-    entity: str, path: Path, source_file: str, loaded: frozenset[tuple[str, str]]
+    entity: str, path: Path, source_file: str, skipped: _SkipRule
 ) -> tuple[str, tuple[pa.Table, int] | LoadError | None]:
-    """The file's SHA-256 and, unless that content is among the ``loaded`` ones, its rows as
+    """The file's SHA-256 and, unless ``skipped`` skips that content, its rows as
     ``_landed_rows`` makes them (with the size the file had) or the reason it cannot be loaded.
 
     The digest and the rows come from two reads of the file: a file whose size or modification
@@ -649,7 +667,7 @@ def _read_new(
     try:
         before = path.stat()
         digest = _sha256(path)
-        if (entity, digest) in loaded:
+        if skipped.skips(entity, source_file, digest):
             return digest, None
         if _printable(source_file) != source_file:
             return digest, LoadError(
@@ -679,7 +697,7 @@ def _read_new(
 
 
 def _read_ahead(
-    files: list[tuple[str, Path, str]], loaded: frozenset[tuple[str, str]]
+    files: list[tuple[str, Path, str]], skipped: _SkipRule
 ) -> Iterator[tuple[str, tuple[pa.Table, int] | LoadError | None]]:
     """``_read_new`` for each file in turn, up to ``READ_AHEAD`` files read ahead in a background
     thread while the caller writes (a file takes about a third of the time to read that DuckDB
@@ -687,7 +705,7 @@ def _read_ahead(
     with ThreadPoolExecutor(max_workers=1) as pool:
         ahead: deque = deque()
         for entity, path, source_file in files:
-            ahead.append(pool.submit(_read_new, entity, path, source_file, loaded))
+            ahead.append(pool.submit(_read_new, entity, path, source_file, skipped))
             if len(ahead) > READ_AHEAD:
                 yield ahead.popleft().result()
         while ahead:
@@ -852,12 +870,14 @@ def load(
         # keeping it would serialise DuckDB's parallel insert
         con.execute("set preserve_insertion_order = false")
         _ensure_tables(con)
-        known = {
-            (e, h): f
-            for e, h, f in con.execute(
-                "select entity, sha256, source_file from raw._landing_files"
-            ).fetchall()
-        }
+        ledger = con.execute(
+            "select entity, sha256, source_file from raw._landing_files order by loaded_at"
+        ).fetchall()
+        # the first file each content was loaded from, and each file's content when last loaded
+        known: dict[tuple[str, str], str] = {}
+        for e, h, f in ledger:
+            known.setdefault((e, h), f)
+        last_digest = {(e, f): h for e, h, f in ledger}
         # one load time per run, strictly later than any before it even if the clock stepped
         # back: incremental models take the rows loaded after the latest load time they saw
         (latest,) = con.execute("select max(loaded_at) from raw._landing_files").fetchone()
@@ -896,7 +916,8 @@ def load(
         named = [(e, p, p.relative_to(paths.landing).as_posix()) for e, p in files]
         current: str | None = None  # discover() lists each entity's files together
         said_rows = 0  # of the current entity, in its last progress line
-        with closing(_read_ahead(named, frozenset(known))) as reads:
+        skipped = _SkipRule(frozenset(known), dict(last_digest))
+        with closing(_read_ahead(named, skipped)) as reads:
             for (entity, path, source_file), (digest, read) in zip(named, reads, strict=True):
                 if entity != current:
                     commit_batch()
@@ -910,7 +931,7 @@ def load(
                     said_rows = written[entity]
                     say(f"  {entity}: {said_rows:,} rows written so far")
                     last_said = time.monotonic()
-                if (entity, digest) in known:
+                if _SkipRule(known, last_digest).skips(entity, source_file, digest):
                     previous = known[(entity, digest)]
                     note = "" if previous == source_file else f"same content as {previous}"
                     summary.files.append(FileResult(entity, source_file, 0, "skipped", note))
@@ -921,7 +942,8 @@ def load(
                     continue
                 rows, size_bytes = read
                 batch.append(_Landed(entity, path, source_file, digest, rows, size_bytes))
-                known[(entity, digest)] = source_file
+                known.setdefault((entity, digest), source_file)
+                last_digest[(entity, source_file)] = digest
                 summary.files.append(FileResult(entity, source_file, rows.num_rows, "loaded"))
                 log.debug("read %s: %s rows", source_file, rows.num_rows)
                 if sum(f.rows.num_rows for f in batch) >= BATCH_ROWS:

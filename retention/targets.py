@@ -218,12 +218,14 @@ def _ship_postgres(paths: Paths, say: Say) -> ShipSummary:
         with pg, pg.cursor() as cur:
             for statement in _postgres_raw_ddl():
                 cur.execute(statement)
-            cur.execute("select entity, sha256 from raw._landing_files")
+            # an entry is a file as one load found it: a file changed back to content loaded
+            # before has the same SHA-256 as an earlier entry, and is shipped all the same
+            cur.execute("select entity, source_file, loaded_at from raw._landing_files")
             shipped = set(cur.fetchall())
         with connect(paths, read_only=True) as duck:
             for entry in ledger:
-                entity, source_file, sha256, _, row_count, loaded_at = entry
-                if (entity, sha256) in shipped:
+                entity, source_file, _, _, row_count, loaded_at = entry
+                if (entity, source_file, loaded_at) in shipped:
                     summary.skipped += 1
                     continue
                 # a relation streams in batches; an execute() result would copy every row first
@@ -246,7 +248,7 @@ def _ship_postgres(paths: Paths, say: Say) -> ShipSummary:
                         "values (%s, %s, %s, %s, %s, %s)",
                         entry,
                     )
-                shipped.add((entity, sha256))
+                shipped.add((entity, source_file, loaded_at))
                 summary.files += 1
                 summary.rows += stream.rows
     finally:
@@ -415,10 +417,17 @@ def _ship_spark(paths: Paths, say: Say) -> ShipSummary:
         for info in fs.get_file_info(pafs.FileSelector(folders["_landing_files"]))
         if info.base_name.endswith(".parquet") and not info.base_name.startswith(("_", "."))
     }
+    seen: set[tuple[str, str]] = set()
     with connect(paths, read_only=True) as duck:
         for entry in _duckdb_ledger(paths):
             entity, source_file, sha256, _, row_count, loaded_at = entry
-            key = f"{entity}-{sha256}"
+            # files are named by content; a file changed back to content loaded before (its
+            # second entry with that SHA-256, in load order) also by its load time
+            name = sha256
+            if (entity, sha256) in seen:
+                name = f"{sha256}-{loaded_at:%Y%m%dT%H%M%S%f}"
+            seen.add((entity, sha256))
+            key = f"{entity}-{name}"
             if key in shipped:
                 summary.skipped += 1
                 continue
@@ -433,7 +442,7 @@ def _ship_spark(paths: Paths, say: Say) -> ShipSummary:
             # the data file first, its ledger entry last: shipping again after a crash in
             # between rewrites the same file, never a second copy
             _write_parquet_atomically(
-                fs, f"{folders[entity]}/{sha256}.parquet", rows.cast(_raw_schema(entity))
+                fs, f"{folders[entity]}/{name}.parquet", rows.cast(_raw_schema(entity))
             )
             ledger = pa.Table.from_pylist([dict(zip(LEDGER_COLUMNS, entry, strict=True))])
             _write_parquet_atomically(

@@ -116,6 +116,53 @@ def test_same_content_under_another_name_is_skipped(paths: Paths) -> None:
     assert said[-1].endswith("2 file(s) already loaded, skipped")
 
 
+def _land_changed_back(paths: Paths, ship=None) -> None:
+    """a.csv landed as 12.11, then 99.99, then 12.11 again, loaded (and shipped) each time."""
+    landing = paths.landing_dir("orders") / "a.csv"
+    for amount in ("12.11", "99.99", "12.11"):
+        row = ["O1", "C1", "2024-03-01T10:00:00Z", "completed", amount, "EUR", ""]
+        write_csv(landing, ORDER_HEADER, [row])
+        load(paths, progress=quiet)
+        if ship:
+            ship()
+
+
+def test_a_file_changed_back_is_loaded_again(paths: Paths) -> None:
+    """12.11, corrected to 99.99, the correction reverted: the file now says 12.11 and that
+    landed last, so its rows land again (for a source without updated_at the last landed
+    wins); skipping it as "already loaded" kept 99.99 in the marts. A copy of it under
+    another name is still skipped."""
+    landing = paths.landing_dir("orders") / "a.csv"
+    _land_changed_back(paths)
+    assert load(paths, progress=quiet).rows() == 0  # unchanged since: skipped
+    (paths.landing_dir("orders") / "b.csv").write_bytes(landing.read_bytes())
+    assert load(paths, progress=quiet).skipped[-1].note == "same content as orders/a.csv"
+    amounts = _rows(paths, "select amount from raw.orders order by _loaded_at")
+    assert amounts == [("12.11",), ("99.99",), ("12.11",)]
+    ledger = _rows(
+        paths, "select source_file, count(distinct sha256) from raw._landing_files group by all"
+    )
+    assert ledger == [("orders/a.csv", 2)] and _count(paths, "raw._landing_files") == 3
+
+
+def test_a_file_changed_back_is_shipped_to_spark_again(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark's raw files are named by content: the third landing, with the first one's SHA-256,
+    needs a name of its own, or Spark would hold two versions where DuckDB holds three."""
+    from retention import targets
+
+    monkeypatch.setattr(targets, "_spark_job", lambda *args: None)  # no Java needed
+    shipped: list[int] = []
+    _land_changed_back(paths, lambda: shipped.append(targets._ship_spark(paths, quiet).files))
+    assert shipped == [1, 1, 1]
+    assert targets._ship_spark(paths, quiet).files == 0  # nothing new: nothing shipped
+    raw = pq.read_table(paths.data_dir / "spark" / "raw" / "orders")
+    assert sorted(raw.column("amount").to_pylist()) == ["12.11", "12.11", "99.99"]
+    ledger = pq.read_table(paths.data_dir / "spark" / "raw" / "landing_files")
+    assert ledger.num_rows == 3
+
+
 def test_many_copies_are_counted_after_the_first_few(paths: Paths) -> None:
     first = write_csv(paths.landing_dir("orders") / "a.csv", ORDER_HEADER, _orders(2))
     for i in range(loader.COPIES_SHOWN + 2):

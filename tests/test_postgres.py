@@ -128,6 +128,24 @@ def test_raw_rows_are_shipped_whole_and_once(postgres_build: PostgresWarehouse) 
     assert postgres_build.scalar("select count(*) from raw.orders") == before
 
 
+def test_a_file_changed_back_is_shipped_again(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """Its third landing has the first one's SHA-256: PostgreSQL gets it all the same."""
+    from tests.test_load import _land_changed_back
+
+    paths = Paths(tmp_path / "data")
+    paths.ensure()
+    dbname = postgres_server.create_database("changed_back")
+    with postgres_server.environment(dbname):
+        _land_changed_back(paths, lambda: pipeline.load_step(paths, quiet, target="postgres"))
+        assert pipeline.load_step(paths, quiet, target="postgres").loaded == []
+    warehouse = PostgresWarehouse(paths, postgres_server, dbname)
+    amounts = "select amount from raw.orders order by _loaded_at"
+    assert warehouse.query(amounts) == [("12.11",), ("99.99",), ("12.11",)]
+    assert warehouse.scalar("select count(*) from raw._landing_files") == 3
+
+
 @pytest.fixture(scope="module")
 def postgres_handmade(
     postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
