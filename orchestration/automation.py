@@ -48,7 +48,10 @@ def landing_signatures(paths: Paths) -> dict[str, str]:
     """Every landing file with its size and modification time."""
     signatures = {}
     for _, path in discover(paths):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # moved away since it was listed: the next tick sees
+            continue
         relative = path.relative_to(paths.landing).as_posix()
         signatures[relative] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return signatures
