@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import time
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -171,7 +172,11 @@ def _normalise(name: str) -> str:
     return name.strip().lstrip("\ufeff").strip().lower()
 
 
-def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
+def _check_header(
+    path: Path, entity: str, names: list[str], partitions: Collection[str] = ()
+) -> list[str]:
+    """The header's names, normalised; a ``LoadError`` for a header no file of ``entity`` may
+    have. ``partitions``: columns the file's folders give (``_partitions``)."""
     normalised = [_normalise(n) for n in names]
     if not any(normalised):
         raise LoadError(path, "the header row is empty", "the first line must name the columns")
@@ -182,7 +187,7 @@ def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
     dupes = sorted({n for n in normalised if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if dupes:
         raise LoadError(path, f"duplicate column name(s) in the header: {', '.join(dupes)}")
-    missing = [c for c in REQUIRED[entity] if c not in normalised]
+    missing = [c for c in REQUIRED[entity] if c not in normalised and c not in partitions]
     if missing:
         hint = f"a {entity} file needs the columns {', '.join(REQUIRED[entity])}"
         separator = len(names) == 1 and next((s for s in ";\t|" if s in names[0]), None)
@@ -194,7 +199,26 @@ def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
             f"found: {', '.join(normalised)}",
             hint,
         )
+    present = {*normalised, *partitions}
+    for other, required in REQUIRED.items():
+        # a file of another entity in this folder: an orders file has the one column a
+        # customers file needs, and would land as customers with blank emails and channels
+        if other != entity and present.issuperset(required):
+            foreign = [c for c in required if c not in COLUMNS[entity]]
+            if foreign:
+                raise LoadError(
+                    path,
+                    f"this looks like {_a(other)} file, not {_a(entity)} file: it has every "
+                    "column "
+                    f"{_a(other)} file needs, among them {', '.join(foreign)}",
+                    f"move it to landing/{other}/",
+                )
     return normalised
+
+
+def _a(entity: str) -> str:
+    """The entity with its article: "an orders", "a customers"."""
+    return ("an " if entity[0] in "aeiou" else "a ") + entity
 
 
 #: a record after every CSV file's own: it comes back as a record of its own only if every quote
@@ -202,7 +226,7 @@ def _check_header(path: Path, entity: str, names: list[str]) -> list[str]:
 _SENTINEL = "\x00end of landing file\x00"
 
 
-def _read_csv(path: Path, entity: str) -> FileRows:
+def _read_csv(path: Path, entity: str, partitions: Collection[str] = ()) -> FileRows:
     with path.open("rb") as handle:
         head = handle.read(1 << 16)
         if not head.strip(_BOM + b" \r\n\t"):
@@ -226,7 +250,7 @@ def _read_csv(path: Path, entity: str) -> FileRows:
         header = next(csv.reader([first]), [])
     except csv.Error as exc:
         raise LoadError(path, f"cannot read the header row: {exc}") from exc
-    names = _check_header(path, entity, header)
+    names = _check_header(path, entity, header, partitions)
     # the sentinel record after the file's own: PyArrow ends a quote left open at the end of
     # the file without a word, and when it opened in the last column the record that swallowed
     # the rest of the file even has the right number of fields
@@ -351,10 +375,10 @@ def _replace_undecodable(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def _read_parquet(path: Path, entity: str) -> FileRows:
+def _read_parquet(path: Path, entity: str, partitions: Collection[str] = ()) -> FileRows:
     try:
         # the names first: PyArrow's own error for a repeated name lists its internal fields
-        names = _check_header(path, entity, pq.read_schema(path).names)
+        names = _check_header(path, entity, pq.read_schema(path).names, partitions)
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise LoadError(
@@ -493,13 +517,43 @@ def _is_utf8(value: bytes) -> bool:
 
 
 def read_landing_file(path: Path, entity: str) -> FileRows:
-    """Read one landing file into an all-text Arrow table with normalised column names."""
+    """Read one landing file into an all-text Arrow table with normalised column names.
+
+    A column the file lacks but a Hive-style folder above it names (``country=DE/``, as
+    Spark's ``partitionBy`` writes) gets that folder's value in every row.
+    """
     kind = SUFFIXES.get(path.suffix.lower())
+    partitions = _partitions(path)
     if kind == "csv":
-        return _read_csv(path, entity)
-    if kind == "parquet":
-        return _read_parquet(path, entity)
-    raise LoadError(path, f"unsupported file type {path.suffix!r}", "land .csv or .parquet files")
+        read = _read_csv(path, entity, partitions)
+    elif kind == "parquet":
+        read = _read_parquet(path, entity, partitions)
+    else:
+        raise LoadError(
+            path, f"unsupported file type {path.suffix!r}", "land .csv or .parquet files"
+        )
+    table = read.table
+    for name, value in partitions.items():
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
+    return FileRows(table, read.load_issue, read.raw_fields)
+
+
+#: Spark's folder for a null partition value
+_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _partitions(path: Path) -> dict[str, str | None]:
+    """The columns of the Hive-style folders right above a file (``.../country=DE/x.parquet``),
+    names normalised and values unescaped as Spark escapes them."""
+    found: dict[str, str | None] = {}
+    for folder in path.parents:
+        name, equals, value = folder.name.partition("=")
+        if not equals or not _normalise(name):
+            break
+        value = urllib.parse.unquote(value)
+        found.setdefault(_normalise(name), None if value == _NULL_PARTITION else value)
+    return found
 
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -562,6 +562,59 @@ def test_files_under_linked_folders_load_and_ignored_names_stay_ignored(
     assert _count(paths, "raw.orders") == 3
 
 
+def test_hive_partition_folders_give_their_columns(paths: Paths) -> None:
+    """Spark's ``partitionBy`` leaves the partition columns out of the files and names them in
+    the folders: ``month=2024-01/`` must be the spend month (the file was rejected for a missing
+    month), ``country=DE/`` the country (it was null without a word)."""
+    import pyarrow.dataset as ds
+
+    spend = pa.table(
+        {
+            "month": ["2024-01", "2024-01", "2024-02"],
+            "channel": ["paid search", "email", "paid search"],
+            "spend_type": ["acquisition"] * 3,
+            "amount": ["10.00", "5.00", "12.50"],
+            "currency": ["USD"] * 3,
+        }
+    )
+    ds.write_dataset(
+        spend,
+        paths.landing_dir("marketing_spend"),
+        format="parquet",
+        partitioning=["month"],
+        partitioning_flavor="hive",
+    )
+    customers = paths.landing_dir("customers")
+    write_csv(customers / "country=DE" / "part-0.csv", ["customer_id"], [["C1"]])
+    write_csv(customers / "country=C%C3%B4te" / "part-0.csv", ["customer_id"], [["C2"]])
+    null = customers / "country=__HIVE_DEFAULT_PARTITION__" / "part-0.csv"
+    write_csv(null, ["customer_id"], [["C3"]])
+    # a column the file has wins over its folder's
+    write_csv(customers / "country=FR" / "x.csv", ["customer_id", "country"], [["C4", "BE"]])
+    load(paths, progress=quiet)
+    rows = _rows(paths, "select month, channel, amount from raw.marketing_spend order by 1, 2")
+    assert rows == [
+        ("2024-01", "email", "5.00"),
+        ("2024-01", "paid search", "10.00"),
+        ("2024-02", "paid search", "12.50"),
+    ]
+    countries = _rows(paths, "select customer_id, country from raw.customers order by 1")
+    assert countries == [("C1", "DE"), ("C2", "Côte"), ("C3", None), ("C4", "BE")]
+
+
+def test_a_file_of_another_entity_is_refused(paths: Paths) -> None:
+    """An orders export in landing/customers/ has the one column customers need, and landed as
+    customers: the newest version of each, with blank emails, countries and channels."""
+    write_csv(paths.landing_dir("customers") / "orders.csv", ORDER_HEADER, _orders(2))
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    message = str(caught.value)
+    assert "this looks like a orders file, not a customers file" not in message
+    assert "this looks like an orders file, not a customers file" in message
+    assert "move it to landing/orders/" in message
+    assert _count(paths, "raw.customers") == 0
+
+
 def test_files_of_every_shape_written_together_keep_their_own_lineage(paths: Paths) -> None:
     """An entity's files are written by one insert: a typed Parquet file, a CSV file with an extra
     column and one without an optional column, and a CSV file with a malformed record, each row
