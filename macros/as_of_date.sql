@@ -89,6 +89,21 @@
 {%- endmacro %}
 
 
+{#-
+    A yearly rate var from 0 to 1 (0.10 is 10 %), checked: anything else is a clear compile
+    error (the CLV model would otherwise fail only once the build reached it).
+-#}
+{% macro rate_var(name) -%}
+    {%- set value = var(name) | string | trim -%}
+    {%- if not modules.re.match('^([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$', value)
+        or not (0 <= value | float <= 1) -%}
+        {{ exceptions.raise_compiler_error(
+            "var " ~ name ~ " must be a number from 0 to 1 (0.10 is 10 %), got '" ~ value ~ "'") }}
+    {%- endif -%}
+    {{ value }}
+{%- endmacro %}
+
+
 {#- The reporting currency var, checked to be a three-letter ISO-4217 code. -#}
 {% macro reporting_currency() -%}
     {%- set value = var('reporting_currency') | string | trim | upper -%}

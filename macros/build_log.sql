@@ -28,6 +28,7 @@
 {%- endmacro %}
 
 {% macro record_build_start() -%}
+    {{- check_raw_loaded() -}}
     {%- if execute and flags.WHICH in recorded_commands() -%}
         {#- one statement per call: Spark runs a single statement at a time -#}
         {% do run_query('create schema if not exists raw') %}
@@ -171,4 +172,29 @@
         {{ before_lookback(checked_through) }},
         cast('1900-01-01' as {{ dbt.type_timestamp() }})
     )
+{%- endmacro %}
+
+
+{#-
+    A build or run before anything was loaded stops with what to do, instead of a Catalog
+    Error per model that reads raw.customers or raw.orders.
+-#}
+{% macro check_raw_loaded() -%}
+    {%- if execute and flags.WHICH in ('build', 'run') -%}
+        {%- set missing = [] -%}
+        {%- for entity in ['customers', 'orders'] -%}
+            {%- set source = source('shop', entity) -%}
+            {%- if adapter.get_relation(
+                database=source.database, schema=source.schema, identifier=source.identifier
+            ) is none -%}
+                {%- do missing.append(source.schema ~ '.' ~ source.identifier) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if missing -%}
+            {{ exceptions.raise_compiler_error(
+                "nothing loaded yet: " ~ missing | join(' and ') ~ " do not exist. What to do: "
+                ~ "put the landing files under $RETENTION_DATA_DIR/landing/<entity>/ and run "
+                ~ "`retention load` (or `retention run`, which loads and builds)") }}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}

@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
             type=Path,
             default=default(None),
             help="root for landing, warehouse, serving and reports "
-            "(default: $RETENTION_DATA_DIR or ./data)",
+            "(default: $RETENTION_DATA_DIR, else data/ in the project folder)",
         )
         p.add_argument(
             "-v", "--verbose", action="store_true", default=default(False), help="debug logging"
@@ -161,7 +161,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     def add_build_options(p: argparse.ArgumentParser, unit_tests: bool) -> None:
-        p.add_argument("--as-of", type=_iso_date, help="reporting date (default: latest order)")
+        p.add_argument(
+            "--as-of",
+            type=_iso_date,
+            help="reporting date (default: the latest valid order's, or the last build's if later)",
+        )
         p.add_argument("--target", choices=TARGETS, help="dbt target (default: duckdb)")
         p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
         # dbt unit tests have fixed inputs: development and CI run them, production need not
@@ -253,12 +257,15 @@ def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
             what, status = "stopped (SIGTERM)", signal.SIGTERM
         else:
             what, status = "interrupted", signal.SIGINT
-        print(
-            f"{what}{also}; serving/ holds the last release that was published in full.\n"
-            f"  what to do: run `retention {args.command}` again",
-            file=sys.stderr,
-            flush=True,
-        )
+        try:
+            print(
+                f"{what}{also}; serving/ holds the last release that was published in full.\n"
+                f"  what to do: run `retention {args.command}` again",
+                file=sys.stderr,
+                flush=True,
+            )
+        except BrokenPipeError:  # its errors went to the same closed pipe (`2>&1 | head`)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
         return 128 + status
     if isinstance(exc, UserError):
         print(f"error: {exc}", file=sys.stderr, flush=True)

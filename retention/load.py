@@ -987,7 +987,11 @@ def load(
                     last_said = time.monotonic()
                 if _SkipRule(known, last_digest).skips(entity, source_file, digest):
                     previous = known[(entity, digest)]
-                    note = "" if previous == source_file else f"same content as {previous}"
+                    note = ""
+                    if previous != source_file:
+                        earlier = last_digest.get((entity, previous)) != digest
+                        version = "an earlier version of " if earlier else ""
+                        note = f"same content as {version}{previous}"
                     summary.files.append(FileResult(entity, source_file, 0, "skipped", note))
                     continue
                 if isinstance(read, LoadError):

@@ -211,13 +211,25 @@ def _trend(con) -> go.Figure:
     return _layout(fig, "Monthly customer retention rate and churn rate")
 
 
+def horizon_text(days: int | None) -> str:
+    """The CLV horizon (var clv_horizon_days) in words: "next 12 months" for 365 days."""
+    if days is None:
+        return "no horizon (nothing predicted)"
+    if days % 365 == 0:
+        return f"next {12 * days // 365} months"
+    return f"next {days} days"
+
+
 def _clv_distribution(con) -> go.Figure:
     data = _frame(
         con, "select predicted_clv from customer_lifetime_value where predicted_clv is not null"
     )
     cap = float(data["predicted_clv"].quantile(0.99)) if len(data) else 0.0
+    (horizon,) = con.execute("select max(horizon_days) from customer_lifetime_value").fetchone()
     fig = go.Figure(go.Histogram(x=data["predicted_clv"].clip(upper=cap), nbinsx=50))
-    fig.update_xaxes(title="predicted CLV, next 12 months (capped at the 99th percentile)")
+    fig.update_xaxes(
+        title=f"predicted CLV, {horizon_text(horizon)} (capped at the 99th percentile)"
+    )
     fig.update_yaxes(title="customers")
     return _layout(fig, "Predicted customer lifetime value (BG/NBD + Gamma-Gamma)")
 

@@ -450,10 +450,15 @@ def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path
             "var retention_phase_bounds: late must be open-ended: [7, null]",
         ),
         ({"retention_phase_bounds": {"early": [1, 3]}}, "it must name early, mid and late"),
-        # the CLV models are Python: the error is the exception's own line, not "Traceback"
-        ({"clv_horizon_days": "10%"}, "var clv_horizon_days must be a whole number of at least 1"),
+        # read by the CLV models (Python), checked when int_reporting_dates compiles
+        ({"clv_horizon_days": "10%"}, "var clv_horizon_days must be a non-negative whole number"),
+        ({"clv_horizon_days": "0"}, "var clv_horizon_days must be a whole number of at least 1"),
         (
             {"clv_annual_discount_rate": "-1"},
+            "clv_annual_discount_rate must be a number from 0 to 1",
+        ),
+        (
+            {"clv_annual_discount_rate": "1.5"},
             "clv_annual_discount_rate must be a number from 0 to 1",
         ),
         ({"clv_min_repeat_customers": "0"}, "var clv_min_repeat_customers must be a whole number"),
@@ -462,6 +467,9 @@ def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path
         with pytest.raises(dbt.DbtFailure) as caught:
             dbt.run_dbt(["build", "--select", "base_shop__orders+"], copy.paths, dbt_vars=dbt_vars)
         assert expected in str(caught.value)
+        # stopped as it compiled: no CLV model ran and failed half-way
+        assert "Compilation Error in model" in str(caught.value), dbt_vars
+        assert "Traceback" not in str(caught.value)
     assert copy.scalar("select count(*) from marts.orders") == 6
 
 

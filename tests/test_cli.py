@@ -241,6 +241,16 @@ def _dbt_executable(paths: Paths, args: list[str]) -> subprocess.CompletedProces
     )
 
 
+def test_dbt_by_hand_before_any_load_says_what_to_do(tmp_path: Path) -> None:
+    """README's "Running dbt by hand" on a new data directory: one message naming the fix, not
+    a Catalog Error per model that reads raw.*."""
+    result = _dbt_executable(Paths(tmp_path / "data"), ["build"])
+    assert result.returncode != 0
+    assert "nothing loaded yet: raw.customers and raw.orders do not exist" in result.stdout
+    assert "run `retention load`" in result.stdout
+    assert "Catalog Error" not in result.stdout
+
+
 def test_dbt_commands_run_as_the_dbt_executable_runs_them(tmp_path: Path) -> None:
     """run_dbt runs dbt in retention.dbt_worker, started ahead or not: same output, same code."""
     paths = Paths(tmp_path)

@@ -143,6 +143,14 @@ def test_a_file_changed_back_is_loaded_again(paths: Paths) -> None:
         paths, "select source_file, count(distinct sha256) from raw._landing_files group by all"
     )
     assert ledger == [("orders/a.csv", 2)] and _count(paths, "raw._landing_files") == 3
+    # a copy of what a.csv held before it changed
+    write_csv(landing, ORDER_HEADER, [["O2", "C1", "2024-03-02", "completed", "1", "EUR", ""]])
+    load(paths, progress=quiet)
+    copy = load(paths, progress=quiet).skipped[-1]
+    assert (copy.source_file, copy.note) == (
+        "orders/b.csv",
+        "same content as an earlier version of orders/a.csv",
+    )
 
 
 def test_a_file_changed_back_is_shipped_to_spark_again(

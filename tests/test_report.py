@@ -172,3 +172,14 @@ def test_the_phase_chart_names_the_months_of_its_phases(periods, title) -> None:
         for period in range(first, last + 1):
             con.execute("insert into customer_cohorts values (?, ?)", [phase, period])
     assert phase_title(con) == title
+
+
+@pytest.mark.parametrize(
+    ("days", "text"),
+    [(365, "next 12 months"), (730, "next 24 months"), (90, "next 90 days"), (None, "no horizon")],
+)
+def test_the_clv_chart_says_the_horizon_of_the_build(days, text) -> None:
+    """var clv_horizon_days, not a fixed "12 months"."""
+    from retention.report import horizon_text
+
+    assert horizon_text(days).startswith(text)

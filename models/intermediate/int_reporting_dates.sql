@@ -4,6 +4,12 @@
 -#}
 {{ config(materialized='table') }}
 
+{#- read by the CLV models (Python): checked here too, so that a bad value stops the build
+    when it compiles, before any mart is replaced -#}
+{%- do int_var('clv_horizon_days', 1) -%}
+{%- do int_var('clv_min_repeat_customers', 1) -%}
+{%- do rate_var('clv_annual_discount_rate') -%}
+
 {%- set churn_days = int_var('churn_inactivity_days') | int -%}
 {%- if churn_days < 31 -%}
     {{ exceptions.raise_compiler_error(
