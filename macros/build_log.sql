@@ -28,10 +28,10 @@
 {%- endmacro %}
 
 {% macro record_build_start() -%}
-    {{- check_raw_loaded() -}}
     {%- if execute and flags.WHICH in recorded_commands() -%}
         {#- one statement per call: Spark runs a single statement at a time -#}
         {% do run_query('create schema if not exists raw') %}
+        {{- check_raw_loaded() -}}
         {%- set text, timestamp = dbt.type_string(), dbt.type_timestamp() -%}
         {%- set tables = {
             '_dbt_builds': [
@@ -177,18 +177,16 @@
 
 {#-
     A build or run before anything was loaded stops with what to do, instead of a Catalog
-    Error per model that reads raw.customers or raw.orders.
+    Error per model that reads raw.customers or raw.orders. The tables are looked up with
+    run_query, not adapter.get_relation: that opens a transaction, which dbt rolls back after
+    the hooks, with the build log's tables created in it.
 -#}
 {% macro check_raw_loaded() -%}
     {%- if execute and flags.WHICH in ('build', 'run') -%}
+        {%- set found = adapter.dispatch('raw_table_names', 'retention')() -%}
         {%- set missing = [] -%}
-        {%- for entity in ['customers', 'orders'] -%}
-            {%- set source = source('shop', entity) -%}
-            {%- if adapter.get_relation(
-                database=source.database, schema=source.schema, identifier=source.identifier
-            ) is none -%}
-                {%- do missing.append(source.schema ~ '.' ~ source.identifier) -%}
-            {%- endif -%}
+        {%- for entity in ['customers', 'orders'] if entity not in found -%}
+            {%- do missing.append('raw.' ~ entity) -%}
         {%- endfor -%}
         {%- if missing -%}
             {{ exceptions.raise_compiler_error(
@@ -197,4 +195,16 @@
                 ~ "`retention load` (or `retention run`, which loads and builds)") }}
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{% macro default__raw_table_names() -%}
+    {%- set rows = run_query(
+        "select lower(table_name) from information_schema.tables where table_schema = 'raw'"
+    ) -%}
+    {{ return(rows.columns[0].values() | list) }}
+{%- endmacro %}
+
+{% macro spark__raw_table_names() -%}
+    {%- set rows = run_query('show tables in raw') -%}
+    {{ return(rows.columns['tableName'].values() | map('lower') | list) }}
 {%- endmacro %}

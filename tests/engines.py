@@ -7,11 +7,14 @@ outputs) within a relative 1e-9.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from retention import dbt
 from retention.config import Paths
 from retention.load import COLUMNS
 from tests.conftest import write_csv
@@ -140,3 +143,71 @@ def land_an_unfittable_history(paths: Paths) -> None:
     ]  # fmt: skip
     write_csv(paths.landing_dir("customers") / "c.csv", list(COLUMNS["customers"]), customers)
     write_csv(paths.landing_dir("orders") / "o.csv", list(COLUMNS["orders"]), orders)
+
+
+#: Text the parsing macros (macros/parsing.sql) must read alike on every engine, as landed
+#: (chr(10), chr(13): a line break ending the field), with what they must give. A minute-precision
+#: time with a zone was NULL on Spark; a trailing line break passed Spark's patterns only.
+PARSING_CASES: list[tuple[str, str, Any]] = [
+    ("timestamp", "'2024-01-05T10:00Z'", "2024-01-05T10:00:00"),
+    ("timestamp", "'2024-01-05 10:00+02:00'", "2024-01-05T08:00:00"),
+    ("timestamp", "'2024-01-05T10:00-05'", "2024-01-05T15:00:00"),
+    ("timestamp", "'2024-01-05T10:00'", "2024-01-05T10:00:00"),
+    ("timestamp", "'2024-01-05T10:00:30+0530'", "2024-01-05T04:30:30"),
+    ("timestamp", "'2024-01-05T10:00:00Z' || chr(10)", None),
+    ("integer", "'9'", 9),
+    ("integer", "'9' || chr(10)", None),
+    ("integer", "'9' || chr(13)", None),
+    ("decimal", "'12.50'", 12.5),
+    ("decimal", "'12.50' || chr(13) || chr(10)", None),
+    ("month", "'2024-01'", "2024-01-01"),
+    ("month", "'2024-01' || chr(10)", None),
+]
+_PARSERS = {
+    "timestamp": "parse_timestamp_utc",
+    "integer": "parse_integer",
+    "decimal": "parse_decimal",
+    "month": "parse_month",
+}
+
+
+def parsed_cases(paths: Paths, target: str) -> list[Any]:
+    """``PARSING_CASES`` parsed by the project's macros on ``target`` (``dbt show``), as JSON
+    gives them: timestamps and dates as ISO text."""
+    columns = ", ".join(
+        f'{{{{ {_PARSERS[kind]}("{text}") }}}} as c{i}'
+        for i, (kind, text, _) in enumerate(PARSING_CASES)
+    )
+    result = subprocess.run(
+        dbt.dbt_command(
+            ["show", "--inline", f"select {columns}", "--output", "json", "--log-format", "json"]
+        ),
+        cwd=dbt.dbt_cwd(paths, target),
+        env=dbt.dbt_env(paths, target),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    for line in result.stdout.splitlines():
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("info", {}).get("name") == "ShowNode":
+            (row,) = json.loads(event["data"]["preview"])
+            return [_plain(row[f"c{i}"]) for i in range(len(PARSING_CASES))]
+    raise AssertionError(result.stdout[-3000:] + result.stderr[-2000:])
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON gave it, numbers as numbers and times to the second in ISO text."""
+    if isinstance(value, str) and len(value) >= 19 and value[10] in "T ":
+        return value[:10] + "T" + value[11:19]
+    if isinstance(value, str):
+        try:
+            return float(value) if "." in value else value
+        except ValueError:
+            return value
+    return value
+
+
+def expected_parsed_cases() -> list[Any]:
+    return [expected for _, _, expected in PARSING_CASES]

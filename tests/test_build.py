@@ -25,6 +25,7 @@ from retention.config import Paths
 from retention.generate import DIRTY_KINDS
 from retention.load import COLUMNS
 from tests.conftest import Warehouse, quiet, write_csv
+from tests.engines import expected_parsed_cases, parsed_cases
 
 CUSTOMER_HEADER = list(COLUMNS["customers"])
 ORDER_HEADER = list(COLUMNS["orders"])
@@ -429,6 +430,12 @@ def test_orders_test_names_the_orders_the_mart_lost_or_invented(
         ("O3", "missing from marts.orders"),
         ("O3x", "not a current order up to as_of_date"),
     ]
+
+
+def test_the_parsers_read_the_edge_cases(tmp_path: Path) -> None:
+    """The grammar every engine shares (tests/engines.py PARSING_CASES; PostgreSQL and Spark
+    run the same cases)."""
+    assert parsed_cases(Paths(tmp_path / "data"), "duckdb") == expected_parsed_cases()
 
 
 def test_bad_vars_are_compile_errors_not_sql(handmade: Warehouse, tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ from tests.conftest import (
 from tests.engines import (
     CORE_MARTS,
     MART_KEYS,
+    expected_parsed_cases,
     land_an_unfittable_history,
+    parsed_cases,
     raw_rows,
     table_differences,
 )
@@ -113,6 +115,14 @@ def test_customers_get_predictive_clv_from_the_pipeline(postgres_build: Postgres
         "from marts.customers"
     )[0]
     assert buyers == with_clv > 0
+
+
+def test_postgres_parses_the_edge_cases_as_duckdb_does(
+    postgres_build: PostgresWarehouse,
+) -> None:
+    with postgres_build.server.environment(postgres_build.dbname):
+        parsed = parsed_cases(postgres_build.paths, "postgres")
+    assert parsed == expected_parsed_cases()
 
 
 def test_raw_rows_are_shipped_whole_and_once(postgres_build: PostgresWarehouse) -> None:

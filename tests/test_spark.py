@@ -12,7 +12,9 @@ from tests.conftest import SparkWarehouse, Warehouse, quiet, require_spark
 from tests.engines import (
     CORE_MARTS,
     MART_KEYS,
+    expected_parsed_cases,
     land_an_unfittable_history,
+    parsed_cases,
     raw_rows,
     table_differences,
 )
@@ -49,6 +51,12 @@ def test_other_marts_equal_on_duckdb_and_spark(
 ) -> None:
     expected = generated_build.table(f"marts.{mart}")
     assert not table_differences(mart, expected, _spark_mart(spark_build, mart, expected[0]))
+
+
+def test_spark_parses_the_edge_cases_as_duckdb_does(spark_build: SparkWarehouse) -> None:
+    """A minute-precision time with a zone was NULL on Spark only; text ending in a line break
+    passed Spark's patterns only (Java's "$" matches before it)."""
+    assert parsed_cases(spark_build.paths, "spark") == expected_parsed_cases()
 
 
 def test_raw_files_are_shipped_once(spark_build: SparkWarehouse) -> None:
