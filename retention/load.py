@@ -243,9 +243,16 @@ def _read_csv(path: Path, entity: str, partitions: Collection[str] = ()) -> File
             raise LoadError(path, "this is not a CSV text file (it contains NUL bytes)")
         # the whole first line, however long (a header of thousands of columns)
         handle.seek(0)
-        text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
+        text = io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="")
         first = text.readline().lstrip("\ufeff")
         text.detach()
+    if _has_undecodable(first):
+        # column names in another encoding would only be reported as unknown or duplicates
+        raise LoadError(
+            path,
+            "the header row is not UTF-8 text (Latin-1 or Windows-1252, say)",
+            "save or export the file as CSV UTF-8",
+        )
     try:
         header = next(csv.reader([first]), [])
     except csv.Error as exc:

@@ -516,6 +516,17 @@ def test_a_parquet_file_with_a_repeated_column_name_is_named(paths: Paths) -> No
     assert "duplicate column name(s) in the header: order_id" in str(caught.value)
 
 
+def test_a_header_that_is_not_utf8_is_named_as_such(paths: Paths) -> None:
+    """Two Latin-1 column names were reported as "duplicate column name(s): \ufffd"."""
+    header = ",".join(ORDER_HEADER) + ",r\xe9gion,pa\xefs\n"
+    (paths.landing_dir("orders") / "a.csv").write_bytes(header.encode("latin-1") + b"O1,C1\n")
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    message = str(caught.value)
+    assert "the header row is not UTF-8 text" in message and "duplicate" not in message
+    assert "save or export the file as CSV UTF-8" in message
+
+
 def test_a_long_field_beside_a_malformed_record_loads(paths: Paths) -> None:
     long = "a" * 200_000
     write_csv(
