@@ -95,7 +95,7 @@
 -#}
 {% macro rate_var(name) -%}
     {%- set value = var(name) | string | trim -%}
-    {%- if not modules.re.match('^([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$', value)
+    {%- if not modules.re.match('^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$', value)
         or not (0 <= value | float <= 1) -%}
         {{ exceptions.raise_compiler_error(
             "var " ~ name ~ " must be a number from 0 to 1 (0.10 is 10 %), got '" ~ value ~ "'") }}

@@ -182,7 +182,15 @@
     the hooks, with the build log's tables created in it.
 -#}
 {% macro check_raw_loaded() -%}
-    {%- if execute and flags.WHICH in ('build', 'run') -%}
+    {%- set sources = ['source.retention.shop.customers', 'source.retention.shop.orders'] -%}
+    {%- set reads_raw = namespace(any=false) -%}
+    {%- for unique_id in selected_resources if unique_id in graph.nodes -%}
+        {%- if graph.nodes[unique_id].depends_on.nodes | select('in', sources) | list -%}
+            {%- set reads_raw.any = true -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {#- a selection that reads neither (seeds alone, say) builds without them -#}
+    {%- if execute and flags.WHICH in ('build', 'run') and reads_raw.any -%}
         {%- set found = adapter.dispatch('raw_table_names', 'retention')() -%}
         {%- set missing = [] -%}
         {%- for entity in ['customers', 'orders'] if entity not in found -%}

@@ -168,6 +168,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _landing_digest(path: Path) -> str:
+    """What identifies a landing file's content: its SHA-256, and the values of the Hive-style
+    partition folders above it (``_partitions``), which are its rows' too: the same budget file
+    under ``month=2024-01/`` and ``month=2024-02/`` is two months, not a copy."""
+    digest = _sha256(path)
+    partitions = _partitions(path)
+    if not partitions:
+        return digest
+    named = json.dumps(sorted(partitions.items()), ensure_ascii=False)
+    return hashlib.sha256(f"{digest}\0{named}".encode()).hexdigest()
+
+
 def _normalise(name: str) -> str:
     return name.strip().lstrip("\ufeff").strip().lower()
 
@@ -727,7 +739,7 @@ def _read_new(
     """
     try:
         before = path.stat()
-        digest = _sha256(path)
+        digest = _landing_digest(path)
         if skipped.skips(entity, source_file, digest):
             return digest, None
         if _printable(source_file) != source_file:

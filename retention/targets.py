@@ -113,6 +113,23 @@ def clv_settings(dbt_vars: dict[str, Any] | None = None) -> dict[str, float]:
         raise UserError(f"{exc} (dbt_project.yml, vars)") from exc
 
 
+def _ledger_keys(ledger: list[tuple]) -> list[tuple[str, str, int]]:
+    """What identifies each entry of a ``raw._landing_files`` ledger (``LEDGER_COLUMNS``, in
+    load order) across warehouses: its entity, its content's SHA-256 and how many times that
+    content had landed with it (a file changed back to content loaded before lands it again).
+
+    Not the file's name or load time: a DuckDB warehouse rebuilt from the landing files (or
+    restored from a backup) loads them again at other times, and a file renamed since under
+    another name; the target must not get their rows a second time.
+    """
+    landings: dict[tuple[str, str], int] = {}
+    keys = []
+    for entity, _, sha256, *_ in ledger:
+        landings[(entity, sha256)] = landings.get((entity, sha256), 0) + 1
+        keys.append((entity, sha256, landings[(entity, sha256)]))
+    return keys
+
+
 def _duckdb_ledger(paths: Paths) -> list[tuple]:
     with connect(paths, read_only=True) as con:
         exists = con.execute(
@@ -218,14 +235,15 @@ def _ship_postgres(paths: Paths, say: Say) -> ShipSummary:
         with pg, pg.cursor() as cur:
             for statement in _postgres_raw_ddl():
                 cur.execute(statement)
-            # an entry is a file as one load found it: a file changed back to content loaded
-            # before has the same SHA-256 as an earlier entry, and is shipped all the same
-            cur.execute("select entity, source_file, loaded_at from raw._landing_files")
-            shipped = set(cur.fetchall())
+            cur.execute(
+                f"select {', '.join(LEDGER_COLUMNS)} from raw._landing_files "
+                "order by loaded_at, entity, source_file"
+            )
+            shipped = set(_ledger_keys(cur.fetchall()))
         with connect(paths, read_only=True) as duck:
-            for entry in ledger:
+            for entry, key in zip(ledger, _ledger_keys(ledger), strict=True):
                 entity, source_file, _, _, row_count, loaded_at = entry
-                if (entity, source_file, loaded_at) in shipped:
+                if key in shipped:
                     summary.skipped += 1
                     continue
                 # a relation streams in batches; an execute() result would copy every row first
@@ -248,7 +266,7 @@ def _ship_postgres(paths: Paths, say: Say) -> ShipSummary:
                         "values (%s, %s, %s, %s, %s, %s)",
                         entry,
                     )
-                shipped.add((entity, source_file, loaded_at))
+                shipped.add(key)
                 summary.files += 1
                 summary.rows += stream.rows
     finally:
@@ -417,16 +435,13 @@ def _ship_spark(paths: Paths, say: Say) -> ShipSummary:
         for info in fs.get_file_info(pafs.FileSelector(folders["_landing_files"]))
         if info.base_name.endswith(".parquet") and not info.base_name.startswith(("_", "."))
     }
-    seen: set[tuple[str, str]] = set()
+    ledger = _duckdb_ledger(paths)
     with connect(paths, read_only=True) as duck:
-        for entry in _duckdb_ledger(paths):
+        for entry, (_, _, landing) in zip(ledger, _ledger_keys(ledger), strict=True):
             entity, source_file, sha256, _, row_count, loaded_at = entry
-            # files are named by content; a file changed back to content loaded before (its
-            # second entry with that SHA-256, in load order) also by its load time
-            name = sha256
-            if (entity, sha256) in seen:
-                name = f"{sha256}-{loaded_at:%Y%m%dT%H%M%S%f}"
-            seen.add((entity, sha256))
+            # files are named by content, and the n-th landing of a content (a file changed
+            # back to it) by its number too
+            name = sha256 if landing == 1 else f"{sha256}-{landing}"
             key = f"{entity}-{name}"
             if key in shipped:
                 summary.skipped += 1

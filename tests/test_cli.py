@@ -249,6 +249,9 @@ def test_dbt_by_hand_before_any_load_says_what_to_do(tmp_path: Path) -> None:
     assert "nothing loaded yet: raw.customers and raw.orders do not exist" in result.stdout
     assert "run `retention load`" in result.stdout
     assert "Catalog Error" not in result.stdout
+    # a selection that reads neither table builds without them
+    seeds = ["build", "--select", "resource_type:seed", "--exclude", "resource_type:test"]
+    assert _dbt_executable(Paths(tmp_path / "data"), seeds).returncode == 0
 
 
 def test_dbt_commands_run_as_the_dbt_executable_runs_them(tmp_path: Path) -> None:

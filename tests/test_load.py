@@ -169,6 +169,28 @@ def test_a_file_changed_back_is_shipped_to_spark_again(
     assert sorted(raw.column("amount").to_pylist()) == ["12.11", "12.11", "99.99"]
     ledger = pq.read_table(paths.data_dir / "spark" / "raw" / "landing_files")
     assert ledger.num_rows == 3
+    # two files that take on a content loaded before in the same load: two names
+    landing = paths.landing_dir("orders")
+    x = (landing / "a.csv").read_bytes()  # 12.11
+    y = [["O1", "C1", "2024-03-01T10:00:00Z", "completed", "99.99", "EUR", ""]]
+    write_csv(landing / "a.csv", ORDER_HEADER, y)
+    write_csv(
+        landing / "b.csv", ORDER_HEADER, [["O2", "C1", "2024-03-02", "completed", "5", "EUR", ""]]
+    )
+    load(paths, progress=quiet)
+    (landing / "a.csv").write_bytes(x)
+    (landing / "b.csv").write_bytes(x)
+    load(paths, progress=quiet)
+    assert targets._ship_spark(paths, quiet).files == 4
+    raw = pq.read_table(paths.data_dir / "spark" / "raw" / "orders")
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        duck = sorted(a for (a,) in con.execute("select amount from raw.orders").fetchall())
+    assert sorted(raw.column("amount").to_pylist()) == duck and len(duck) == 7
+    # the DuckDB warehouse rebuilt from the landing files: nothing is shipped again
+    paths.warehouse.unlink()
+    load(paths, progress=quiet)
+    assert targets._ship_spark(paths, quiet).files == 0
+    assert pq.read_table(paths.data_dir / "spark" / "raw" / "orders").num_rows == 7
 
 
 def test_many_copies_are_counted_after_the_first_few(paths: Paths) -> None:
@@ -619,6 +641,18 @@ def test_hive_partition_folders_give_their_columns(paths: Paths) -> None:
     ]
     countries = _rows(paths, "select customer_id, country from raw.customers order by 1")
     assert countries == [("C1", "DE"), ("C2", "Côte"), ("C3", None), ("C4", "BE")]
+    # the same bytes under another partition are other rows, not a copy; under the same
+    # partition and another name they are a copy
+    part = customers / "country=DE" / "part-0.csv"
+    (customers / "country=AT").mkdir()
+    (customers / "country=AT" / "part-0.csv").write_bytes(part.read_bytes())
+    (customers / "country=DE" / "part-1.csv").write_bytes(part.read_bytes())
+    again = load(paths, progress=quiet)
+    assert [f.source_file for f in again.loaded] == ["customers/country=AT/part-0.csv"]
+    notes = {f.source_file: f.note for f in again.skipped}
+    assert notes["customers/country=DE/part-1.csv"] == (
+        "same content as customers/country=DE/part-0.csv"
+    )
 
 
 def test_a_file_of_another_entity_is_refused(paths: Paths) -> None:
