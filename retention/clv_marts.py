@@ -234,8 +234,10 @@ def backtest(data: pd.DataFrame, min_repeat_customers: int) -> pd.DataFrame:
 
     def summarise(name: str, part: pd.DataFrame) -> tuple:
         # exact sums: the same whatever order the rows came in
-        error = (part["predicted"] - part["actual"]).to_numpy()
-        actual, predicted = math.fsum(part["actual"]), math.fsum(part["predicted"])
+        actual_values = part["actual"].to_numpy()
+        predicted_values = part["predicted"].to_numpy()
+        error = predicted_values - actual_values
+        actual, predicted = math.fsum(actual_values), math.fsum(predicted_values)
         return (
             name,
             len(part),
