@@ -792,7 +792,15 @@ def test_the_settings_checked_cover_the_vars_the_incremental_models_read(
         }
     # as_of_date moves every day and the models follow it (macros/incremental.sql); the lookback
     # only widens what is re-processed; int_reporting_dates carries the win-back window, which
-    # no incremental model reads from it
-    exempt = {"as_of_date", "incremental_lookback_hours", "winback_min_inactive_days"}
+    # no incremental model reads from it, and checks the CLV vars (read by the CLV models only)
+    exempt = {
+        "as_of_date",
+        "incremental_lookback_hours",
+        "winback_min_inactive_days",
+        "clv_horizon_days",
+        "clv_min_repeat_customers",
+    }
+    reporting_dates = nodes["model.retention.int_reporting_dates"]["raw_code"]
+    assert "do int_var('clv_horizon_days', 1)" in reporting_dates  # a check, not a column
     assert not any("winback" in nodes[u]["raw_code"] for u in incremental)
     assert recorded == read - exempt
