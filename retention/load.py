@@ -798,11 +798,13 @@ def discover(paths: Paths, entities: Iterable[str] = ENTITIES) -> list[tuple[str
     return found
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _walk(folder: Path, unreadable: list[OSError] | None = None) -> Iterator[Path]:
     """Every path under ``folder``, through linked folders too (``Path.rglob`` does not follow
-    them before Python 3.13), each real folder once (a link back up is no endless loop)."""
+    them before Python 3.13), each real folder once (a link back up is no endless loop).
+    A folder that cannot be listed is skipped, and its error added to ``unreadable``."""
     seen: set[str] = set()
-    for root, folders, files in os.walk(folder, followlinks=True):
+    onerror = unreadable.append if unreadable is not None else None
+    for root, folders, files in os.walk(folder, followlinks=True, onerror=onerror):
         real = os.path.realpath(root)
         if real in seen:
             folders[:] = []
@@ -833,20 +835,38 @@ def _strays(paths: Paths) -> list[str]:
 
 
 def _broken_links(paths: Paths, entities: Iterable[str]) -> list[LoadError]:
-    """The symbolic links in the entities' folders that lead to no file."""
-    return [
-        LoadError(
-            _printable(str(path)),
-            "a symbolic link to nothing (or to a loop of links): there is no file to read",
-            "land the file itself, or fix or remove the link",
-        )
-        for entity in entities
-        if paths.landing_dir(entity).is_dir()
-        for path in sorted(_walk(paths.landing_dir(entity)))
-        if path.is_symlink()
-        and not path.exists()
-        and _is_landing_name(path.relative_to(paths.landing_dir(entity)))
-    ]
+    """The symbolic links in the entities' folders that lead to no file, and the folders there
+    that cannot be listed (their files would be missed without a word)."""
+    problems: list[LoadError] = []
+    for entity in entities:
+        folder = paths.landing_dir(entity)
+        if not folder.is_dir():
+            continue
+        unreadable: list[OSError] = []
+        for path in sorted(_walk(folder, unreadable)):
+            if (
+                path.is_symlink()
+                and not path.exists()
+                and _is_landing_name(path.relative_to(folder))
+            ):
+                problems.append(
+                    LoadError(
+                        _printable(str(path)),
+                        "a symbolic link to nothing (or to a loop of links): there is no file "
+                        "to read",
+                        "land the file itself, or fix or remove the link",
+                    )
+                )
+        problems += [
+            LoadError(
+                _printable(str(error.filename)),
+                f"the folder cannot be read ({error.strerror or error}): its files were not loaded",
+                "let this user read it, or move it out of landing/",
+            )
+            for error in unreadable
+            if error.filename is None or _is_landing_name(Path(error.filename).relative_to(folder))
+        ]
+    return problems
 
 
 def _printable(name: str) -> str:

@@ -583,6 +583,33 @@ def test_files_nothing_can_read_are_named(paths: Paths) -> None:
     assert _count(paths, "raw.orders") == 1
 
 
+def test_a_folder_that_cannot_be_read_is_named(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its files would be missed without a word (os.walk skips what it cannot list); the
+    others load. (Simulated: as root, permissions do not stop a read.)"""
+    landing = paths.landing_dir("orders")
+    write_csv(landing / "a.csv", ORDER_HEADER, _orders(1))
+    write_csv(landing / "2024" / "b.csv", ORDER_HEADER, _orders(1, start=2))
+    write_csv(landing / "_temporary" / "c.csv", ORDER_HEADER, _orders(1, start=3))
+    scandir = os.scandir
+
+    def denied(path=".", *args):
+        if Path(path).name in ("2024", "_temporary"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path, *args)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    (problem,) = caught.value.errors  # _temporary/ is ignored anyway
+    assert problem.path.endswith("orders/2024")
+    assert problem.problem == (
+        "the folder cannot be read (Permission denied): its files were not loaded"
+    )
+    assert _count(paths, "raw.orders") == 1
+
+
 def test_files_under_linked_folders_load_and_ignored_names_stay_ignored(
     paths: Paths, tmp_path: Path
 ) -> None:
