@@ -1009,7 +1009,8 @@ def load(
         named = [(e, p, p.relative_to(paths.landing).as_posix()) for e, p in files]
         current: str | None = None  # discover() lists each entity's files together
         said_rows = 0  # of the current entity, in its last progress line
-        skipped = _SkipRule(frozenset(known), dict(last_digest))
+        skipped = _SkipRule(frozenset(known), dict(last_digest))  # as the load started
+        live = _SkipRule(known, last_digest)  # with the files this load has taken
         with closing(_read_ahead(named, skipped)) as reads:
             for (entity, path, source_file), (digest, read) in zip(named, reads, strict=True):
                 if entity != current:
@@ -1024,7 +1025,7 @@ def load(
                     said_rows = written[entity]
                     say(f"  {entity}: {said_rows:,} rows written so far")
                     last_said = time.monotonic()
-                if _SkipRule(known, last_digest).skips(entity, source_file, digest):
+                if live.skips(entity, source_file, digest):
                     previous = known[(entity, digest)]
                     note = ""
                     if previous != source_file:

@@ -171,6 +171,24 @@ _PARSERS = {
 }
 
 
+def dbt_executable(
+    paths: Paths, args: list[str], target: str | None = None
+) -> subprocess.CompletedProcess:
+    """``dbt <args>`` run by the dbt executable, as ``run_dbt`` would set it up (output and
+    errors together in ``stdout``)."""
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        dbt.dbt_command(args),
+        cwd=dbt.dbt_cwd(paths, target),
+        env=dbt.dbt_env(paths, target),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def parsed_cases(paths: Paths, target: str) -> list[Any]:
     """``PARSING_CASES`` parsed by the project's macros on ``target`` (``dbt show``), as JSON
     gives them: timestamps and dates as ISO text."""
@@ -178,23 +196,14 @@ def parsed_cases(paths: Paths, target: str) -> list[Any]:
         f'{{{{ {_PARSERS[kind]}("{text}") }}}} as c{i}'
         for i, (kind, text, _) in enumerate(PARSING_CASES)
     )
-    result = subprocess.run(
-        dbt.dbt_command(
-            ["show", "--inline", f"select {columns}", "--output", "json", "--log-format", "json"]
-        ),
-        cwd=dbt.dbt_cwd(paths, target),
-        env=dbt.dbt_env(paths, target),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    show = ["show", "--inline", f"select {columns}", "--output", "json", "--log-format", "json"]
+    result = dbt_executable(paths, show, target)
     for line in result.stdout.splitlines():
         event = json.loads(line) if line.startswith("{") else {}
         if event.get("info", {}).get("name") == "ShowNode":
             (row,) = json.loads(event["data"]["preview"])
             return [_plain(row[f"c{i}"]) for i in range(len(PARSING_CASES))]
-    raise AssertionError(result.stdout[-3000:] + result.stderr[-2000:])
+    raise AssertionError(result.stdout[-5000:])
 
 
 def _plain(value: Any) -> Any:

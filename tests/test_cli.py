@@ -15,6 +15,7 @@ import pytest
 from retention import dbt
 from retention.config import Paths, project_dir
 from tests.conftest import write_csv
+from tests.engines import dbt_executable
 
 
 def retention(
@@ -227,37 +228,23 @@ def _result_kinds(data_dir: Path) -> set[str]:
     return {result["unique_id"].split(".", 1)[0] for result in results["results"]}
 
 
-def _dbt_executable(paths: Paths, args: list[str]) -> subprocess.CompletedProcess:
-    """``dbt <args>`` run by the dbt executable, as ``run_dbt`` would set it up."""
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        dbt.dbt_command(args),
-        cwd=dbt.dbt_cwd(paths, None),
-        env=dbt.dbt_env(paths),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-    )
-
-
 def test_dbt_by_hand_before_any_load_says_what_to_do(tmp_path: Path) -> None:
     """README's "Running dbt by hand" on a new data directory: one message naming the fix, not
     a Catalog Error per model that reads raw.*."""
-    result = _dbt_executable(Paths(tmp_path / "data"), ["build"])
+    result = dbt_executable(Paths(tmp_path / "data"), ["build"])
     assert result.returncode != 0
     assert "nothing loaded yet: raw.customers and raw.orders do not exist" in result.stdout
     assert "run `retention load`" in result.stdout
     assert "Catalog Error" not in result.stdout
     # a selection that reads neither table builds without them
     seeds = ["build", "--select", "resource_type:seed", "--exclude", "resource_type:test"]
-    assert _dbt_executable(Paths(tmp_path / "data"), seeds).returncode == 0
+    assert dbt_executable(Paths(tmp_path / "data"), seeds).returncode == 0
 
 
 def test_dbt_commands_run_as_the_dbt_executable_runs_them(tmp_path: Path) -> None:
     """run_dbt runs dbt in retention.dbt_worker, started ahead or not: same output, same code."""
     paths = Paths(tmp_path)
-    expected = _dbt_executable(paths, ["no-such-command"])
+    expected = dbt_executable(paths, ["no-such-command"])
     lines: list[str] = []
     result = dbt.run_dbt(["no-such-command"], paths, progress=lines.append, check=False)
     assert result.returncode == expected.returncode != 0
