@@ -2,7 +2,8 @@
 
 ``retention run`` starts this while it loads (see ``retention.dbt.warm_dbt``): the process
 imports dbt and the target's adapter (about 1.5 s of one core) while the load leaves a core
-idle, then waits for one line on standard input, a JSON list of dbt arguments, and runs dbt's
+idle (on DuckDB, if its command has not come by then, the CLV models' modules too), then
+waits for one line on standard input, a JSON list of dbt arguments, and runs dbt's
 own command line with them, exactly as the ``dbt`` executable would (same output, same exit
 code). An empty standard input (the pipeline stopped before the build) ends it quietly.
 
@@ -25,6 +26,7 @@ import gc
 import importlib
 import json
 import os
+import select
 import signal
 import sys
 
@@ -33,6 +35,14 @@ from retention.config import GC_THRESHOLDS
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _command_waiting() -> bool:
+    """Whether standard input can be read without waiting (a command, or its end)."""
+    try:
+        return bool(select.select([sys.stdin], [], [], 0)[0])
+    except (OSError, ValueError):  # not a pipe or a terminal
+        return True
 
 
 def main() -> None:
@@ -44,6 +54,10 @@ def main() -> None:
     target = os.environ.get("RETENTION_DBT_TARGET") or "duckdb"
     with contextlib.suppress(ImportError):  # dbt reports a missing adapter in its own words
         importlib.import_module(f"dbt.adapters.{target}")
+    if target == "duckdb" and not _command_waiting():
+        # what the CLV models import (pandas, SciPy: about a second of the first one's time), while
+        # the caller is still busy (loading, in `retention run`); not when the command is here
+        importlib.import_module("retention.clv_marts")
     line = sys.stdin.readline()
     if not line.strip():
         return

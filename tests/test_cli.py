@@ -7,7 +7,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import pytest
@@ -284,6 +286,45 @@ def test_a_warm_dbt_runs_the_first_command_as_dbt_would(tmp_path: Path) -> None:
         assert warm.take(paths, None) is None  # once
     assert result.returncode == expected.returncode
     assert warm_lines[len(warm_lines) // 2 :] == cold
+
+
+def _worker_imports(command_at_start: bool) -> list[str]:
+    """The modules retention.dbt_worker imported (``-X importtime``) before it read its
+    command, an empty line, given at once or once the process has waited for it a while."""
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "retention.dbt_worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stderr is not None
+    names: list[str] = []
+    clv_imported = threading.Event()
+
+    def read(stream: IO[str]) -> None:
+        for line in stream:  # "import time: self | cumulative | name", as each import ends
+            names.append(line.rsplit("|", 1)[-1].strip())
+            if names[-1] == "retention.clv":
+                clv_imported.set()
+
+    reader = threading.Thread(target=read, args=(process.stderr,))
+    reader.start()
+    if not command_at_start:
+        clv_imported.wait(timeout=120)
+    process.stdin.write("\n")
+    process.stdin.close()
+    assert process.wait(timeout=120) == 0
+    reader.join()
+    return names
+
+
+def test_a_waiting_dbt_imports_what_the_clv_models_need() -> None:
+    """While `retention run` loads, the dbt process it started ahead has nothing to do once
+    dbt is imported: it imports the CLV models' modules then (the first CLV model of a build
+    took a second longer for them), but not when its command is already there."""
+    assert "retention.clv" in _worker_imports(command_at_start=False)
+    assert "retention.clv" not in _worker_imports(command_at_start=True)
 
 
 def test_an_unused_warm_dbt_ends_quietly(tmp_path: Path) -> None:
