@@ -103,6 +103,18 @@ def _check_bg_nbd_data(frequency, recency, T):
     return x, t_x, t
 
 
+def _check_weights(weights: ArrayLike, n: int) -> NDArray[np.float64]:
+    """Weights of ``n`` rows: finite, >= 0, one per row, not all 0."""
+    w = _as_float(weights, "weights")
+    if len(w) != n:
+        raise ValueError(f"weights must have one value per row ({n}), got {len(w)}")
+    if np.any(w < 0):
+        raise ValueError("weights must be >= 0")
+    if not w.sum() > 0:
+        raise ValueError("weights must not all be 0")
+    return w
+
+
 def _weighted_sum(w: NDArray[np.float64], values: NDArray[np.float64]) -> float:
     """sum(w * values) on the calling thread.
 
@@ -254,7 +266,7 @@ def fit_bg_nbd(
     if weights is None:
         (x, t_x, t), w = compress(x, t_x, t)
     else:
-        w = _as_float(weights, "weights")
+        w = _check_weights(weights, len(x))
     n_customers = int(w.sum())
     if not np.any(x > 0):
         raise ClvFitError("BG/NBD needs customers with repeat purchases; there are none")
@@ -296,12 +308,19 @@ def _expected_purchases_if_alive(
 ) -> NDArray[np.float64]:
     """Expected purchases in (T, T + horizon] of a customer still alive at T: the numerator of
     Fader, Hardie & Lee (2005), equation 10. It depends on the frequency and T, not on the
-    recency, which enters only through P(alive)."""
+    recency, which enters only through P(alive).
+
+    Equation 10 has ``(1 - z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)``, z = horizon / (alpha + T +
+    horizon); for frequent buyers over long horizons the power underflows while the
+    hypergeometric function overflows (x = 300 purchase days in a year, a 10-year horizon: inf).
+    Euler's transformation gives the same product as ``(1 - z)^(a-1) 2F1(a+b-1-r, a-1;
+    a+b+x-1; z)``, whose terms stay finite.
+    """
     r, alpha, a, b = (params[k] for k in BG_NBD_PARAMETERS)
     z = horizon / (alpha + t + horizon)
-    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
-    ratio = np.exp((r + x) * (np.log(alpha + t) - np.log(alpha + t + horizon)))
-    return (a + b + x - 1) / (a - 1) * (1 - ratio * hyp)
+    log_rest = np.log(alpha + t) - np.log(alpha + t + horizon)  # ln(1 - z)
+    hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+    return (a + b + x - 1) / (a - 1) * (1 - np.exp((a - 1) * log_rest) * hyp)
 
 
 def bg_nbd_expected_purchases(
@@ -329,11 +348,10 @@ def bg_nbd_expected_purchases(
 
 
 def bg_nbd_expected_purchases_new(params: dict[str, float], horizon: ArrayLike) -> NDArray:
-    """E[X(t)] for a new customer (no history): the unconditional BG/NBD expectation."""
-    r, alpha, a, b = (params[k] for k in BG_NBD_PARAMETERS)
+    """E[X(t)] for a new customer (no history): the unconditional BG/NBD expectation, that of
+    a customer alive at age 0 with no purchases yet."""
     t = np.asarray(horizon, dtype=np.float64)
-    hyp = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
-    return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
+    return _expected_purchases_if_alive(params, t, np.zeros_like(t), np.zeros_like(t))
 
 
 # ------------------------------------------------------------------------------ Gamma-Gamma
@@ -384,7 +402,8 @@ def fit_gamma_gamma(
 
     Args:
         frequency: repeat purchase days per customer (customers with 0 are ignored).
-        monetary_value: mean value of those repeat purchases (must be > 0 where frequency > 0).
+        monetary_value: mean value of those repeat purchases (must be > 0 where frequency > 0;
+            ignored, and may be missing, where it is 0).
         weights: optional number of customers each row stands for.
         tolerance: largest accepted |gradient| of the mean log-likelihood at the optimum.
 
@@ -392,11 +411,13 @@ def fit_gamma_gamma(
         ClvFitError: when the optimiser does not converge.
     """
     x = _as_float(frequency, "frequency")
-    m = _as_float(monetary_value, "monetary_value")
-    if len(x) != len(m):
+    m = np.asarray(monetary_value, dtype=np.float64)
+    if m.ndim != 1 or len(x) != len(m):
         raise ValueError("frequency and monetary_value must have the same length")
-    w = np.ones_like(x) if weights is None else _as_float(weights, "weights")
+    w = np.ones_like(x) if weights is None else _check_weights(weights, len(x))
     keep = x > 0
+    if not np.all(np.isfinite(m[keep])):
+        raise ValueError("monetary_value has missing or infinite values where frequency > 0")
     if np.any(m[keep] <= 0):
         raise ValueError("monetary_value must be > 0 for customers with frequency > 0")
     # a fixed order makes the floating-point sums, and so the fit, identical on every run

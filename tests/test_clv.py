@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import optimize, stats
+from scipy import integrate, optimize, special, stats
 
 from retention import clv, pipeline, targets
 from retention.config import Paths
@@ -145,6 +145,47 @@ def test_expected_purchases_of_a_new_customer() -> None:
     assert unconditional == pytest.approx(_posterior_expectation(params, 90.0, 0, 0, 0), rel=5e-3)
 
 
+def _expected_if_alive_by_quadrature(params, horizon, x, t) -> float:
+    """E[purchases in (T, T+h] | alive at T, x, T] as a one-dimensional integral: given alive,
+    lambda ~ Gamma(r+x, alpha+T) and p ~ Beta(a, b+x) independently; averaging
+    (1 - exp(-lambda p h)) / p over lambda gives (1 - ((alpha+T)/(alpha+T+p h))^(r+x)) / p,
+    integrated against the Beta density (QUADPACK's algebraic weight p^(a-1) (1-p)^(b+x-1))."""
+    r, alpha, a, b = (params[k] for k in clv.BG_NBD_PARAMETERS)
+
+    def purchases(p: float) -> float:
+        if p == 0:
+            return (r + x) * horizon / (alpha + t)
+        return -math.expm1(-(r + x) * math.log1p(p * horizon / (alpha + t))) / p
+
+    integral, _ = integrate.quad(purchases, 0, 1, weight="alg", wvar=(a - 1, b + x - 1), limit=200)
+    return integral / math.exp(special.betaln(a, b + x))
+
+
+@pytest.mark.parametrize(
+    ("x", "t_x", "t", "horizon"),
+    [
+        (300, 360, 365, 3650),  # a purchase day nearly every day for a year, ten years ahead
+        (364, 365, 365, 3650),
+        (1000, 1450, 1460, 1825),
+        (40, 300, 330, 365),
+        (3, 80, 100, 365),
+        (0, 0, 200, 365),
+        (0, 0, 0, 30),
+    ],
+)
+def test_expected_purchases_of_frequent_buyers_over_long_horizons(x, t_x, t, horizon) -> None:
+    """Equation 10 as written overflows for frequent buyers over long horizons ((1-z)^(r+x)
+    underflows, 2F1 overflows: inf, then nan); the transformed form is finite and exact."""
+    params = {"r": 0.452830, "alpha": 8.990151, "a": 0.607642, "b": 4.642440}  # a fitted build
+    expected = clv.bg_nbd_expected_purchases(params, horizon, [x], [t_x], [t])[0]
+    alive = clv.bg_nbd_p_alive(params, [x], [t_x], [t])[0]
+    by_quadrature = alive * _expected_if_alive_by_quadrature(params, horizon, x, t)
+    assert expected == pytest.approx(by_quadrature, rel=1e-9)
+    prediction = clv.predict_clv(params, GG_TRUE, [x], [t_x], [t], [50.0], horizon, 0.10)
+    assert np.isfinite(prediction.predicted_clv).all()
+    assert 0 < prediction.predicted_clv[0] < expected * prediction.expected_avg_order_value[0]
+
+
 def test_gamma_gamma_expected_value_closed_form() -> None:
     params = {"p": 2.0, "q": 3.0, "gamma": 10.0}
     value = clv.gamma_gamma_expected_value(params, [2, 0], [5.0, np.nan])
@@ -195,6 +236,34 @@ def test_a_fit_that_cannot_converge_fails_loudly() -> None:
         clv.fit_bg_nbd(np.zeros(10), np.zeros(10), np.full(10, 30.0))
     with pytest.raises(ValueError, match="recency must be between 0 and T"):
         clv.fit_bg_nbd([1.0], [50.0], [40.0])
+
+
+def test_gamma_gamma_ignores_the_missing_spend_of_customers_without_repeats() -> None:
+    """The BTYD summary has no mean repeat spend (null) for customers with frequency 0: the
+    fit takes the columns as they are, as fit_bg_nbd does."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 6, 300).astype(float)
+    m = rng.gamma(4.0, 10.0, 300)
+    with_none = clv.fit_gamma_gamma(np.r_[x, 0, 0], np.r_[m, np.nan, np.nan])
+    assert with_none.params == clv.fit_gamma_gamma(x, m).params
+    with pytest.raises(ValueError, match="missing or infinite values where frequency > 0"):
+        clv.fit_gamma_gamma(np.r_[x, 2], np.r_[m, np.nan])
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([1.0, 1.0], "one value per row"),
+        ([1.0, -1.0, 2.0], "must be >= 0"),
+        ([0.0, 0.0, 0.0], "must not all be 0"),
+        ([1.0, np.nan, 1.0], "missing or infinite"),
+    ],
+)
+def test_fits_refuse_weights_that_count_no_customers(weights, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        clv.fit_bg_nbd([1.0, 0.0, 2.0], [5.0, 0.0, 8.0], [10.0, 20.0, 30.0], weights=weights)
+    with pytest.raises(ValueError, match=message):
+        clv.fit_gamma_gamma([1.0, 2.0, 3.0], [5.0, 6.0, 7.0], weights=weights)
 
 
 # ---------------------------------------------------------------------------- dbt models
