@@ -47,9 +47,24 @@ class Paths:
 
     @classmethod
     def from_env(cls) -> Paths:
+        """The data directory of ``RETENTION_DATA_DIR`` (``--data-dir``), or the project's.
+
+        Raises:
+            UserError: when its path has a backslash: DuckDB reads one in a file path as a
+                folder separator, so the warehouse and the serving files would be written
+                into another folder than the one the lock and the landing files are in.
+        """
         root = os.environ.get("RETENTION_DATA_DIR")
-        data_dir = Path(root) if root else project_dir() / "data"
-        return cls(data_dir.resolve())
+        data_dir = (Path(root) if root else project_dir() / "data").resolve()
+        if "\\" in str(data_dir):
+            from retention.errors import UserError
+
+            raise UserError(
+                f"the data directory {str(data_dir)!r} has a backslash in its path, which DuckDB "
+                "reads as a folder separator (its files would go to another folder): use a "
+                "data directory whose path has none"
+            )
+        return cls(data_dir)
 
     @property
     def landing(self) -> Path:

@@ -91,6 +91,8 @@ def check_settings(target: str | None = None) -> None:
         and not (port.strip().isdigit() and 0 < int(port) < 65536)
     ):
         raise UserError(f"PGPORT={port!r} is not a port number (1 to 65535)")
+    if resolve_target(target) == "spark" and not os.environ.get("SPARK_REMOTE"):
+        check_local_spark_paths(Paths.from_env())
     memory = os.environ.get("RETENTION_DUCKDB_MEMORY_LIMIT")
     if memory is not None:
         import duckdb
@@ -104,6 +106,27 @@ def check_settings(target: str | None = None) -> None:
                 f"RETENTION_DUCKDB_MEMORY_LIMIT={memory!r} is not a memory size DuckDB accepts "
                 f"({exc}); write it like 3GB, 2500MiB or 75%"
             ) from None
+
+
+#: what a folder of local Spark's may not have in its path: profiles.yml writes the data
+#: directory and the project into the driver's JVM options, split on whitespace and quotes, and
+#: into the Derby metastore's JDBC URL, whose attributes ';' separates
+SPARK_PATH_CHARACTERS = frozenset(" \t\n\r\"'\\;")
+
+
+def check_local_spark_paths(paths: Paths) -> None:
+    """Raise a ``UserError`` when the data directory's or the project's path has a character
+    local Spark's settings cannot hold (``SPARK_PATH_CHARACTERS``): a space made Java look for a
+    main class named after the rest of the path, and reported Java as missing."""
+    for name, folder in (("data directory", paths.data_dir), ("project", project_dir())):
+        found = sorted(set(str(folder)) & SPARK_PATH_CHARACTERS)
+        if found:
+            raise UserError(
+                f"the {name} {str(folder)!r} has {' and '.join(map(repr, found))} in its path: "
+                "local Spark's settings in profiles.yml (the driver's Java options, the metastore "
+                f"URL) cannot hold it. Use a {name} whose path has no spaces, quotes, "
+                "backslashes or ';' for the spark target"
+            )
 
 
 #: Where ``make install`` saves a parse of the project for data directories (``seed_parse``),

@@ -16,6 +16,7 @@ sorts out.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -104,9 +105,9 @@ class LoadError(UserError):
     """A landing file that cannot be loaded; nothing from it was written."""
 
     def __init__(self, path: Path | str, problem: str, hint: str = "") -> None:
-        self.path = str(path)
-        self.problem = problem
-        message = f"{path}: {problem}"
+        self.path = _printable(str(path))
+        self.problem = _printable(problem)  # it may quote the file's header
+        message = f"{self.path}: {self.problem}"
         if hint:
             message += f"\n  what to do: {hint}"
         super().__init__(message)
@@ -742,7 +743,7 @@ def _read_new(
         digest = _landing_digest(path)
         if skipped.skips(entity, source_file, digest):
             return digest, None
-        if _printable(source_file) != source_file:
+        if not _utf8(source_file):
             return digest, LoadError(
                 _printable(str(path)),
                 "the file name is not UTF-8 text, which the warehouse's lineage columns need",
@@ -869,9 +870,18 @@ def _broken_links(paths: Paths, entities: Iterable[str]) -> list[LoadError]:
     return problems
 
 
-def _printable(name: str) -> str:
-    """A file name as it can be printed: bytes that are not UTF-8 written as ``\\xe9``."""
-    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+def _utf8(name: str) -> bool:
+    """Whether a file name (as the OS gave it) is UTF-8 text."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace") == name
+
+
+def _printable(text: str) -> str:
+    """Text as it can be printed on one line: a file name's bytes that are not UTF-8 as
+    ``\\xe9``, control and other unprintable characters as ``\\x1b``, ``\\n``, ``\\u200b`` (a name
+    or a header could otherwise clear a terminal or forge a line of the log)."""
+    with contextlib.suppress(UnicodeEncodeError):
+        text = os.fsencode(text).decode("utf-8", errors="backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 #: The landing entities a build needs rows of (the others are optional inputs).

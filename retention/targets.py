@@ -46,7 +46,7 @@ import yaml
 
 from retention import clv_marts
 from retention.config import Paths, project_dir
-from retention.dbt import dbt_env
+from retention.dbt import check_local_spark_paths, dbt_env
 from retention.errors import UserError
 from retention.load import COLUMNS, connect
 
@@ -367,6 +367,7 @@ def spark_session(paths: Paths):
                 "step need a pyspark session; set SPARK_REMOTE=sc://host:15002 (Spark Connect) "
                 "to reach the cluster"
             )
+        check_local_spark_paths(paths)
         builder = builder.enableHiveSupport()
         for key, value in creds.server_side_parameters.items():
             builder = builder.config(key, value)

@@ -76,6 +76,34 @@ def test_malformed_dbt_settings_are_named_before_dbt_starts(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
 
 
+def test_paths_the_engines_would_read_otherwise_are_refused(tmp_path: Path) -> None:
+    """DuckDB reads a backslash in a file path as a folder separator: `a\\b` would write its
+    warehouse into a/b, outside the data directory and its lock. Local Spark's settings put
+    the data directory into Java's options and the metastore's URL: a space made Java look for
+    a main class named after the rest of the path."""
+    from retention import dbt
+    from retention.errors import UserError
+
+    data_dir = tmp_path / "back\\slash"
+    write_csv(data_dir / "landing" / "customers" / "c.csv", ["customer_id"], [["C1"]])
+    for command in ("load", "run"):
+        result = retention(command, data_dir=data_dir)
+        assert result.returncode == 1
+        assert "has a backslash in its path, which DuckDB reads as a folder separator" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "back").exists()
+    for name in ("sp ace", "semi;colon", "quo'te"):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RETENTION_DATA_DIR", str(tmp_path / name))
+            with pytest.raises(UserError, match=re.escape("local Spark's settings in profiles")):
+                dbt.check_settings("spark")
+            dbt.check_settings("duckdb")
+            env.setenv("SPARK_REMOTE", "sc://spark:15002")  # a cluster: nothing local
+            dbt.check_settings("spark")
+
+
 def test_a_broken_landing_file_is_named_without_a_traceback(tmp_path: Path) -> None:
     write_csv(tmp_path / "landing" / "customers" / "customers.csv", ["id", "email"], [["1", "x"]])
     result = retention("load", data_dir=tmp_path)

@@ -583,6 +583,25 @@ def test_files_nothing_can_read_are_named(paths: Paths) -> None:
     assert _count(paths, "raw.orders") == 1
 
 
+def test_names_and_headers_cannot_write_to_the_terminal(paths: Paths) -> None:
+    """A landing file's name or header is printed with its control characters escaped: an
+    escape sequence would clear the screen or colour it, a newline would forge a log line."""
+    landing = paths.landing_dir("orders")
+    write_csv(landing / "esc\x1b[2Jred.csv", ["order_id", "customer_id"], [["1", "2"]])
+    write_csv(landing / "ok\nload: 0 new file(s); FORGED.csv", ["order_id"], [["1"]])
+    (landing / "header.csv").write_text("order_id,customer_id,\x1b[42mcolumn\n1,2,3\n")
+    write_csv(landing / "good.csv", ORDER_HEADER, _orders(1))
+    said: list[str] = []
+    with pytest.raises(LoadErrors) as raised:
+        load(paths, progress=said.append)
+    printed = "\n".join([*said, str(raised.value)])
+    assert "\x1b" not in printed
+    assert "esc\\x1b[2Jred.csv" in printed and "\\x1b[42mcolumn" in printed
+    assert not any(line.startswith("load: 0 new file(s); FORGED") for line in printed.splitlines())
+    assert "ok\\nload: 0 new file(s); FORGED.csv" in printed
+    assert _count(paths, "raw.orders") == 1
+
+
 def test_a_folder_that_cannot_be_read_is_named(
     paths: Paths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
