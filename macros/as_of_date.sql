@@ -35,6 +35,15 @@
                 "var as_of_date (" ~ value ~ ") is in the future: the latest reporting date is "
                 ~ latest ~ " (today in UTC, plus future_tolerance_hours); give a date up to it") }}
         {%- endif -%}
+        {%- set accepted = as_of_built_for(models_only=true) -%}
+        {%- if accepted is not none and value < accepted -%}
+            {#- refused here, before int_reporting_dates is replaced: a build without a date
+                after this one continues from the date the last build was for -#}
+            {{ exceptions.raise_compiler_error(
+                "as_of_date (" ~ value ~ ") is before the one the incremental models were built "
+                ~ "for (" ~ accepted ~ "); give a date from " ~ accepted ~ " on, or rebuild "
+                ~ "with `retention build --full-refresh`") }}
+        {%- endif -%}
         {%- if execute -%}
             {%- set first = run_query(
                 "select cast(min(ordered_at) as date) from " ~ orders
@@ -51,21 +60,35 @@
 
 
 {#-
-    The as_of_date of the last build (int_reporting_dates as it stands before this build replaces
-    it), or none: on a first build or a full refresh, on engines that rebuild every model in
-    full, and before anything runs (parse, compile).
+    The as_of_date of the last build, or none: on a first build or a full refresh, on engines
+    that rebuild every model in full, and before anything runs (parse, compile). The latest of
+    int_reporting_dates as it stands before this build replaces it and of the dates the models
+    that refuse an earlier one (check_as_of_not_earlier) were built for; with models_only, of
+    those models alone: the earliest date they accept.
 -#}
-{% macro as_of_built_for() -%}
+{% macro as_of_built_for(models_only=false) -%}
     {%- if not execute or flags.FULL_REFRESH or incremental_where_supported() != 'incremental' -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set node = graph.get('nodes', {}).get('model.retention.int_reporting_dates') -%}
-    {%- set relation = adapter.get_relation(
-        database=node.database, schema=node.schema, identifier=node.alias) if node else none -%}
-    {%- if relation is none -%}
+    {%- set queries = [] -%}
+    {%- for node in graph.get('nodes', {}).values() if node.resource_type == 'model' -%}
+        {%- set column = 'as_of_date' if node.name == 'int_reporting_dates' and not models_only else (
+            '_as_of_date' if 'macro.retention.check_as_of_not_earlier'
+                in node.depends_on.macros else none) -%}
+        {%- set relation = adapter.get_relation(
+            database=node.database, schema=node.schema, identifier=node.alias
+        ) if column else none -%}
+        {%- if relation is not none and column in (adapter.get_columns_in_relation(relation)
+                | map(attribute='name') | map('lower') | list) -%}
+            {%- do queries.append('select max(' ~ column ~ ') as built_for from ' ~ relation) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not queries -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set built_for = run_query('select max(as_of_date) from ' ~ relation).rows[0][0] -%}
+    {%- set built_for = run_query(
+        'select max(built_for) from (' ~ queries | join(' union all ') ~ ') as built'
+    ).rows[0][0] -%}
     {{ return(none if built_for is none else built_for | string) }}
 {%- endmacro %}
 

@@ -664,6 +664,10 @@ def test_a_build_without_a_date_continues_from_a_later_one(
             ).fetchone()
 
     pipeline.build_step(paths, quiet, as_of="2025-07-02", unit_tests=False)
+    # a date before the one the incremental models hold rows for is refused, and a build
+    # without a date after it still continues from the later one
+    with pytest.raises(dbt.DbtFailure, match="give a date from 2025-06-30 on, or rebuild"):
+        pipeline.build_step(paths, quiet, as_of="2025-06-29", unit_tests=False)
     pipeline.build_step(paths, quiet, unit_tests=False)
     built_for, latest_order = as_of()
     assert (built_for, latest_order) == (date(2025, 7, 2), date(2025, 6, 30))
