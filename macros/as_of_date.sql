@@ -35,15 +35,6 @@
                 "var as_of_date (" ~ value ~ ") is in the future: the latest reporting date is "
                 ~ latest ~ " (today in UTC, plus future_tolerance_hours); give a date up to it") }}
         {%- endif -%}
-        {%- set accepted = as_of_built_for(models_only=true) -%}
-        {%- if accepted is not none and value < accepted -%}
-            {#- refused here, before int_reporting_dates is replaced: a build without a date
-                after this one continues from the date the last build was for -#}
-            {{ exceptions.raise_compiler_error(
-                "as_of_date (" ~ value ~ ") is before the one the incremental models were built "
-                ~ "for (" ~ accepted ~ "); give a date from " ~ accepted ~ " on, or rebuild "
-                ~ "with `retention build --full-refresh`") }}
-        {%- endif -%}
         {%- if execute -%}
             {%- set first = run_query(
                 "select cast(min(ordered_at) as date) from " ~ orders
@@ -53,6 +44,15 @@
                     "var as_of_date (" ~ value ~ ") is before the first valid order ("
                     ~ first ~ "): there is nothing to report as of it") }}
             {%- endif -%}
+        {%- endif -%}
+        {%- set accepted = as_of_built_for(models_only=true) -%}
+        {%- if accepted is not none and value < accepted -%}
+            {#- refused here, before int_reporting_dates is replaced: a build without a date
+                after this one continues from the date the last build was for -#}
+            {{ exceptions.raise_compiler_error(
+                "as_of_date (" ~ value ~ ") is before the one the incremental models were built "
+                ~ "for (" ~ accepted ~ "); give a date from " ~ accepted ~ " on, or rebuild "
+                ~ "with `retention build --full-refresh`") }}
         {%- endif -%}
         cast('{{ value }}' as date)
     {%- endif -%}
