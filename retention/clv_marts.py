@@ -111,6 +111,24 @@ def _as_date(value: object):
     return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
 
 
+def _largest_spend(
+    summary: pd.DataFrame, monetary: pd.Series, positive: np.ndarray, shown: int = 3
+) -> str:
+    """The customers with the largest mean repeat purchase values, against the median: what
+    to look at when the Gamma-Gamma fit does not converge (a few outliers can stop it)."""
+    values = pd.Series(
+        monetary.to_numpy()[positive], index=summary["customer_id"].to_numpy()[positive]
+    )
+    largest = ", ".join(
+        f"{customer} {value:,.2f}" for customer, value in values.nlargest(shown).items()
+    )
+    return (
+        f"The largest mean repeat purchase values: {largest} (median {values.median():,.2f}); a "
+        "few outliers can stop the Gamma-Gamma fit: check those customers' orders (or "
+        "quarantine such amounts with a lower max_order_amount)."
+    )
+
+
 def model_parameters(summary: pd.DataFrame, min_repeat_customers: int) -> pd.DataFrame:
     """Fitted BG/NBD and Gamma-Gamma parameters, one row per (model, parameter).
 
@@ -136,7 +154,10 @@ def model_parameters(summary: pd.DataFrame, min_repeat_customers: int) -> pd.Dat
     else:
         bg = clv.fit_bg_nbd(frequency, recency, t_days)
         positive = (frequency > 0) & (monetary.fillna(0).to_numpy() > 0)
-        gg = clv.fit_gamma_gamma(frequency[positive], monetary.to_numpy()[positive])
+        try:
+            gg = clv.fit_gamma_gamma(frequency[positive], monetary.to_numpy()[positive])
+        except clv.ClvFitError as exc:
+            raise clv.ClvFitError(f"{exc} {_largest_spend(summary, monetary, positive)}") from None
         for fit in (bg, gg):
             for name, value in fit.params.items():
                 rows.append(

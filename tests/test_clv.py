@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, optimize, special, stats
 
-from retention import clv, pipeline, targets
+from retention import clv, clv_marts, pipeline, targets
 from retention.config import Paths
 from retention.errors import UserError
 from tests.conftest import Warehouse, quiet
@@ -264,6 +265,35 @@ def test_fits_refuse_weights_that_count_no_customers(weights, message) -> None:
         clv.fit_bg_nbd([1.0, 0.0, 2.0], [5.0, 0.0, 8.0], [10.0, 20.0, 30.0], weights=weights)
     with pytest.raises(ValueError, match=message):
         clv.fit_gamma_gamma([1.0, 2.0, 3.0], [5.0, 6.0, 7.0], weights=weights)
+
+
+def test_a_spend_fit_stopped_by_outliers_names_them() -> None:
+    """Three customers whose repeat purchases average 90,000 among ~50 take the Gamma-Gamma
+    fit to its bound: the error names them against the median, and what to do."""
+    rng = np.random.default_rng(6)
+    n = 300
+    x, t_x, t = clv.simulate_bg_nbd(BG_TRUE, np.floor(rng.uniform(100, 700, n)), rng)
+    t_x = np.where(x > 0, np.minimum(np.ceil(t_x), t), 0.0)
+    revenue = np.where(x > 0, x * rng.gamma(4.0, 12.0, n), 0.0)
+    outliers = np.flatnonzero(x > 0)[:3]
+    revenue[outliers] = x[outliers] * 90_000.0
+    ids = np.array([f"C{i:04d}" for i in range(n)])
+    summary = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "frequency": x,
+            "recency": t_x,
+            "t_days": t,
+            "repeat_revenue": revenue,
+            "as_of_date": pd.Timestamp("2025-06-30"),
+        }
+    )
+    with pytest.raises(clv.ClvFitError, match="gamma_gamma fit did not converge") as raised:
+        clv_marts.model_parameters(summary, 30)
+    message = str(raised.value)
+    listed = ", ".join(f"{customer} 90,000.00" for customer in ids[outliers])
+    assert f"The largest mean repeat purchase values: {listed} (median " in message
+    assert "lower max_order_amount" in message
 
 
 # ---------------------------------------------------------------------------- dbt models
