@@ -105,6 +105,7 @@ class LoadError(UserError):
     """A landing file that cannot be loaded; nothing from it was written."""
 
     def __init__(self, path: Path | str, problem: str, hint: str = "") -> None:
+        # printed as the terminal and the log can take them (the name is the OS's bytes)
         self.path = _printable(str(path))
         self.problem = _printable(problem)  # it may quote the file's header
         message = f"{self.path}: {self.problem}"
@@ -745,7 +746,7 @@ def _read_new(
             return digest, None
         if not _utf8(source_file):
             return digest, LoadError(
-                _printable(str(path)),
+                path,
                 "the file name is not UTF-8 text, which the warehouse's lineage columns need",
                 "rename the file (letters, digits, - and _ are safest)",
             )
@@ -757,13 +758,13 @@ def _read_new(
     except OSError as exc:
         # one unreadable or vanished file: the others still load
         return "", LoadError(
-            _printable(str(path)),
+            path,
             f"the file cannot be read ({exc.strerror or exc})",
             "check that it still exists and that this user may read it, then load again",
         )
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         return digest, LoadError(
-            _printable(str(path)),
+            path,
             "the file changed while it was being read (it was written in place during the load)",
             "land complete files (write under a dot-name, then rename); the next load reads it",
         )
@@ -852,7 +853,7 @@ def _broken_links(paths: Paths, entities: Iterable[str]) -> list[LoadError]:
             ):
                 problems.append(
                     LoadError(
-                        _printable(str(path)),
+                        path,
                         "a symbolic link to nothing (or to a loop of links): there is no file "
                         "to read",
                         "land the file itself, or fix or remove the link",
@@ -860,7 +861,7 @@ def _broken_links(paths: Paths, entities: Iterable[str]) -> list[LoadError]:
                 )
         problems += [
             LoadError(
-                _printable(str(error.filename)),
+                str(error.filename),
                 f"the folder cannot be read ({error.strerror or error}): its files were not loaded",
                 "let this user read it, or move it out of landing/",
             )
