@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import html
 import logging
+from calendar import monthrange
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -37,6 +38,82 @@ class Report:
     as_of_date: str
 
 
+@dataclass(frozen=True)
+class Window:
+    """The months the report shows: through ``through`` (a first of month). The marts hold the
+    month of ``as_of`` too, but until its last day it is a part of a month (ten days of new
+    customers and revenue, rates over ten days): the headline figures and the charts end at the
+    last complete month, and say so. Only when no month is complete yet (a first build within
+    its first month) do they show the month to date, and say that instead."""
+
+    as_of: date
+    through: date
+    to_date: bool  # ``through`` is the month of as_of, not yet complete
+
+    @property
+    def sql_through(self) -> str:
+        return f"date '{self.through.isoformat()}'"
+
+    @property
+    def days(self) -> tuple[int, int]:
+        """Days of the month of as_of that the marts hold, and the days it has."""
+        return self.as_of.day, monthrange(self.as_of.year, self.as_of.month)[1]
+
+    def heading(self) -> str:
+        month = self.through.strftime("%B %Y")
+        held, days = self.days
+        if self.to_date:
+            return f"headline figures for {month} to date ({held} of {days} days)"
+        if self.through == self.as_of.replace(day=1):
+            return f"headline figures for {month}"
+        current = self.as_of.strftime("%B %Y")
+        return (
+            f"headline figures and charts for complete months, through {month} "
+            f"({current} to date, {held} of {days} days, is in the marts)"
+        )
+
+
+def reporting_window(con: duckdb.DuckDBPyConnection, as_of: date) -> Window:
+    """The last complete month on or before ``as_of`` that retention_monthly holds, else the
+    month of as_of to date."""
+    current = as_of.replace(day=1)
+    if (as_of + timedelta(days=1)).day == 1:
+        return Window(as_of, current, to_date=False)
+    previous = (current - timedelta(days=1)).replace(day=1)
+    (earlier,) = con.execute(
+        "select count(*) from retention_monthly where month <= ?", [previous]
+    ).fetchone()
+    if earlier:
+        return Window(as_of, previous, to_date=False)
+    return Window(as_of, current, to_date=True)
+
+
+def _no_data(fig: go.Figure, reason: str) -> go.Figure:
+    """A chart without data says why, rather than showing bare axes."""
+    fig.add_annotation(
+        text=html.escape(reason),
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 14, "color": "#5b6472"},
+    )
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def _monthly_axis(fig: go.Figure, months: pd.Series) -> None:
+    """Months as months: with one or two points plotly zooms a date axis to milliseconds."""
+    fig.update_xaxes(tickformat="%b %Y")
+    if 0 < months.nunique() <= 2:
+        first, last = pd.Timestamp(months.min()), pd.Timestamp(months.max())
+        fig.update_xaxes(
+            dtick="M1", range=[first - pd.Timedelta(days=20), last + pd.Timedelta(days=20)]
+        )
+
+
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     """Query result as pandas, decimals as floats."""
     return con.execute(sql).df()
@@ -54,12 +131,12 @@ def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
     return fig
 
 
-def _kpis(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple[str, str]]]:
+def _kpis(con: duckdb.DuckDBPyConnection, window: Window) -> list[tuple[str, str]]:
     row = _frame(
         con,
-        """
+        f"""
         select * from retention_monthly
-        where segment_type = 'all'
+        where segment_type = 'all' and month <= {window.sql_through}
         order by month desc limit 1
         """,
     )
@@ -70,8 +147,7 @@ def _kpis(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple[str, str]]]:
     def pct(value) -> str:
         return "n/a" if pd.isna(value) else f"{100 * float(value):.1f} %"
 
-    month = pd.Timestamp(r["month"]).strftime("%B %Y")
-    return month, [
+    return [
         ("Customer retention rate", pct(r["customer_retention_rate"])),
         ("Churn rate", pct(r["churn_rate"])),
         ("Repeat purchase rate", pct(r["repeat_purchase_rate"])),
@@ -82,14 +158,19 @@ def _kpis(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple[str, str]]]:
     ]
 
 
-def _cohort_heatmap(con) -> go.Figure:
+def _through(window: Window) -> str:
+    """customer_cohorts' rows whose calendar month (cohort month + period) the window shows."""
+    return f"cohort_month + to_months(period_number::integer) <= {window.sql_through}"
+
+
+def _cohort_heatmap(con, window: Window) -> go.Figure:
     data = _frame(
         con,
-        """
+        f"""
         select strftime(cohort_month, '%Y-%m') as cohort, period_number, retention_rate
         from customer_cohorts
-        where segment_type = 'all' and period_number <= 24
-          and cohort_month >= (select max(cohort_month) from customer_cohorts) - interval 24 month
+        where segment_type = 'all' and period_number <= 24 and {_through(window)}
+          and cohort_month >= {window.sql_through} - interval 24 month
         order by cohort_month, period_number
         """,
     )
@@ -109,49 +190,61 @@ def _cohort_heatmap(con) -> go.Figure:
             hovertemplate="cohort %{y}, month %{x}: %{z:.1f} %<extra></extra>",
         )
     )
-    fig.update_yaxes(autorange="reversed", title="cohort (first purchase)")
+    # categories: plotly reads "2025-12" as a date, and zooms one cohort to milliseconds
+    fig.update_yaxes(autorange="reversed", title="cohort (first purchase)", type="category")
+    fig.update_xaxes(type="category")
     fig.update_xaxes(title="months since first purchase")
     return _layout(fig, "Cohort retention: share of each cohort purchasing, by month", 520)
 
 
-def _curves(con, segment_type: str, title: str) -> go.Figure:
+def _curves(con, segment_type: str, title: str, window: Window) -> go.Figure:
     data = _frame(
         con,
         f"""
-        select segment_value, period_number,
+        select segment_value, period_number, sum(cohort_size) as customers,
                sum(active_customers) / sum(cohort_size) as retention_rate
         from customer_cohorts
         where segment_type = '{segment_type}' and period_number between 1 and 24
+          and {_through(window)}
         group by 1, 2 order by 1, 2
         """,
     )
     fig = go.Figure()
+    if data.empty:
+        _no_data(fig, "no cohort has a complete month after its first yet")
     for value, part in data.groupby("segment_value"):
         fig.add_trace(
             go.Scatter(
                 x=part["period_number"],
                 y=part["retention_rate"] * 100,
+                customdata=part["customers"],
                 name=str(value),
                 mode="lines",
+                # the tail of a curve comes from the oldest cohorts only: say how many
+                hovertemplate="month %{x}: %{y:.1f} % of %{customdata:,} customers",
             )
         )
+    fig.update_layout(showlegend=True)  # one channel alone would have no name
     fig.update_xaxes(title="months since first purchase")
     fig.update_yaxes(title="% of cohort purchasing")
     return _layout(fig, title)
 
 
-def _phases(con) -> go.Figure:
+def _phases(con, window: Window) -> go.Figure:
     data = _frame(
         con,
-        """
+        f"""
         select segment_value, retention_phase,
                sum(active_customers) / sum(cohort_size) as retention_rate
         from customer_cohorts
         where segment_type = 'acquisition_channel' and retention_phase != 'acquisition'
+          and {_through(window)}
         group by 1, 2
         """,
     )
     fig = go.Figure()
+    if data.empty:
+        _no_data(fig, "no cohort has a complete month after its first yet")
     for phase in ("early", "mid", "late"):
         part = data[data["retention_phase"] == phase].sort_values("segment_value")
         fig.add_trace(go.Bar(x=part["segment_value"], y=part["retention_rate"] * 100, name=phase))
@@ -185,15 +278,18 @@ def phase_title(con) -> str:
     return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
 
-def _trend(con) -> go.Figure:
+def _trend(con, window: Window) -> go.Figure:
     data = _frame(
         con,
-        """
+        f"""
         select month, customer_retention_rate, churn_rate from retention_monthly
-        where segment_type = 'all' and customers_start > 0 order by month
+        where segment_type = 'all' and customers_start > 0 and month <= {window.sql_through}
+        order by month
         """,
     )
     fig = go.Figure()
+    if data.empty:
+        _no_data(fig, "needs a month that starts with customers: one more month of orders")
     fig.add_trace(
         go.Scatter(
             x=data["month"],
@@ -208,6 +304,7 @@ def _trend(con) -> go.Figure:
         )
     )
     fig.update_yaxes(title="%")
+    _monthly_axis(fig, data["month"])
     return _layout(fig, "Monthly customer retention rate and churn rate")
 
 
@@ -227,6 +324,8 @@ def _clv_distribution(con) -> go.Figure:
     cap = float(data["predicted_clv"].quantile(0.99)) if len(data) else 0.0
     (horizon,) = con.execute("select max(horizon_days) from customer_lifetime_value").fetchone()
     fig = go.Figure(go.Histogram(x=data["predicted_clv"].clip(upper=cap), nbinsx=50))
+    if data.empty:
+        _no_data(fig, "no predictions: clv_model_parameters' status says why")
     fig.update_xaxes(
         title=f"predicted CLV, {horizon_text(horizon)} (capped at the 99th percentile)"
     )
@@ -234,33 +333,59 @@ def _clv_distribution(con) -> go.Figure:
     return _layout(fig, "Predicted customer lifetime value (BG/NBD + Gamma-Gamma)")
 
 
-def _clv_cac(con) -> go.Figure:
+def _clv_cac(con, window: Window) -> go.Figure:
     data = _frame(
         con,
-        """
+        f"""
         select acquisition_channel,
                max(historical_clv) as historical_clv,
                sum(acquisition_spend) / nullif(sum(new_customers), 0) as cac
         from channel_economics
-        where month > (select max(month) from channel_economics) - interval 12 month
+        where month > {window.sql_through} - interval 12 month
+          and month <= {window.sql_through}
         group by 1 order by 1
         """,
     )
-    data["ratio"] = data["historical_clv"] / data["cac"].where(data["cac"] > 0)
-    fig = go.Figure(go.Bar(x=data["acquisition_channel"], y=data["ratio"]))
-    fig.add_hline(y=3, line_dash="dot", annotation_text="3 : 1")
+    data["cac"] = data["cac"].where(data["cac"] > 0)
+    data["ratio"] = data["historical_clv"] / data["cac"]
+    shown = data[data["ratio"].notna()]
+    fig = go.Figure(go.Bar(x=shown["acquisition_channel"], y=shown["ratio"]))
+    if shown.empty:
+        if data["cac"].notna().any():
+            reason = "no historical CLV yet: no churn in the last 12 complete months (clv_summary)"
+        else:
+            reason = "no acquisition spend landed for these months (marketing_spend files)"
+        _no_data(fig, reason)
+    else:
+        fig.add_hline(y=3, line_dash="dot", annotation_text="3 : 1")
+        unpaid = data.loc[data["cac"].isna(), "acquisition_channel"].astype(str).tolist()
+        if unpaid:  # direct, organic: no spend, so no ratio
+            fig.add_annotation(
+                text=html.escape("no acquisition spend: " + ", ".join(unpaid)),
+                xref="paper",
+                yref="paper",
+                x=1,
+                y=1.08,
+                xanchor="right",
+                showarrow=False,
+                font={"size": 12, "color": "#5b6472"},
+            )
     fig.update_yaxes(title="historical CLV / CAC (last 12 months)")
     return _layout(fig, "CLV : CAC by acquisition channel")
 
 
-def _nps(con) -> go.Figure:
+def _nps(con, window: Window) -> go.Figure:
     data = _frame(
         con,
         "select month, nps, responses from nps_monthly "
-        "where segment_type = 'all' and responses > 0 order by month",
+        f"where segment_type = 'all' and responses > 0 and month <= {window.sql_through} "
+        "order by month",
     )
     fig = go.Figure(go.Scatter(x=data["month"], y=data["nps"], mode="lines+markers", name="NPS"))
     fig.update_yaxes(title="NPS", range=[-100, 100])
+    if data.empty:
+        _no_data(fig, "no NPS responses landed for these months (nps_responses files)")
+    _monthly_axis(fig, data["month"])
     return _layout(fig, "Net Promoter Score by month")
 
 
@@ -274,6 +399,11 @@ def _winback_table(con, limit: int = 20) -> str:
         from winback_candidates order by winback_rank limit {int(limit)}
         """,
     )
+    if data.empty:
+        return (
+            "<p class='empty'>No customer qualifies yet: a candidate has purchased and been "
+            "inactive for at least <code>winback_min_inactive_days</code>.</p>"
+        )
     header = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in data.columns)
     rows = "".join(
         "<tr>"
@@ -304,6 +434,7 @@ table.winback { border-collapse: collapse; width: 100%; background: white; font-
 table.winback th, table.winback td { padding: 6px 8px; border-bottom: 1px solid #e4e7eb;
                                       text-align: left; }
 table.winback th { background: #eef1f4; }
+p.empty { color: #5b6472; }
 footer { color: #5b6472; font-size: 12px; padding: 0 32px 24px; }
 """
 
@@ -327,17 +458,20 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
     con = duckdb.connect(str(database), read_only=True)
     try:
         manifest_as_of = con.execute("select max(as_of_date) from customers").fetchone()[0]
+        if manifest_as_of is None:
+            raise UserError("customers is empty in serving; nothing to report")
         currency = _published_currency(paths)
-        month, kpis = _kpis(con)
+        window = reporting_window(con, manifest_as_of)
+        kpis = _kpis(con, window)
         figures = [
-            _cohort_heatmap(con),
-            _curves(con, "acquisition_channel", "Retention curves by acquisition channel"),
-            _curves(con, "region", "Retention curves by region"),
-            _phases(con),
-            _trend(con),
+            _cohort_heatmap(con, window),
+            _curves(con, "acquisition_channel", "Retention curves by acquisition channel", window),
+            _curves(con, "region", "Retention curves by region", window),
+            _phases(con, window),
+            _trend(con, window),
             _clv_distribution(con),
-            _clv_cac(con),
-            _nps(con),
+            _clv_cac(con, window),
+            _nps(con, window),
         ]
         winback = _winback_table(con)
     except duckdb.IOException as exc:
@@ -379,7 +513,7 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
 <body>
 <header>
   <h1>Customer retention</h1>
-  <div>As of {manifest_as_of} &middot; headline figures for {html.escape(month)}{currency}</div>
+  <div>As of {manifest_as_of} &middot; {html.escape(window.heading())}{currency}</div>
 </header>
 <main>
   <div class="kpis">{kpi_html}</div>

@@ -110,9 +110,10 @@ class ValidationFailed(UserError):
             parts.append(f"{len(report.failures)} expectation(s) failed")
         if report.errors:
             parts.append(f"{len(report.errors)} expectation(s) could not be evaluated (GX error)")
-        super().__init__(
-            "validation did not pass: " + " and ".join(parts) + f"; see {report.data_docs}"
-        )
+        where = f"see {report.data_docs}"
+        if report.errors:  # Data Docs show expectations' results only, not what stopped them
+            where = f"errors in {Path(report.data_docs).parent.parent / 'latest.json'}; {where}"
+        super().__init__("validation did not pass: " + " and ".join(parts) + f"; {where}")
 
 
 def _load_suites_module() -> ModuleType:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from retention.report import build_report, phase_title
@@ -183,3 +184,105 @@ def test_the_clv_chart_says_the_horizon_of_the_build(days, text) -> None:
     from retention.report import horizon_text
 
     assert horizon_text(days).startswith(text)
+
+
+def _monthly(con, rows) -> None:
+    con.execute(
+        "create table retention_monthly (month date, segment_type varchar, customers_start int, "
+        "customer_retention_rate double, churn_rate double, repeat_purchase_rate double, "
+        "active_customers int, new_customers int, reactivated_customers int, revenue double)"
+    )
+    for month, retention, new, revenue in rows:
+        con.execute(
+            "insert into retention_monthly values (?, 'all', 100, ?, ?, 0.25, 50, ?, 3, ?)",
+            [month, retention, 1 - retention, new, revenue],
+        )
+
+
+@pytest.mark.parametrize(
+    ("as_of", "through", "heading"),
+    [
+        (
+            "2025-12-10",
+            "2025-11-01",
+            "headline figures and charts for complete months, through November 2025 "
+            "(December 2025 to date, 10 of 31 days, is in the marts)",
+        ),
+        ("2025-12-31", "2025-12-01", "headline figures for December 2025"),
+        ("2024-02-29", "2024-02-01", "headline figures for February 2024"),  # leap day ends it
+        ("2024-02-28", "2024-01-01", None),
+    ],
+)
+def test_the_headline_figures_are_of_the_last_complete_month(as_of, through, heading) -> None:
+    """The marts hold the month of as_of to date: ten days of new customers and revenue are not
+    a month's, so the headline figures are the last complete month's, and the heading says so."""
+    from datetime import date
+
+    from retention.report import _kpis, reporting_window
+
+    con = duckdb.connect()
+    months = ["2024-01-01", "2024-02-01", "2025-11-01", "2025-12-01"]
+    _monthly(con, [(m, 0.5 + i / 10, 10 * (i + 1), 1000.0 * (i + 1)) for i, m in enumerate(months)])
+    window = reporting_window(con, date.fromisoformat(as_of))
+    assert window.through == date.fromisoformat(through) and not window.to_date
+    if heading:
+        assert window.heading() == heading
+    kpis = dict(_kpis(con, window))
+    i = months.index(through)
+    assert kpis["New customers"] == f"{10 * (i + 1)}"
+    assert kpis["Customer retention rate"] == f"{100 * (0.5 + i / 10):.1f} %"
+    assert kpis["Revenue"] == f"{1000 * (i + 1):,}"
+
+
+def test_a_first_month_not_yet_complete_is_shown_to_date() -> None:
+    from datetime import date
+
+    from retention.report import _kpis, _trend, reporting_window
+
+    con = duckdb.connect()
+    _monthly(con, [("2025-12-01", 0.0, 28, 14652.0)])
+    window = reporting_window(con, date(2025, 12, 10))
+    assert window.to_date and window.through == date(2025, 12, 1)
+    assert window.heading() == "headline figures for December 2025 to date (10 of 31 days)"
+    assert dict(_kpis(con, window))["New customers"] == "28"
+    # one month: the axis spans days around it with monthly ticks, not milliseconds
+    axis = _trend(con, window).layout.xaxis
+    assert axis.dtick == "M1" and axis.tickformat == "%b %Y"
+    assert (pd.Timestamp(axis.range[1]) - pd.Timestamp(axis.range[0])).days == 40
+
+
+def test_cohort_charts_end_at_the_last_complete_month() -> None:
+    """A cohort's period that falls in the month of as_of holds ten days of purchases: the
+    heatmap, curves and phases leave those cells out rather than show a drop."""
+    from datetime import date
+
+    from retention.report import _cohort_heatmap, _curves, reporting_window
+
+    con = duckdb.connect()
+    _monthly(con, [("2025-10-01", 0.0, 10, 1.0), ("2025-11-01", 0.5, 10, 1.0)])
+    con.execute(
+        "create table customer_cohorts (cohort_month date, period_number int, segment_type "
+        "varchar, segment_value varchar, cohort_size int, active_customers int, "
+        "retention_rate double, retention_phase varchar)"
+    )
+    cells = [
+        ("2025-10-01", 0, 10, 10),
+        ("2025-10-01", 1, 10, 6),  # November
+        ("2025-10-01", 2, 10, 1),  # December, to date
+        ("2025-11-01", 0, 20, 20),
+        ("2025-11-01", 1, 20, 2),  # December, to date
+    ]
+    for cohort, period, size, active in cells:
+        for segment_type, value in (("all", "all"), ("acquisition_channel", "email")):
+            con.execute(
+                "insert into customer_cohorts values (?, ?, ?, ?, ?, ?, ?, 'early')",
+                [cohort, period, segment_type, value, size, active, active / size],
+            )
+    window = reporting_window(con, date(2025, 12, 10))
+    heatmap = _cohort_heatmap(con, window).data[0]
+    assert list(heatmap.y) == ["2025-10", "2025-11"] and list(heatmap.x) == ["0", "1"]
+    assert heatmap.z[0].tolist() == [100.0, 60.0]
+    assert heatmap.z[1][0] == 100.0 and pd.isna(heatmap.z[1][1])
+    curve = _curves(con, "acquisition_channel", "curves", window).data[0]
+    assert list(curve.x) == [1] and list(curve.y) == [60.0]  # 6 of 10, not (6 + 2) of 30
+    assert list(curve.customdata) == [10]

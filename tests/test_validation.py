@@ -644,6 +644,9 @@ def test_an_engine_error_is_an_error_not_a_pass(copy: Warehouse, monkeypatch) ->
     assert statuses["expect_column_values_to_be_between"] == validation.ERROR
     assert statuses["expect_column_values_to_be_unique"] == validation.PASSED
     assert not report.success and report.errors and not report.failures
+    # Data Docs show the results of expectations, not what stopped one: the message says where
+    message = str(validation.ValidationFailed(report))
+    assert f"errors in {copy.paths.validation / 'latest.json'}; see " in message
     with pytest.raises(publish.PublishRefused):
         publish.publish(copy.paths, progress=quiet)
 
