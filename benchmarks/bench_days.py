@@ -3,7 +3,8 @@
     python -m benchmarks.bench_days --customers 1000000 --days 14 [--out FILE]
 
 N customers are generated with the days from END - DAYS + 1 on as daily landing files (the
-generator also writes later versions of old orders after END, as files of their own days), and
+generator also writes the cancellations of orders placed on END that came after it, as files of
+their own days: a file's day is its rows' version time), and
 every daily file is held back. The first `retention run` builds the history; then each day's
 files land and `retention run` processes them incrementally, one day at a time, in order.
 
@@ -77,7 +78,7 @@ def compacted_mb(warehouse: Path, scratch: Path) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=14, help="daily runs before END's (>= 1)")
+    parser.add_argument("--days", type=int, default=14, help="daily files held back, END's included (>= 1)")
     parser.add_argument("--data-dir", type=Path, help="default: a temporary folder")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/days.json"))
     args = parser.parse_args(argv)

@@ -13,7 +13,11 @@ The data tells the story the retention models are built for:
   they genuinely differ in retention;
 * orders are in the customer's local currency; ~5 % are cancelled and ~3 % are refunded later,
   the refund arriving as a newer version of the same order in a later file;
-* with ``dirty_rate`` > 0, extra rows exercise every staging reject reason plus exact duplicates.
+* with ``dirty_rate`` > 0, extra rows carry the common defects (``DIRTY_KINDS``: a missing id,
+  an unparseable or future timestamp, a negative or unparseable amount, an unknown currency,
+  status or customer, a score out of range) plus exact duplicates; rarer reject reasons
+  (conflicting rows in a file, amounts out of range, dates before ``min_event_date``) are
+  covered by the tests' hand-made files, not here.
 
 Everything is vectorised with NumPy/PyArrow (no Python loop over customers or orders) and fully
 determined by the seed.
@@ -130,6 +134,8 @@ class GenerateSummary:
 
     rows: dict[str, int] = field(default_factory=dict)
     dirty_rows: dict[str, int] = field(default_factory=dict)
+    #: the dirty rows by kind (the quarantine reason they should get, or ``exact_duplicate``)
+    dirty_kinds: dict[str, dict[str, int]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
 
 
@@ -165,7 +171,7 @@ def _segment_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def _signup_times(rng: np.random.Generator, n: int, start_us: int, end_us: int) -> np.ndarray:
     """Signup timestamps (microseconds) with growth, yearly season and a holiday peak."""
-    n_days = max(1, (end_us - start_us) // US_PER_DAY)
+    n_days = (end_us - start_us) // US_PER_DAY + 1  # end_us is in the last day: it counts
     t = np.arange(n_days)
     day_of_year = ((start_us // US_PER_DAY + t) - 4) % 365.25  # ~ days since Jan 1
     growth = np.exp(1.2 * t / max(n_days, 365))  # ~+50 % a year
@@ -681,6 +687,12 @@ def generate(
         f"NPS responses in {time.perf_counter() - started:.1f}s; writing files"
     )
     summary = GenerateSummary()
+    # every entity is written into a folder of its own first and the folders swapped in at the
+    # end: an interrupted --replace leaves the landing files as they were, not new customers
+    # beside the old orders (dot-names: the loader never reads them)
+    scratch = out_dir / ".generating"
+    if scratch.exists():  # from an interrupted run
+        shutil.rmtree(scratch)
     builders = {
         "customers": lambda: _customer_table(g, g.cust),
         "orders": lambda: _order_table(g, g.orders_data),
@@ -693,12 +705,20 @@ def generate(
         if dirty.num_rows:
             table = pa.concat_tables([table, dirty])
             when_us = np.concatenate([when_us, dirty_when])
-        folder = out_dir / entity
-        if folder.exists():
-            shutil.rmtree(folder)
-        files = _write(entity, table, when_us, out_dir, fmt, daily_from)
+        files = _write(entity, table, when_us, scratch, fmt, daily_from)
         summary.rows[entity] = table.num_rows
         summary.dirty_rows[entity] = sum(counts.values())
-        summary.files.extend(files)
+        summary.dirty_kinds[entity] = dict(counts)
+        summary.files.extend(out_dir / f.relative_to(scratch) for f in files)
         say(f"  {entity}: {table.num_rows:,} rows in {len(files)} files")
+    replaced = out_dir / ".replaced"
+    if replaced.exists():
+        shutil.rmtree(replaced)
+    replaced.mkdir()
+    for entity in ENTITIES:
+        if (out_dir / entity).exists():
+            os.replace(out_dir / entity, replaced / entity)
+        os.replace(scratch / entity, out_dir / entity)
+    shutil.rmtree(replaced)
+    scratch.rmdir()
     return summary

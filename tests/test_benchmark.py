@@ -146,12 +146,25 @@ def test_a_step_reports_its_own_peak_memory_not_the_benchmarks(tmp_path: Path) -
         )
 
 
+def test_a_steps_memory_counts_its_processes_together(tmp_path: Path) -> None:
+    """`retention run`'s CLI and its dbt process hold memory at the same time: the peak of the
+    largest process alone (wait4) understates what the step needs; the tree's is sampled."""
+    hold = "x = bytearray({mib} * 1024**2); x[::4096] = b'\\x01' * len(x[::4096]); {then}"
+    child = hold.format(mib=300, then="import time; time.sleep(1.5)")
+    parent = hold.format(
+        mib=300, then=f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
+    )
+    result = bench.measure([sys.executable, "-c", parent], tmp_path)
+    assert 300 <= result["peak_rss_mib"] < 450
+    assert result["peak_tree_pss_mib"] >= 600
+
+
 def test_the_days_benchmark_runs_each_held_day_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """bench_days builds the history, then lands and runs one held-back day at a time: each
-    daily run is validated as of its own day (the generator's files after END only bring later
-    versions of older orders), and the warehouse's size and blocks are reported for every run."""
+    daily run is validated as of its own day (the generator's files after END only bring
+    cancellations of END's orders), and the warehouse's size and blocks are reported for every run."""
     monkeypatch.setattr(bench_days, "speed_probes", lambda: {"aggregate_1_threads": 0.0})
     out = tmp_path / "days.json"
     bench_days.main(
@@ -174,7 +187,7 @@ def test_the_days_benchmark_runs_each_held_day_in_order(
         assert r["used_blocks"] + r["free_blocks"] == r["total_blocks"]
         assert r["build seconds"] > 0
     assert 0 < report["summary"]["compacted_mb"] <= runs[-1]["file_mb"]
-    # the days' increments, later versions of old orders included, give what a full refresh does
+    # the days' increments, cancellations dated after END included, give what a full refresh does
     assert report["summary"]["incremental_vs_full_refresh_differences"] == []
     assert report["summary"]["incremental_vs_full_refresh_relations"] >= 30
     assert report["summary"]["full_refresh_build_seconds"] > 0

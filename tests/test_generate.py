@@ -189,6 +189,8 @@ def test_dirty_rows_cover_every_kind(tmp_path: Path) -> None:
     )
     for entity, kinds in DIRTY_KINDS.items():
         assert summary.dirty_rows[entity] >= len(kinds), entity
+        assert set(summary.dirty_kinds[entity]) == set(kinds), entity
+        assert sum(summary.dirty_kinds[entity].values()) == summary.dirty_rows[entity]
     con = duckdb.connect()
     orders = con.execute(
         f"select * from read_csv('{tmp_path}/orders/*.csv', all_varchar=true, header=true)"
@@ -281,3 +283,49 @@ def test_a_window_too_short_for_some_rows_writes_what_it_has(tmp_path: Path) -> 
     assert "  orders: 0 rows in 0 files" in lines
     assert sorted(p.parent.name for p in summary.files) == ["customers", "marketing_spend"]
     assert not list((tmp_path / "orders").iterdir())
+
+
+def test_customers_sign_up_on_the_last_day_too(tmp_path: Path) -> None:
+    """``end`` is inclusive: with two days, both have signups (the last day had none, so the
+    day a benchmark holds back never brought a new customer)."""
+    generate(
+        tmp_path, customers=2_000, seed=5, start=date(2024, 1, 1), end=date(2024, 1, 2),
+        progress=quiet,
+    )  # fmt: skip
+    days = dict(
+        duckdb.sql(
+            f"select signup_at::timestamptz::date as day, count(*) from read_csv("
+            f"'{tmp_path}/customers/*.csv', all_varchar = true) group by 1"
+        ).fetchall()
+    )
+    assert set(days) == {date(2024, 1, 1), date(2024, 1, 2)}
+    assert 700 < days[date(2024, 1, 2)] < 1300
+
+
+def test_an_interrupted_replace_leaves_the_files_that_were_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each entity's files are written aside and swapped in at the end: a run stopped while
+    writing (a signal, a full disk) does not leave new customers beside the old orders."""
+    from retention import generate as module
+
+    args = {"customers": 300, "start": date(2024, 1, 1), "end": date(2024, 6, 30)}
+    generate(tmp_path, seed=1, progress=quiet, **args)
+    before = _digest(tmp_path)
+    write = module._write
+
+    def stopped(entity, *rest, **kwargs):
+        if entity == "marketing_spend":  # customers and orders already written
+            raise KeyboardInterrupt
+        return write(entity, *rest, **kwargs)
+
+    monkeypatch.setattr(module, "_write", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path, seed=2, progress=quiet, **args)
+    landed = {k: v for k, v in _digest(tmp_path).items() if not k.startswith(".")}
+    assert landed == before
+    monkeypatch.setattr(module, "_write", write)
+    summary = generate(tmp_path, seed=2, progress=quiet, **args)
+    after = _digest(tmp_path)
+    assert after.keys() == {f.relative_to(tmp_path).as_posix() for f in summary.files}
+    assert after != before and not any(k.startswith(".") for k in after)
