@@ -78,7 +78,9 @@ def compacted_mb(warehouse: Path, scratch: Path) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=14, help="daily files held back, END's included (>= 1)")
+    parser.add_argument(
+        "--days", type=int, default=14, help="daily files held back, END's included (>= 1)"
+    )
     parser.add_argument("--data-dir", type=Path, help="default: a temporary folder")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/days.json"))
     args = parser.parse_args(argv)

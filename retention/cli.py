@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gc
 import logging
@@ -12,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
@@ -43,12 +44,38 @@ class Stopped(KeyboardInterrupt):
 _signalled: list[int] = []
 
 
+#: while set, a stop signal is remembered, not raised (``_deferred_stops``)
+_deferring = threading.Event()
+
+
 def _stop(signum: int, frame: object) -> None:
     _signalled.append(signum)
+    if signum == signal.SIGTERM:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the stop short
+    if _deferring.is_set():
+        return
+    _raise_stop(signum)
+
+
+def _raise_stop(signum: int) -> None:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the stop short
     raise Stopped
+
+
+@contextlib.contextmanager
+def _deferred_stops() -> Iterator[None]:
+    """A stop signal that comes meanwhile takes effect at the end. For imports of native
+    modules: DuckDB's (nanobind) aborts the interpreter ("Critical nanobind error", exit 134)
+    when an exception is raised while it registers its types, and a scheduler's SIGTERM in a
+    command's first second landed there."""
+    _deferring.set()
+    try:
+        yield
+    finally:
+        _deferring.clear()
+    if _signalled:
+        _raise_stop(_signalled[0])
 
 
 def _say(message: str) -> None:
@@ -243,10 +270,9 @@ def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
     if broken_pipe:
         # its reader has gone (`retention run | head`): what is still printed goes nowhere
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    # whatever ended it, its dbt build must not go on writing the warehouse after it; Ctrl-C
-    # has reached dbt already
+    # whatever ended it, its dbt build must not go on writing the warehouse after it
     try:
-        builds = dbt.stop_started(_say, interrupted=stopping and not terminated)
+        builds = dbt.stop_started(_say)
     except KeyboardInterrupt:  # Ctrl-C again while dbt stops: it was killed instead
         builds, stopping, terminated, broken_pipe = 1, True, False, False
     also = " with the dbt build it had started" if builds else ""
@@ -257,10 +283,13 @@ def _ended_by(exc: BaseException, args: argparse.Namespace) -> int:
             what, status = "stopped (SIGTERM)", signal.SIGTERM
         else:
             what, status = "interrupted", signal.SIGINT
+        serving = ""
+        with contextlib.suppress(UserError, OSError):  # (a data directory that is refused)
+            if Paths.from_env().serving.exists():
+                serving = "; serving/ holds the last release that was published in full"
         try:
             print(
-                f"{what}{also}; serving/ holds the last release that was published in full.\n"
-                f"  what to do: run `retention {args.command}` again",
+                f"{what}{also}{serving}.\n  what to do: run `retention {args.command}` again",
                 file=sys.stderr,
                 flush=True,
             )
@@ -285,7 +314,7 @@ def _machine_problem(exc: BaseException, command: str) -> str | None:
     where = os.environ.get("RETENTION_DATA_DIR")
     again = f"then run `retention {command}` again"
     if is_damaged_database(exc):
-        return f"{exc}\n  {damaged_database_advice(where)}"
+        return f"{exc}\n  {damaged_database_advice(where, str(exc))}"
     if isinstance(exc, MemoryError):
         fewer = " (or generate fewer --customers)" if command in ("generate", "demo") else ""
         detail = f" ({exc})" if str(exc) else ""
@@ -322,7 +351,8 @@ def _dispatch(
     args: argparse.Namespace, paths: Paths, started: float, warm: dbt.WarmDbt | None = None
 ) -> int:
     """Run one command (the data directory is locked by the caller; ``warm``: _early_dbt)."""
-    from retention import pipeline
+    with _deferred_stops():
+        from retention import pipeline
 
     if args.command == "generate":
         summary = pipeline.generate_step(

@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from retention.config import Paths, project_dir
-from retention.errors import UserError, damaged_database_advice, mentions_damaged_database
+from retention.errors import (
+    UserError,
+    damaged_database_advice,
+    mentions_damaged_database,
+    mentions_environment_problem,
+)
 from retention.locking import inherited_descriptors
 
 TARGETS = ("duckdb", "postgres", "spark")
@@ -45,8 +50,14 @@ class DbtFailure(UserError):
         self.returncode = returncode
         lines = [f"dbt {command} failed ({len(failures)} problem(s)):"]
         lines += [f"- {f}" for f in failures] or ["- see the dbt output above"]
-        if any(mentions_damaged_database(f) for f in failures):
-            lines.append(f"  {damaged_database_advice(os.environ.get('RETENTION_DATA_DIR'))}")
+        where = os.environ.get("RETENTION_DATA_DIR")
+        if damaged := [f for f in failures if mentions_damaged_database(f)]:
+            lines.append(f"  {damaged_database_advice(where, damaged[0])}")
+        elif any(mentions_environment_problem(f) for f in failures):
+            lines.append(
+                "  what to do: check the free disk space and the permissions under "
+                f"{where or 'the data directory'}, then run the command again"
+            )
         super().__init__("\n".join(lines))
 
 
@@ -217,6 +228,9 @@ def _error_lines(tail: list[str]) -> list[str]:
     """The lines dbt prints after "Encountered an error" (compile and parse errors), without
     the macro call stack ("> in macro ...", "> called by ..."), which the output above shows."""
     text = [re.sub(r"^\d\d:\d\d:\d\d\s+", "", line).strip() for line in tail]
+    stacks = [i for i, line in enumerate(text) if line.startswith("Traceback (most recent")]
+    if stacks:  # dbt itself failed (writing its files to a full disk, say): its exception
+        return [line for line in text[stacks[-1] :] if line][-1:]
     starts = [i for i, line in enumerate(text) if "Encountered an error" in line]
     lines = text[starts[-1] + 1 :] if starts else text[-5:]
     lines = [line for line in lines if line and not line.startswith("> ")]
@@ -317,17 +331,16 @@ def _started_process(command: list[str], **kwargs: Any) -> subprocess.Popen:
     return process
 
 
-def stop_started(
-    say: Callable[[str], None], interrupted: bool = False, grace: float = STOP_GRACE_SECONDS
-) -> int:
+def stop_started(say: Callable[[str], None], grace: float = STOP_GRACE_SECONDS) -> int:
     """Stop the dbt processes this one started that still run, and wait until they have ended;
     return how many there were.
 
     For a command that is stopping (SIGTERM, Ctrl-C): without this, its dbt build would go on
     writing the warehouse after the command has gone. Each gets SIGINT, as Ctrl-C gives it in a
-    terminal (dbt then cancels its queries, writes its run results and exits); when
-    ``interrupted`` (Ctrl-C reached the whole process group, dbt included) it is not sent
-    again. What dbt prints meanwhile goes to ``say``. A process still running after ``grace``
+    terminal (dbt then cancels its queries, writes its run results and exits), also after a
+    Ctrl-C in a terminal, which reached dbt too: a SIGINT sent to this process alone (`kill
+    -INT`, a supervisor's stop signal) did not, and ``retention.dbt_worker`` ignores the second
+    one. What dbt prints meanwhile goes to ``say``. A process still running after ``grace``
     seconds is killed, and so is every one at once on a KeyboardInterrupt meanwhile (Ctrl-C
     again: no more waiting; it is raised again): the warehouse takes that too (DuckDB's
     write-ahead log), only slower to open next time.
@@ -336,9 +349,8 @@ def stop_started(
     _started.clear()
     try:
         for process in running:
-            if not interrupted:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + grace
         for process in running:
             if process.stdin is not None and process.stdin.closed:

@@ -16,7 +16,7 @@ runs, the collector runs less often (``config.GC_THRESHOLDS``).
 
 SIGINT and SIGTERM stop dbt as Ctrl-C does in a terminal (it cancels its queries, writes its run
 results and exits), whatever the process that started this one ignored (a shell's background
-job ignores SIGINT, and its children inherit that).
+job ignores SIGINT, and its children inherit that); the first one does, the next are ignored.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ from retention.config import GC_THRESHOLDS
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """The first SIGINT or SIGTERM stops dbt; later ones are ignored. The command that started
+    this one passes a stop on (``dbt.stop_started``), and Ctrl-C in a terminal reaches this
+    process as well: a second KeyboardInterrupt would cut short dbt's cancelling of its
+    queries. What must end at once is killed (SIGKILL)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -46,7 +52,7 @@ def _command_waiting() -> bool:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     gc.set_threshold(*GC_THRESHOLDS)  # before dbt's imports, which make objects too
     from dbt.cli.main import cli

@@ -19,6 +19,11 @@ _OS_PROBLEMS = (
 )
 
 
+def mentions_environment_problem(text: str) -> bool:
+    """Whether an error's text names a full disk, a quota or missing permissions."""
+    return any(words in text for words in _OS_PROBLEMS)
+
+
 def is_environment_error(exc: BaseException) -> bool:
     """An operating-system error (``OSError``: no space left, permission denied) or DuckDB's own
     for one (``duckdb.IOException``, or any DuckDB error that carries the system's words for
@@ -40,8 +45,13 @@ _DAMAGED = (
 )
 
 
+#: DuckDB's errors for a write-ahead log that does not belong to the database file beside it:
+#: a command stopped with its log not yet checkpointed, and the file then restored from a backup
+_FOREIGN_WAL = ("Failure while replaying WAL", "WAL does not match database file")
+
+
 def mentions_damaged_database(text: str) -> bool:
-    return any(words in text for words in _DAMAGED)
+    return any(words in text for words in (*_DAMAGED, *_FOREIGN_WAL))
 
 
 def is_damaged_database(exc: BaseException) -> bool:
@@ -52,12 +62,21 @@ def is_damaged_database(exc: BaseException) -> bool:
     )
 
 
-def damaged_database_advice(data_dir: str | None) -> str:
-    """What to do about a damaged build warehouse: nothing rebuilds raw.* but its landing files."""
+def damaged_database_advice(data_dir: str | None, error: str = "") -> str:
+    """What to do about a damaged build warehouse (``error``: DuckDB's message): nothing rebuilds
+    raw.* but its landing files."""
     warehouse = f"{data_dir}/warehouse.duckdb" if data_dir else "warehouse.duckdb"
+    if any(words in error for words in _FOREIGN_WAL):
+        return (
+            f"what to do: {warehouse}.wal, the log of writes not yet in {warehouse}, does not "
+            "belong to it (was the warehouse restored from a backup after a command was "
+            f"stopped?). Move {warehouse}.wal aside and run `retention run`: a landing file "
+            "whose rows were only in that log is loaded again, and the build redone."
+        )
     return (
         f"what to do: the build warehouse ({warehouse}) is damaged. Restore it "
-        "from a backup; or, if every file loaded so far is still under landing/, move it aside "
-        "and run `retention run`, which loads them all again (rows of landing files removed "
-        "since are only in the damaged file). serving/ keeps the last release published."
+        f"from a backup (and move aside any {warehouse}.wal beside it, which belongs to the "
+        "damaged file); or, if every file loaded so far is still under landing/, move both "
+        "aside and run `retention run`, which loads them all again (rows of landing files "
+        "removed since are only in the damaged file). serving/ keeps the last release published."
     )

@@ -164,7 +164,8 @@ def test_the_days_benchmark_runs_each_held_day_in_order(
 ) -> None:
     """bench_days builds the history, then lands and runs one held-back day at a time: each
     daily run is validated as of its own day (the generator's files after END only bring
-    cancellations of END's orders), and the warehouse's size and blocks are reported for every run."""
+    cancellations of END's orders), and the warehouse's size and blocks are reported for every
+    run."""
     monkeypatch.setattr(bench_days, "speed_probes", lambda: {"aggregate_1_threads": 0.0})
     out = tmp_path / "days.json"
     bench_days.main(

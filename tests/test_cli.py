@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -413,6 +414,37 @@ def test_a_full_disk_is_an_error_message_not_a_traceback(
     assert "Traceback" not in err
 
 
+def test_dbt_failing_on_a_full_disk_says_so_without_its_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dbt writing its run results to a full disk fails with a Python stack: the message quoted
+    the stack's last lines joined ('json.dump(...) File ".../json/__init__.py", line 180 ...')
+    and no advice. It is the exception alone, and what to do."""
+    tail = [
+        "12:00:01  Finished running 180 table models in 0 hours 0 minutes and 9.10 seconds.",
+        "Traceback (most recent call last):",
+        '  File "/venv/lib/python3.11/site-packages/dbt/cli/requires.py", line 153, in wrapper',
+        "    result, success = func(*args, **kwargs)",
+        '  File "/usr/lib/python3.11/json/__init__.py", line 180, in dump',
+        "    fp.write(chunk)",
+        "OSError: [Errno 28] No space left on device",
+        "",
+    ]
+    problems = dbt._error_lines(tail)
+    assert problems == ["OSError: [Errno 28] No space left on device"]
+    monkeypatch.setenv("RETENTION_DATA_DIR", "/srv/retention")
+    message = str(dbt.DbtFailure("build", problems, 1))
+    assert "File " not in message
+    assert (
+        "what to do: check the free disk space and the permissions under /srv/retention, then "
+        "run the command again"
+    ) in message
+    # dbt's own errors keep their lines after "Encountered an error"
+    compile_error = ["Encountered an error:", "Compilation Error in model customers", "> in macro"]
+    assert dbt._error_lines(compile_error) == ["Compilation Error in model customers"]
+    assert "what to do" not in str(dbt.DbtFailure("build", ["Compilation Error"], 2))
+
+
 def test_a_damaged_warehouse_says_what_can_rebuild_it(tmp_path: Path) -> None:
     write_csv(tmp_path / "landing" / "customers" / "c.csv", ["customer_id"], [["C1"]])
     assert retention("load", data_dir=tmp_path).returncode == 0
@@ -426,12 +458,40 @@ def test_a_damaged_warehouse_says_what_can_rebuild_it(tmp_path: Path) -> None:
     for result in (damaged, not_duckdb):
         assert result.returncode == 1
         assert f"what to do: the build warehouse ({warehouse}) is damaged" in result.stderr
-        assert "move it aside and run `retention run`" in result.stderr
+        assert "move both aside and run `retention run`" in result.stderr
         assert "Traceback" not in result.stderr
     assert "Corrupt database file" in damaged.stderr
     assert "not a valid DuckDB database file" in not_duckdb.stderr
     # as it says: moved aside, the landing files load again
     warehouse.rename(tmp_path / "warehouse.damaged")
+    assert "customers: 1 new file(s), 1 rows" in retention("load", data_dir=tmp_path).stdout
+
+
+def test_a_write_ahead_log_left_beside_a_restored_warehouse_is_named(tmp_path: Path) -> None:
+    """A command killed before its writes were checkpointed leaves warehouse.duckdb.wal; the
+    warehouse then restored from a backup (as the damaged-file advice says) does not match it,
+    and every command failed with advice about disk space and permissions, which never helps."""
+    write_csv(tmp_path / "landing" / "customers" / "c.csv", ["customer_id"], [["C1"]])
+    assert retention("load", data_dir=tmp_path).returncode == 0
+    warehouse = tmp_path / "warehouse.duckdb"
+    backup = tmp_path / "backup.duckdb"
+    shutil.copy(warehouse, backup)
+    write_csv(tmp_path / "landing" / "customers" / "d.csv", ["customer_id"], [["C2"]])
+    assert retention("load", data_dir=tmp_path).returncode == 0
+    killed = (
+        "import duckdb, os, signal, sys; con = duckdb.connect(sys.argv[1]); "
+        "con.execute(\"set checkpoint_threshold = '1TB'\"); "
+        "con.execute('create table raw.t as select 1 as x'); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    subprocess.run([sys.executable, "-c", killed, str(warehouse)], check=False)
+    assert warehouse.with_name("warehouse.duckdb.wal").exists()
+    shutil.copy(backup, warehouse)
+    result = retention("load", data_dir=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"what to do: {warehouse}.wal, the log of writes not yet in {warehouse}" in result.stderr
+    assert "free disk space" not in result.stderr
+    # as it says: the log moved aside, the load takes the file the backup did not have
+    warehouse.with_name("warehouse.duckdb.wal").rename(tmp_path / "warehouse.wal.aside")
     assert "customers: 1 new file(s), 1 rows" in retention("load", data_dir=tmp_path).stdout
 
 

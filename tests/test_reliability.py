@@ -400,26 +400,41 @@ def test_a_build_left_running_by_a_killed_command_keeps_the_data_directory_locke
         _kill_group(process)
 
 
+@pytest.mark.parametrize(
+    ("stop", "how", "group"),
+    [
+        (signal.SIGTERM, "stopped (SIGTERM)", False),
+        (signal.SIGINT, "interrupted", False),
+        (signal.SIGINT, "interrupted", True),  # Ctrl-C: dbt has it twice, and stops once
+    ],
+    ids=["SIGTERM", "SIGINT", "Ctrl-C"],
+)
 def test_a_stopped_run_stops_its_dbt_build_and_frees_the_data_directory(
-    published: Warehouse, tmp_path: Path
+    published: Warehouse, tmp_path: Path, stop: signal.Signals, how: str, group: bool
 ) -> None:
-    """SIGTERM to `retention run` alone (a service manager stopping it, a scheduler's timeout):
-    its dbt build stops too, and the command exits (143, a message, no traceback) only once it
+    """SIGTERM to `retention run` alone (a service manager stopping it, a scheduler's timeout),
+    or SIGINT to it alone (`kill -INT`, a supervisor whose stop signal is SIGINT, unlike Ctrl-C
+    in a terminal, which reaches dbt too): its dbt build stops too (with SIGINT it ran on until
+    killed after 30 s), and the command exits (143 or 130, a message, no traceback) only once it
     has; the data directory is free at once, serving/ is as it was, and the next run
     finishes."""
     paths = _copy(published, tmp_path)
     before = paths.serving.resolve()
-    # started as a shell's background job is, SIGINT ignored (inherited by its dbt process)
-    process = _run(paths.data_dir, "run", preexec_fn=_ignore_sigint)
+    # for SIGTERM, started as a shell's background job is: SIGINT ignored (inherited by its
+    # dbt process, which must stop all the same)
+    ignore = {"preexec_fn": _ignore_sigint} if stop == signal.SIGTERM else {}
+    process = _run(paths.data_dir, "run", **ignore)
     try:
         _until_building(process)
-        os.kill(process.pid, signal.SIGTERM)  # the command only, as `kill` or systemd send it
+        # the command only, as `kill` or systemd send it; or its process group, as a terminal
+        (os.killpg if group else os.kill)(process.pid, stop)
         out, err = process.communicate(timeout=120)
         left_running = _live_members(process.pid)
     finally:
         _kill_group(process)
-    assert process.returncode == 128 + signal.SIGTERM, out[-2000:] + err
-    assert "stopped (SIGTERM) with the dbt build it had started" in err
+    assert process.returncode == 128 + stop, out[-2000:] + err
+    assert f"{how} with the dbt build it had started" in err
+    assert "did not stop within" not in out + err  # stopped, not killed after the grace
     assert "Traceback" not in out + err
     assert "CANCEL" in out  # dbt's own account of what it stopped
     assert left_running == []
@@ -483,11 +498,47 @@ def test_a_stop_that_duckdb_reports_as_its_own_error_is_still_a_stop(
     handler = signal.getsignal(signal.SIGTERM)
     assert cli.main(["--data-dir", str(tmp_path), "load"]) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
-    assert "stopped (SIGTERM); serving/ holds the last release" in err
+    # nothing published in this data directory yet: no word of serving/
+    assert "stopped (SIGTERM).\n  what to do: run `retention load` again" in err
     assert "Traceback" not in err and "Query interrupted" not in err
     assert signal.getsignal(signal.SIGTERM) is handler  # put back for whoever called main
     with exclusive(Paths(tmp_path), "check"):
         pass
+
+
+def test_a_stop_during_the_pipelines_import_takes_effect_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGTERM in a command's first second landed while DuckDB's native module registered its
+    types, and the exception raised there aborted the interpreter (exit 134, "Critical nanobind
+    error"). The import finishes first; the command then stops as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are installed on the main thread only")
+    import retention
+    from retention import cli
+
+    imported: list[str] = []
+    # imported anew below; the package's attribute and sys.modules are put back afterwards
+    monkeypatch.delattr(retention, "pipeline")
+    monkeypatch.delitem(sys.modules, "retention.pipeline")
+
+    class Finder:
+        """Sends the signal while retention.pipeline is being imported, then lets it finish."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "retention.pipeline" and not imported:
+                imported.append(name)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+    assert cli.main(["--data-dir", str(tmp_path), "load"]) == 128 + signal.SIGTERM
+    assert imported == ["retention.pipeline"]
+    assert sys.modules.get("retention.pipeline") is not None  # the import was not cut short
+    err = capsys.readouterr().err
+    # nothing published in this data directory yet: no word of serving/
+    assert "stopped (SIGTERM).\n  what to do: run `retention load` again" in err
+    assert "Traceback" not in err
 
 
 def _stubborn_dbt() -> subprocess.Popen:
