@@ -693,7 +693,8 @@ def _not_written(paths: Paths, files: list[_Landed], exc: BaseException) -> User
         f"  nothing of {len(files)} landing file(s) ({names}) was written: the batch was rolled "
         "back; the files loaded before it stay loaded\n"
         f"  what to do: free disk space (or check the permissions) under {paths.data_dir}, "
-        "then run `retention load` again: it loads the files not loaded yet"
+        "then run the command again (`retention load`, or `retention run`): it loads the files "
+        "not loaded yet"
     )
 
 

@@ -802,7 +802,7 @@ def test_an_error_while_writing_rolls_back_only_the_open_batch(
     message = str(raised.value)
     assert "2 landing file(s) (orders/c.csv, orders/d.csv) was written" in message
     assert "the files loaded before it stay loaded" in message
-    assert "run `retention load` again" in message
+    assert "run the command again (`retention load`, or `retention run`)" in message
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         logged = con.execute("select source_file from raw._landing_files order by 1").fetchall()
     assert logged == [("orders/a.csv",), ("orders/b.csv",)]
