@@ -424,14 +424,17 @@ class WarmDbt:
         return process
 
     def close(self) -> None:
-        """End the process if no command took it (it exits on an empty input)."""
+        """End the process if no command took it: it exits on an empty input once its imports
+        are done; one still importing (on a loaded machine, the CLV models' modules too) is
+        killed, which costs nothing (it has opened no warehouse) and does not keep the command
+        waiting."""
         process, self._process = self._process, None
         if process is None:
             return
         try:
             assert process.stdin is not None
             process.stdin.close()
-            process.wait(timeout=10)
+            process.wait(timeout=1)
         except (OSError, subprocess.TimeoutExpired):
             process.kill()
             process.wait()

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -356,11 +357,31 @@ def test_a_waiting_dbt_imports_what_the_clv_models_need() -> None:
     assert "retention.clv" not in _worker_imports(command_at_start=True)
 
 
-def test_an_unused_warm_dbt_ends_quietly(tmp_path: Path) -> None:
+def _reading_its_input(pid: int, timeout: float = 300) -> bool:
+    """Whether the process is (within ``timeout``) blocked reading its standard input: Linux's
+    /proc/PID/syscall starts with the call's number and first argument (read = 0, fd 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/syscall").read_text().startswith("0 0x0 "):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_an_unused_warm_dbt_ends(tmp_path: Path) -> None:
+    """Ended, whatever it was doing: waiting for its command it exits quietly on the closed
+    input; still importing (the CI run on a loaded machine found it so after 10 s), it is
+    killed rather than waited for."""
     with dbt.warm_dbt(Paths(tmp_path)) as warm:
         process = warm._process
         assert process is not None
+        assert _reading_its_input(process.pid)
     assert process.returncode == 0
+    assert process.stdout is not None and process.stdout.closed
+    with dbt.warm_dbt(Paths(tmp_path)) as warm:
+        process = warm._process
+        assert process is not None  # ended at once, in the middle of its imports
+    assert process.returncode is not None
     assert process.stdout is not None and process.stdout.closed
 
 
