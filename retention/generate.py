@@ -25,6 +25,7 @@ determined by the seed.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -691,6 +692,9 @@ def generate(
     # end: an interrupted --replace leaves the landing files as they were, not new customers
     # beside the old orders (dot-names: the loader never reads them)
     scratch = out_dir / ".generating"
+    for folder in (out_dir / entity for entity in ENTITIES):
+        if folder.exists() and not folder.is_dir():  # the user's file, not landing files
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
     if scratch.exists():  # from an interrupted run
         shutil.rmtree(scratch)
     builders = {

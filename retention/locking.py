@@ -91,10 +91,11 @@ def exclusive(
                         f"  what to do: wait for it to finish, or {how_to_wait}."
                     ) from None
                 if on_wait is not None and not told:
+                    holder = _holder(handle)
                     on_wait(
                         f"waiting up to {wait_seconds:.0f} s for the data directory "
                         f"{paths.data_dir}: another retention command holds it "
-                        f"({_holder(handle)})"
+                        f"({holder}){_ended_note(holder)}"
                     )
                     told = True
                 time.sleep(0.5)

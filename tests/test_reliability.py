@@ -337,6 +337,10 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _until_building(process: subprocess.Popen, timeout: float = 120) -> None:
     """Read a command's output until its dbt build starts a table model (or ``timeout``)."""
     deadline = time.monotonic() + timeout
@@ -396,6 +400,8 @@ def test_a_build_left_running_by_a_killed_command_keeps_the_data_directory_locke
         queued = _run(paths.data_dir, "--wait", "600", "build")
         out, err = queued.communicate(timeout=900)
         assert queued.returncode == 0, out[-2000:] + err
+        if "waiting up to 600 s" in out:  # the orphaned build had not ended yet: it says so
+            assert "that command has ended, but a dbt build it started is still running" in out
     finally:
         _kill_group(process)
 
@@ -422,8 +428,10 @@ def test_a_stopped_run_stops_its_dbt_build_and_frees_the_data_directory(
     before = paths.serving.resolve()
     # for SIGTERM, started as a shell's background job is: SIGINT ignored (inherited by its
     # dbt process, which must stop all the same)
-    ignore = {"preexec_fn": _ignore_sigint} if stop == signal.SIGTERM else {}
-    process = _run(paths.data_dir, "run", **ignore)
+    # for SIGINT, as a shell's foreground job is (pytest-xdist's workers ignore SIGINT, and a
+    # command that inherits that leaves it ignored)
+    disposition = _ignore_sigint if stop == signal.SIGTERM else _default_sigint
+    process = _run(paths.data_dir, "run", preexec_fn=disposition)
     try:
         _until_building(process)
         # the command only, as `kill` or systemd send it; or its process group, as a terminal
