@@ -330,7 +330,23 @@ def hold_back_days(data_dir: Path, first_day: date) -> dict[str, list[Path]]:
                 (held / entity).mkdir(parents=True, exist_ok=True)
                 shutil.move(file, held / entity / file.name)
                 days.setdefault(day, []).append(held / entity / file.name)
+    if not days:  # too few customers: the benchmark would measure a day of nothing
+        raise SystemExit(f"the generator wrote no daily files from {first_day} on: nothing to hold")
     return dict(sorted(days.items()))
+
+
+def checked_arguments(customers: int, data_dir: Path | None, prefix: str) -> Path:
+    """The data directory to benchmark in (``data_dir``, else a new temporary folder named with
+    ``prefix``); a scale too small for a held-back day or a data directory that is a file or
+    not empty is refused, before the speed probes."""
+    if customers < MIN_CUSTOMERS:
+        raise SystemExit(f"--customers must be at least {MIN_CUSTOMERS:,}")
+    if data_dir and data_dir.exists():
+        if not data_dir.is_dir():
+            raise SystemExit(f"--data-dir {data_dir} is a file; give an empty or new folder")
+        if any(data_dir.iterdir()):
+            raise SystemExit(f"{data_dir} is not empty; give an empty or new --data-dir")
+    return data_dir or Path(tempfile.mkdtemp(prefix=prefix))
 
 
 def hold_back_last_day(data_dir: Path) -> Path:
@@ -495,15 +511,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="default: a temporary folder")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
     args = parser.parse_args()
-    if args.customers < MIN_CUSTOMERS:
-        # fewer, and the held-back day may have no files: the "incremental day" would be empty
-        raise SystemExit(f"--customers must be at least {MIN_CUSTOMERS:,}")
-    if args.data_dir and args.data_dir.exists():
-        if not args.data_dir.is_dir():
-            raise SystemExit(f"--data-dir {args.data_dir} is a file; give an empty or new folder")
-        if any(args.data_dir.iterdir()):
-            raise SystemExit(f"{args.data_dir} is not empty; give an empty or new --data-dir")
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="retention-bench-"))
+    data_dir = checked_arguments(args.customers, args.data_dir, "retention-bench-")
 
     def stop(number: int, _frame: object) -> None:
         # the measured command is stopped with it (measure), not left running orphaned
@@ -529,8 +537,6 @@ def main() -> None:
 
     run("generate", retention(job, *generate_args(args.customers)), job)
     held = hold_back_last_day(job)
-    if not any(held.glob("*/*")):
-        raise SystemExit(f"the generator wrote no files for {END} or later: no day to hold back")
     link_landing(job, steps_dir)
     run("full_run", retention(job, "run"), job)
     rows = landed_rows(job)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import duckdb
 
 from benchmarks.bench import (
     END,
-    MIN_CUSTOMERS,
+    checked_arguments,
     describe,
     differing,
     fingerprints,
@@ -87,11 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error("--days must be at least 1")
-    if args.customers < MIN_CUSTOMERS:  # fewer, and the held days may have no files
-        parser.error(f"--customers must be at least {MIN_CUSTOMERS:,}")
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="retention-bench-days-"))
-    if data_dir.exists() and any(data_dir.iterdir()):
-        raise SystemExit(f"{data_dir} is not empty; give an empty or new --data-dir")
+    data_dir = checked_arguments(args.customers, args.data_dir, "retention-bench-days-")
     info = machine()
     probes = {"before": speed_probes()}
     print(describe(info, probes), flush=True)
@@ -99,8 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     first_day = END - timedelta(days=args.days - 1)
     measure(retention(job, *generate_args(args.customers, first_day)), job)
     days = hold_back_days(job, first_day)
-    if not days:
-        raise SystemExit(f"the generator wrote no daily files from {first_day} on: nothing to run")
     runs: list[dict[str, object]] = []
 
     def run(label: str) -> None:

@@ -24,6 +24,7 @@ from retention.dbt import TARGETS, resolve_target
 from retention.errors import (
     UserError,
     damaged_database_advice,
+    environment_advice,
     is_damaged_database,
     is_environment_error,
 )
@@ -329,10 +330,7 @@ def _machine_problem(exc: BaseException, command: str) -> str | None:
             "above it: move the file away, or give another --data-dir"
         )
     if is_environment_error(exc):
-        return (
-            f"{exc}\n  what to do: check the free disk space and the permissions under "
-            f"{where or 'the data directory'}, {again} (-v shows the traceback)"
-        )
+        return f"{exc}\n  {environment_advice(where, again)} (-v shows the traceback)"
     return None
 
 

@@ -27,6 +27,7 @@ from retention.config import Paths, project_dir
 from retention.errors import (
     UserError,
     damaged_database_advice,
+    environment_advice,
     mentions_damaged_database,
     mentions_environment_problem,
 )
@@ -54,10 +55,7 @@ class DbtFailure(UserError):
         if damaged := [f for f in failures if mentions_damaged_database(f)]:
             lines.append(f"  {damaged_database_advice(where, damaged[0])}")
         elif any(mentions_environment_problem(f) for f in failures):
-            lines.append(
-                "  what to do: check the free disk space and the permissions under "
-                f"{where or 'the data directory'}, then run the command again"
-            )
+            lines.append(f"  {environment_advice(where, 'then run the command again')}")
         super().__init__("\n".join(lines))
 
 

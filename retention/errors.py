@@ -33,7 +33,7 @@ def is_environment_error(exc: BaseException) -> bool:
         return True
     if duckdb is None or not isinstance(exc, duckdb.Error):
         return False
-    return isinstance(exc, duckdb.IOException) or any(words in str(exc) for words in _OS_PROBLEMS)
+    return isinstance(exc, duckdb.IOException) or mentions_environment_problem(str(exc))
 
 
 #: What DuckDB says of a database file whose bytes are not those it wrote (a disk fault, a copy
@@ -59,6 +59,14 @@ def is_damaged_database(exc: BaseException) -> bool:
     duckdb = sys.modules.get("duckdb")
     return (
         duckdb is not None and isinstance(exc, duckdb.Error) and mentions_damaged_database(str(exc))
+    )
+
+
+def environment_advice(data_dir: str | None, again: str) -> str:
+    """What to do about a full disk or missing permissions; ``again``: how to carry on."""
+    return (
+        "what to do: check the free disk space and the permissions under "
+        f"{data_dir or 'the data directory'}, {again}"
     )
 
 

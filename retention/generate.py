@@ -134,10 +134,14 @@ class GenerateSummary:
     """What ``generate`` wrote: row counts per entity and the files."""
 
     rows: dict[str, int] = field(default_factory=dict)
-    dirty_rows: dict[str, int] = field(default_factory=dict)
     #: the dirty rows by kind (the quarantine reason they should get, or ``exact_duplicate``)
     dirty_kinds: dict[str, dict[str, int]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+
+    @property
+    def dirty_rows(self) -> dict[str, int]:
+        """The dirty rows per entity."""
+        return {entity: sum(kinds.values()) for entity, kinds in self.dirty_kinds.items()}
 
 
 def _fx_table() -> dict[str, list[tuple[int, float]]]:
@@ -711,7 +715,6 @@ def generate(
             when_us = np.concatenate([when_us, dirty_when])
         files = _write(entity, table, when_us, scratch, fmt, daily_from)
         summary.rows[entity] = table.num_rows
-        summary.dirty_rows[entity] = sum(counts.values())
         summary.dirty_kinds[entity] = dict(counts)
         summary.files.extend(out_dir / f.relative_to(scratch) for f in files)
         say(f"  {entity}: {table.num_rows:,} rows in {len(files)} files")

@@ -59,6 +59,12 @@ class Window:
         """Days of the month of as_of that the marts hold, and the days it has."""
         return self.as_of.day, monthrange(self.as_of.year, self.as_of.month)[1]
 
+    @property
+    def month_complete(self) -> bool:
+        """Whether as_of is the last day of its month."""
+        held, days = self.days
+        return held == days
+
     def heading(self) -> str:
         month = self.through.strftime("%B %Y")
         held, days = self.days
@@ -77,8 +83,9 @@ def reporting_window(con: duckdb.DuckDBPyConnection, as_of: date) -> Window:
     """The last complete month on or before ``as_of`` that retention_monthly holds, else the
     month of as_of to date."""
     current = as_of.replace(day=1)
-    if (as_of + timedelta(days=1)).day == 1:
-        return Window(as_of, current, to_date=False)
+    whole = Window(as_of, current, to_date=False)
+    if whole.month_complete:
+        return whole
     previous = (current - timedelta(days=1)).replace(day=1)
     (earlier,) = con.execute(
         "select count(*) from retention_monthly where month <= ?", [previous]
@@ -88,17 +95,21 @@ def reporting_window(con: duckdb.DuckDBPyConnection, as_of: date) -> Window:
     return Window(as_of, current, to_date=True)
 
 
-def _no_data(fig: go.Figure, reason: str) -> go.Figure:
-    """A chart without data says why, rather than showing bare axes."""
+def _note(fig: go.Figure, text: str, size: int, **position: object) -> None:
+    """A line of grey text on a chart, placed in its paper coordinates."""
     fig.add_annotation(
-        text=html.escape(reason),
+        text=html.escape(text),
         xref="paper",
         yref="paper",
-        x=0.5,
-        y=0.5,
         showarrow=False,
-        font={"size": 14, "color": "#5b6472"},
+        font={"size": size, "color": "#5b6472"},
+        **position,
     )
+
+
+def _no_data(fig: go.Figure, reason: str) -> go.Figure:
+    """A chart without data says why, rather than showing bare axes."""
+    _note(fig, reason, 14, x=0.5, y=0.5)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     return fig
@@ -360,16 +371,8 @@ def _clv_cac(con, window: Window) -> go.Figure:
         fig.add_hline(y=3, line_dash="dot", annotation_text="3 : 1")
         unpaid = data.loc[data["cac"].isna(), "acquisition_channel"].astype(str).tolist()
         if unpaid:  # direct, organic: no spend, so no ratio
-            fig.add_annotation(
-                text=html.escape("no acquisition spend: " + ", ".join(unpaid)),
-                xref="paper",
-                yref="paper",
-                x=1,
-                y=1.08,
-                xanchor="right",
-                showarrow=False,
-                font={"size": 12, "color": "#5b6472"},
-            )
+            text = "no acquisition spend: " + ", ".join(unpaid)
+            _note(fig, text, 12, x=1, y=1.08, xanchor="right")
     fig.update_yaxes(title="historical CLV / CAC (last 12 months)")
     return _layout(fig, "CLV : CAC by acquisition channel")
 
