@@ -186,6 +186,9 @@ def _cohort_heatmap(con, window: Window) -> go.Figure:
         """,
     )
     grid = data.pivot(index="cohort", columns="period_number", values="retention_rate")
+    if len(grid):  # a month without new customers keeps its row, empty, rather than vanish
+        months = pd.period_range(grid.index[0], grid.index[-1], freq="M").strftime("%Y-%m")
+        grid = grid.reindex(months)
     later = data.loc[data["period_number"] > 0, "retention_rate"]
     # period 0 is 100 % by definition; scale the colours to the later months
     top = float(later.quantile(0.98)) * 100 if len(later) else 100.0
@@ -316,7 +319,49 @@ def _trend(con, window: Window) -> go.Figure:
     )
     fig.update_yaxes(title="%")
     _monthly_axis(fig, data["month"])
+    days = inactivity_days(con)
+    warm = warm_up_months(con, data["month"], days)
+    if len(warm):  # months whose churn is 0 by definition, not by loyalty
+        half_month = pd.Timedelta(days=15)
+        fig.add_vrect(
+            x0=pd.Timestamp(warm.min()) - half_month,
+            x1=pd.Timestamp(warm.max()) + half_month,
+            fillcolor="#d9dde3",
+            opacity=0.5,
+            line_width=0,
+            layer="below",
+        )
+        _note(
+            fig,
+            f"shaded: nobody {days} days without a purchase yet, so no churn",
+            12,
+            x=0,
+            y=1.08,
+            xanchor="left",
+        )
     return _layout(fig, "Monthly customer retention rate and churn rate")
+
+
+def inactivity_days(con) -> int | None:
+    """The build's churn_inactivity_days, read back from customers (churned_at is the last
+    purchase's day plus it); None while nobody has churned."""
+    (days,) = con.execute(
+        "select max(churned_at - cast(last_purchase_at as date)) from customers "
+        "where churned_at is not null"
+    ).fetchone()
+    return days
+
+
+def warm_up_months(con, months: pd.Series, days: int | None) -> pd.Series:
+    """The months among ``months`` that end before anyone can have churned: a customer churns
+    churn_inactivity_days after the last purchase, so until that long after the first purchase
+    of all, every month's churn is 0 and its retention 100 % by definition. ``days`` is
+    churn_inactivity_days (``inactivity_days``)."""
+    (first,) = con.execute("select min(cast(first_purchase_at as date)) from customers").fetchone()
+    if days is None or first is None or months.empty:
+        return months.iloc[:0]
+    month_ends = pd.to_datetime(months) + pd.offsets.MonthEnd(0)
+    return months[month_ends < pd.Timestamp(first + timedelta(days=days))]
 
 
 def horizon_text(days: int | None) -> str:
@@ -438,8 +483,58 @@ table.winback th, table.winback td { padding: 6px 8px; border-bottom: 1px solid 
                                       text-align: left; }
 table.winback th { background: #eef1f4; }
 p.empty { color: #5b6472; }
+dl.definitions { font-size: 13px; background: white; border-radius: 8px; padding: 8px 16px;
+                 box-shadow: 0 1px 2px #0002; }
+dl.definitions dt { font-weight: 600; margin-top: 8px; }
+dl.definitions dd { margin: 2px 0 8px 0; color: #3a4250; }
 footer { color: #5b6472; font-size: 12px; padding: 0 32px 24px; }
 """
+
+
+def _definitions(con) -> str:
+    """What the figures mean, with the build's own settings: a reader of the file has neither
+    the marts' documentation nor the dbt vars at hand."""
+    days = inactivity_days(con)
+    (horizon,) = con.execute("select max(horizon_days) from customer_lifetime_value").fetchone()
+    window = f"{days} days" if days is not None else "churn_inactivity_days (nobody churned yet)"
+    terms = [
+        (
+            "Purchase",
+            "a completed order; cancelled, refunded and pending orders are not purchases and "
+            "carry no revenue. Months are calendar months in UTC.",
+        ),
+        ("Active customer", f"at least one purchase in the last {window}."),
+        (
+            "Customer retention rate",
+            "(customers active at the end of the month − new customers of the month) / "
+            "customers active at its start.",
+        ),
+        (
+            "Churn rate",
+            "customers active at the start of the month and not at its end / customers active "
+            f"at its start. A customer churns {window} after the last purchase.",
+        ),
+        (
+            "Cohort retention",
+            "the share of a cohort (the customers whose first purchase was in that month) "
+            "with a purchase in the n-th month after it; month 0 is 100 %.",
+        ),
+        (
+            "Predicted CLV",
+            f"the value of the purchases expected over the {horizon_text(horizon)}, discounted "
+            "(BG/NBD for the number of purchase days, Gamma-Gamma for their value).",
+        ),
+        (
+            "CLV : CAC",
+            "historical CLV (average order value × purchases per year × expected lifespan in "
+            "years, 1 / annual churn) / acquisition spend per new customer, last 12 months.",
+        ),
+        ("NPS", "% promoters (scores 9-10) − % detractors (0-6)."),
+    ]
+    items = "".join(
+        f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>" for term, text in terms
+    )
+    return f"<dl class='definitions'>{items}</dl>"
 
 
 def _published_currency(paths: Paths) -> str:
@@ -477,6 +572,7 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
             _nps(con, window),
         ]
         winback = _winback_table(con)
+        definitions = _definitions(con)
     except duckdb.IOException as exc:
         if "No files found" not in str(exc):
             raise
@@ -523,8 +619,10 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
   <div class="grid">{charts}</div>
   <h2>Top win-back candidates</h2>
   {winback}
+  <h2>Definitions</h2>
+  {definitions}
 </main>
-<footer>Built from the published serving copy on {generated}. Definitions: DECISIONLOG.md.</footer>
+<footer>Built from the published serving copy on {generated}.</footer>
 </body>
 </html>
 """

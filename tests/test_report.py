@@ -187,6 +187,17 @@ def test_the_clv_chart_says_the_horizon_of_the_build(days, text) -> None:
 
 
 def _monthly(con, rows) -> None:
+    """A serving copy's retention_monthly with ``rows``, and its customer_cohorts and customers
+    tables, empty."""
+    con.execute(
+        "create table customer_cohorts (cohort_month date, period_number int, segment_type "
+        "varchar, segment_value varchar, cohort_size int, active_customers int, "
+        "retention_rate double, retention_phase varchar)"
+    )
+    con.execute(
+        "create table customers (first_purchase_at timestamp, last_purchase_at timestamp, "
+        "churned_at date)"
+    )
     con.execute(
         "create table retention_monthly (month date, segment_type varchar, customers_start int, "
         "customer_retention_rate double, churn_rate double, repeat_purchase_rate double, "
@@ -260,11 +271,6 @@ def test_cohort_charts_end_at_the_last_complete_month() -> None:
 
     con = duckdb.connect()
     _monthly(con, [("2025-10-01", 0.0, 10, 1.0), ("2025-11-01", 0.5, 10, 1.0)])
-    con.execute(
-        "create table customer_cohorts (cohort_month date, period_number int, segment_type "
-        "varchar, segment_value varchar, cohort_size int, active_customers int, "
-        "retention_rate double, retention_phase varchar)"
-    )
     cells = [
         ("2025-10-01", 0, 10, 10),
         ("2025-10-01", 1, 10, 6),  # November
@@ -286,3 +292,62 @@ def test_cohort_charts_end_at_the_last_complete_month() -> None:
     curve = _curves(con, "acquisition_channel", "curves", window).data[0]
     assert list(curve.x) == [1] and list(curve.y) == [60.0]  # 6 of 10, not (6 + 2) of 30
     assert list(curve.customdata) == [10]
+
+
+def test_a_month_without_new_customers_keeps_its_heatmap_row() -> None:
+    """Cohort labels are categories: a month nobody first bought in would vanish from the axis,
+    and the rows below it would sit one month off from where a reader counts them."""
+    from datetime import date
+
+    from retention.report import _cohort_heatmap, reporting_window
+
+    con = duckdb.connect()
+    _monthly(con, [("2025-09-01", 0.0, 10, 1.0), ("2025-11-01", 0.5, 10, 1.0)])
+    for cohort, period, rate in [
+        ("2025-09-01", 0, 1.0),
+        ("2025-09-01", 1, 0.5),
+        ("2025-09-01", 2, 0.3),
+        ("2025-11-01", 0, 1.0),
+    ]:
+        con.execute(
+            "insert into customer_cohorts values (?, ?, 'all', 'all', 10, ?, ?, 'early')",
+            [cohort, period, int(rate * 10), rate],
+        )
+    heatmap = _cohort_heatmap(con, reporting_window(con, date(2025, 11, 30))).data[0]
+    assert list(heatmap.y) == ["2025-09", "2025-10", "2025-11"]
+    assert heatmap.z[0].tolist() == [100.0, 50.0, 30.0]
+    assert pd.isna(heatmap.z[1]).all() and heatmap.z[2][0] == 100.0
+
+
+def test_the_trend_shades_the_months_nobody_could_churn_in() -> None:
+    """A customer churns churn_inactivity_days after the last purchase: until that long after
+    the shop's first purchase, churn is 0 and retention 100 % by definition, and the chart and
+    the definitions say so with the build's own number of days."""
+    from datetime import date
+
+    from retention.report import _definitions, _trend, reporting_window, warm_up_months
+
+    con = duckdb.connect()
+    months = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01", "2025-05-01"]
+    _monthly(con, [(m, 1.0, 10, 1.0) for m in months])
+    con.execute(
+        "insert into customers values "
+        "('2025-01-10 08:00', '2025-01-10 08:00', date '2025-04-10'), "  # 90 days later
+        "('2025-02-03 23:30', '2025-05-02 10:00', null)"
+    )
+    con.execute("create table customer_lifetime_value (horizon_days int)")
+    con.execute("insert into customer_lifetime_value values (365)")
+    # March ends on the 31st, before anyone can churn on 10 April; April can have churn
+    warm = warm_up_months(con, pd.Series(pd.to_datetime(months)), 90)
+    assert [m.strftime("%Y-%m") for m in warm] == ["2025-01", "2025-02", "2025-03"]
+    figure = _trend(con, reporting_window(con, date(2025, 5, 31)))
+    (shade,) = figure.layout.shapes
+    assert pd.Timestamp(shade.x0) < pd.Timestamp("2025-01-01") < pd.Timestamp(shade.x1)
+    assert pd.Timestamp("2025-03-01") < pd.Timestamp(shade.x1) < pd.Timestamp("2025-04-01")
+    assert "nobody 90 days without a purchase" in figure.layout.annotations[0].text
+    text = _definitions(con)
+    assert "at least one purchase in the last 90 days" in text and "next 12 months" in text
+    # nobody churned yet: the number of days is unknown, nothing is shaded
+    con.execute("update customers set churned_at = null")
+    assert not _trend(con, reporting_window(con, date(2025, 5, 31))).layout.shapes
+    assert "churn_inactivity_days (nobody churned yet)" in _definitions(con)
