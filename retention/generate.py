@@ -369,6 +369,11 @@ class _Generator:
         updated_us = ordered_us + (rng.exponential(0.2, n_orders) * US_PER_DAY).astype(np.int64)
         cancelled = status == "cancelled"
         updated_us[~cancelled] = ordered_us[~cancelled]
+        # the files are what the shop knows at the end of --end: an order cancelled after it is
+        # still pending then
+        later = cancelled & (updated_us > self.end_us)
+        status[later] = "pending"
+        updated_us[later] = ordered_us[later]
 
         refund_us = ordered_us + (rng.uniform(3, 45, n_orders) * US_PER_DAY).astype(np.int64)
         refund_rows = np.flatnonzero(refunded & (refund_us <= self.end_us))

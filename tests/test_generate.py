@@ -161,6 +161,26 @@ def test_orders_have_currencies_statuses_and_late_refunds(con: duckdb.DuckDBPyCo
     assert versions > 0 and bad == 0
 
 
+def test_nothing_is_dated_after_the_last_day(con: duckdb.DuckDBPyConnection) -> None:
+    """The files are a snapshot at the end of --end: an order cancelled a few hours after it is
+    pending then, not cancelled in the future (which staging would hold as a future version)."""
+    end = "timestamptz '2026-01-01 00:00:00+00'"
+    for entity, column in (
+        ("orders", "updated_at"),
+        ("orders", "ordered_at"),
+        ("customers", "updated_at"),
+    ):
+        (late,) = con.execute(
+            f"select count(*) from {entity} where try_cast({column} as timestamptz) >= {end}"
+        ).fetchone()
+        assert late == 0, (entity, column)
+    (pending,) = con.execute(
+        "select count(*) from current_orders where status = 'pending' and "
+        f"try_cast(ordered_at as timestamptz) < {end} - interval 2 day"
+    ).fetchone()
+    assert pending == 0
+
+
 def test_order_values_vary_around_a_customer_mean(con: duckdb.DuckDBPyConnection) -> None:
     # Gamma-Gamma: spread between customers' mean spend, and within a customer's orders
     between, within = con.execute("""
