@@ -437,6 +437,7 @@ def validate(
             A partial validation (``tables``) should not replace it.
     """
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     say = progress or log.info
     started = time.perf_counter()
@@ -480,6 +481,13 @@ def validate(
             data_docs=str(docs_dir / "index.html"),
         )
         context = _context(docs_dir)
+        # Data Docs list and file results by run: one for all tables, named for what they were
+        # validated on (GX names a run without a name "__none__")
+        build_name = (report.build_id or "none")[:8]
+        run_id = RunIdentifier(
+            run_name=f"as_of_{report.as_of_date or 'unknown'}_build_{build_name}",
+            run_time=report.validated_at,
+        )
         # the objects that exist now (GX's modules and context) live until the end: leave them
         # out of the collections below, which then take milliseconds instead of 0.2 s each
         gc.freeze()
@@ -520,7 +528,7 @@ def validate(
                 # column of the frame once per expectation, though nothing is unexpected: a third
                 # of the validation time
                 result = definition.run(
-                    batch_parameters={"dataframe": frame}, result_format="BASIC"
+                    batch_parameters={"dataframe": frame}, result_format="BASIC", run_id=run_id
                 )
             outcomes = [(part.position, _outcome(table, item)) for item in result.results]
             rows = len(frame)

@@ -58,6 +58,10 @@ def test_suites_pass_on_good_data(published: Warehouse) -> None:
     } <= tables
     assert len(report.outcomes) > 60
     assert Path(report.data_docs).is_file()
+    # Data Docs file the results under a run named for the data, not GX's "__none__"
+    run = f"as_of_{report.as_of_date}_build_{report.build_id[:8]}"
+    pages = Path(report.data_docs).parent / "validations" / "marts" / "customers" / run
+    assert len(list(pages.glob("*/*.html"))) == 1
     # period-0 retention is checked as a distribution expectation
     assert any("period_number == 0" in o.column for o in report.outcomes)
 
