@@ -132,7 +132,9 @@ def build_step(
     ``warm`` (``dbt.warm_dbt``): a dbt process already started, for the first dbt command.
     """
     target = dbt.resolve_target(target)
-    with step("build", say):
+    # on PostgreSQL other data directories or machines may build into the same database
+    database_lock = targets.postgres_lock(paths) if target == "postgres" else nullcontext()
+    with step("build", say), database_lock:
         require_loaded(paths)
         if as_of and select:
             _check_selection_takes_the_date(paths, target, as_of, select)
@@ -143,13 +145,14 @@ def build_step(
             args.append("--full-refresh")
         if not unit_tests:
             args += ["--exclude-resource-type", "unit_test"]
-        if select:
-            # tests that also read models outside the selection wait for a full build
-            args += ["--select", select, "--indirect-selection", "buildable"]
 
-        def dbt_build(extra: list[str]) -> list[dict]:
+        def dbt_build(selection: str | None, extra: tuple[str, ...] = ()) -> list[dict]:
+            chosen = ["--select", selection] if selection else []
+            if selection and select:
+                # tests that also read models outside the selection wait for a full build
+                chosen += ["--indirect-selection", "buildable"]
             return dbt.run_dbt(
-                args + extra,
+                args + chosen + list(extra),
                 paths,
                 target=target,
                 dbt_vars=dbt_vars,
@@ -157,13 +160,22 @@ def build_step(
                 warm=warm,
             ).results
 
-        if target in targets.EXTERNAL_TARGETS and not select:
+        if target in targets.EXTERNAL_TARGETS:
             clv_dependents = f"source:{targets.CLV_SOURCE}+"
-            results = dbt_build(["--exclude", clv_dependents])
-            targets.run_clv(paths, target, dbt_vars, say=lambda line: say(f"    {line}"))
-            results += dbt_build(["--select", clv_dependents])
+            results = dbt_build(select, ("--exclude", clv_dependents))
+            # a selection refits when it rebuilt the fit's inputs, as a DuckDB build of
+            # int_reporting_dates+ runs the CLV models
+            built = {r.get("unique_id", "").rsplit(".", 1)[-1] for r in results}
+            if not select or built & set(targets.CLV_INPUTS):
+                targets.run_clv(paths, target, dbt_vars, say=lambda line: say(f"    {line}"))
+            # then what reads the CLV marts; of a selection, its part that does (in dbt's
+            # selection syntax a space is a union, a comma an intersection)
+            dependents = clv_dependents
+            if select:
+                dependents = " ".join(f"{part},{clv_dependents}" for part in select.split())
+            results += dbt_build(dependents)
         else:
-            results = dbt_build([])
+            results = dbt_build(select)
         if select and not results:
             raise UserError(
                 f"--select {select!r} matches no model, seed or test of the project; nothing was "

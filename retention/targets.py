@@ -25,6 +25,7 @@ the dbt process), so the credentials live in one place.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -59,6 +60,9 @@ EXTERNAL_TARGETS = ("postgres", "spark")
 
 #: The dbt source (models/marts/clv/from_pipeline/) under which those marts are declared.
 CLV_SOURCE = "clv"
+
+#: The models the CLV fits read (``run_clv``).
+CLV_INPUTS = ("int_customer_btyd_summary", "int_clv_backtest_summary")
 
 RAW_COLUMNS = ("_extra", "_source_file", "_source_row", "_loaded_at", "_load_issue")
 LEDGER_COLUMNS = ("entity", "source_file", "sha256", "size_bytes", "row_count", "loaded_at")
@@ -160,12 +164,13 @@ def _raw_rows_sql(entity: str, for_csv: bool) -> str:
 
 # --------------------------------------------------------------------------------- postgres
 def postgres_connect(paths: Paths):
-    """A psycopg2 connection to the ``postgres`` target of profiles.yml."""
+    """A psycopg2 connection to the ``postgres`` target of profiles.yml, in UTF-8 and UTC
+    whatever PGCLIENTENCODING, PGTZ or the server's defaults say (as dbt's: ``dbt_env``)."""
     import psycopg2
 
     creds = profile_credentials(paths, "postgres")
     try:
-        return psycopg2.connect(
+        pg = psycopg2.connect(
             host=creds.host,
             port=creds.port,
             user=creds.user,
@@ -174,6 +179,8 @@ def postgres_connect(paths: Paths):
             connect_timeout=creds.connect_timeout,
             sslmode=creds.sslmode,
             application_name="retention",
+            client_encoding="UTF8",
+            options="-c TimeZone=UTC",
         )
     except psycopg2.OperationalError as exc:
         raise UserError(
@@ -182,6 +189,94 @@ def postgres_connect(paths: Paths):
             "  what to do: start the server or set PGHOST, PGPORT, PGUSER, PGPASSWORD and "
             "PGDATABASE"
         ) from exc
+    with pg.cursor() as cur:
+        cur.execute("show server_encoding")
+        (encoding,) = cur.fetchone()
+    pg.rollback()
+    if encoding.upper() != "UTF8":
+        pg.close()
+        # LATIN1 and the like cannot hold every landing text, and converting would alter it
+        raise UserError(
+            f"PostgreSQL database {creds.database} is in {encoding}, which cannot hold every "
+            "text of the landing files\n  what to do: use a UTF8 database (createdb "
+            f"--encoding UTF8 --template template0 {creds.database})"
+        )
+    return pg
+
+
+@contextlib.contextmanager
+def _postgres(paths: Paths, doing: str) -> Iterator[Any]:
+    """A connection (``postgres_connect``) whose server errors end as a ``UserError`` that says
+    what was being done, what the server said and what to do."""
+    import psycopg2
+
+    pg = postgres_connect(paths)
+    try:
+        yield pg
+    except psycopg2.Error as exc:
+        raise _postgres_refused(pg, doing, exc) from exc
+    finally:
+        pg.close()
+
+
+def _postgres_refused(pg: Any, doing: str, exc: Exception) -> UserError:
+    database = pg.info.dbname
+    said = " ".join(str(getattr(exc, "pgerror", None) or exc).split())
+    advice = {
+        "42501": (  # insufficient_privilege
+            f"grant the role what it needs (`grant create on database {database} to "
+            f"{pg.info.user}`; or create the schemas raw, staging, quarantine and marts owned by "
+            "it), then run the command again"
+        ),
+        "2BP01": (  # dependent_objects_still_exist
+            "a view or other object of yours depends on a table the pipeline replaces: drop it "
+            "(PostgreSQL names it above) or point it at another table, then run the command again"
+        ),
+    }.get(
+        getattr(exc, "pgcode", None) or "", "fix what the server says, then run the command again"
+    )
+    return UserError(
+        f"PostgreSQL refused {doing} (database {database}): {said}\n  what to do: {advice}"
+    )
+
+
+#: pg_advisory_lock's key for the commands that write into a PostgreSQL database (ship, build)
+_WRITE_LOCK = 0x7265_7465_6E74  # "retent"
+
+
+@contextlib.contextmanager
+def postgres_lock(paths: Paths) -> Iterator[None]:
+    """Hold the database's write lock (a session advisory lock) while loading or building: the
+    data directory's lock does not cover another data directory or machine on the same
+    database, and two at once ship the same files twice or replace each other's tables."""
+    import psycopg2
+
+    pg = postgres_connect(paths)
+    try:
+        try:
+            with pg.cursor() as cur:
+                cur.execute("select pg_try_advisory_lock(%s)", [_WRITE_LOCK])
+                (taken,) = cur.fetchone()
+            pg.commit()
+        except psycopg2.Error as exc:
+            raise _postgres_refused(pg, "taking the pipeline's write lock", exc) from exc
+        if not taken:
+            raise UserError(
+                "another retention command is loading or building into PostgreSQL database "
+                f"{pg.info.dbname} (from another data directory or machine)\n  what to do: run "
+                "this one when it has finished"
+            )
+        yield  # the lock ends with the session
+    finally:
+        pg.close()
+
+
+def _create_schema(cur: Any, schema: str) -> None:
+    """``create schema if not exists``, which PostgreSQL refuses without CREATE on the database
+    even when the schema is there (a schema a DBA made for the role)."""
+    cur.execute("select 1 from pg_namespace where nspname = %s", [schema])
+    if cur.fetchone() is None:
+        cur.execute(f"create schema {schema}")
 
 
 class _CsvStream(io.RawIOBase):
@@ -212,7 +307,6 @@ class _CsvStream(io.RawIOBase):
 
 def _postgres_raw_ddl() -> list[str]:
     statements = [
-        "create schema if not exists raw",
         "create table if not exists raw._landing_files (entity text not null, "
         "source_file text not null, sha256 text not null, size_bytes bigint not null, "
         "row_count bigint not null, loaded_at timestamp not null)",
@@ -230,9 +324,9 @@ def _postgres_raw_ddl() -> list[str]:
 def _ship_postgres(paths: Paths, say: Say) -> ShipSummary:
     summary = ShipSummary("postgres")
     ledger = _duckdb_ledger(paths)
-    pg = postgres_connect(paths)
-    try:
+    with postgres_lock(paths), _postgres(paths, "shipping the landing files' rows") as pg:
         with pg, pg.cursor() as cur:
+            _create_schema(cur, "raw")
             for statement in _postgres_raw_ddl():
                 cur.execute(statement)
             cur.execute(
@@ -269,28 +363,25 @@ def _ship_postgres(paths: Paths, say: Say) -> ShipSummary:
                 shipped.add(key)
                 summary.files += 1
                 summary.rows += stream.rows
-    finally:
-        pg.close()
     return summary
 
 
 def _postgres_read(paths: Paths, relation: str) -> pd.DataFrame:
-    pg = postgres_connect(paths)
-    try:
-        sink = io.BytesIO()
-        with pg, pg.cursor() as cur:
-            cur.copy_expert(
-                f"copy (select * from {relation}) to stdout with (format csv, header true)", sink
-            )
-            cur.execute(f"select * from {relation} limit 0")
-            names = [d.name for d in cur.description]
-    finally:
-        pg.close()
+    sink = io.BytesIO()
+    with _postgres(paths, f"reading {relation}") as pg, pg, pg.cursor() as cur:
+        cur.copy_expert(
+            f"copy (select * from {relation}) to stdout with (format csv, header true)", sink
+        )
+        cur.execute(f"select * from {relation} limit 0")
+        names = [d.name for d in cur.description]
     sink.seek(0)
-    # keys stay text whatever they look like
+    # keys stay text whatever they look like, and may hold line breaks (quoted): without
+    # newlines_in_values a block boundary inside one splits the row
     types = {n: pa.string() for n in names if n.endswith("_id")}
     return pacsv.read_csv(
-        sink, convert_options=pacsv.ConvertOptions(column_types=types)
+        sink,
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types=types),
     ).to_pandas()
 
 
@@ -303,23 +394,31 @@ _PG_TYPES = {
 
 
 def _postgres_replace(paths: Paths, schema: str, tables: dict[str, pa.Table]) -> None:
-    """Replace the tables in one transaction: readers see all old or all new tables."""
-    pg = postgres_connect(paths)
-    try:
-        with pg, pg.cursor() as cur:
-            cur.execute(f"create schema if not exists {schema}")
-            for name, table in tables.items():
-                columns = ", ".join(f"{f.name} {_PG_TYPES[f.type]}" for f in table.schema)
+    """Replace the tables' rows in one transaction: readers see all old or all new tables. A
+    table whose columns are unchanged is emptied and filled, so the views and grants BI tools
+    have on it stay; one whose columns changed is created again."""
+    doing = f"writing {', '.join(tables)} into {schema}"
+    with _postgres(paths, doing) as pg, pg, pg.cursor() as cur:
+        _create_schema(cur, schema)
+        for name, table in tables.items():
+            columns = [(f.name, _PG_TYPES[f.type]) for f in table.schema]
+            cur.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = %s and table_name = %s order by ordinal_position",
+                [schema, name],
+            )
+            if cur.fetchall() == columns:
+                cur.execute(f"truncate table {schema}.{name}")
+            else:
                 cur.execute(f"drop table if exists {schema}.{name}")
-                cur.execute(f"create table {schema}.{name} ({columns})")
-                stream = _CsvStream(iter(table.to_batches(BATCH_ROWS)))
-                cur.copy_expert(
-                    f"copy {schema}.{name} ({', '.join(table.schema.names)}) "
-                    "from stdin with (format csv)",
-                    stream,
-                )
-    finally:
-        pg.close()
+                described = ", ".join(f"{column} {kind}" for column, kind in columns)
+                cur.execute(f"create table {schema}.{name} ({described})")
+            stream = _CsvStream(iter(table.to_batches(BATCH_ROWS)))
+            cur.copy_expert(
+                f"copy {schema}.{name} ({', '.join(table.schema.names)}) "
+                "from stdin with (format csv)",
+                stream,
+            )
 
 
 # ------------------------------------------------------------------------------------ spark
@@ -497,8 +596,7 @@ def spark_clv(spark, dbt_vars: dict[str, Any] | None = None) -> dict[str, int]:
         return spark.table(relation).toArrow().to_pandas()
 
     tables = clv_tables(
-        read("staging.int_customer_btyd_summary"),
-        read("staging.int_clv_backtest_summary"),
+        *(read(f"staging.{model}") for model in CLV_INPUTS),
         clv_settings(dbt_vars),
     )
     spark.sql("create schema if not exists marts")
@@ -587,8 +685,7 @@ def run_clv(
     if target == "postgres":
         try:
             tables = clv_tables(
-                _postgres_read(paths, "staging.int_customer_btyd_summary"),
-                _postgres_read(paths, "staging.int_clv_backtest_summary"),
+                *(_postgres_read(paths, f"staging.{model}") for model in CLV_INPUTS),
                 clv_settings(dbt_vars),
             )
         except clv_marts.clv.ClvFitError as exc:

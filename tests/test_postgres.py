@@ -4,6 +4,7 @@ test_spark.py, a module of its own so that pytest-xdist can run the two on diffe
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from retention import dbt, pipeline
+from retention import dbt, pipeline, targets
 from retention.config import ENTITIES, Paths
 from tests.conftest import (
     PostgresServer,
@@ -175,7 +176,12 @@ def postgres_handmade(
     land_nps_and_spend(paths)
     pq.write_table(TRICKY, paths.landing_dir("customers") / "tricky.parquet")
     dbname = postgres_server.create_database("handmade")
-    with postgres_server.environment(dbname):
+    # libpq settings of a user's environment that the pipeline must not follow: text sent as
+    # LATIN1 would arrive as mojibake, and the build log would be in Kiritimati's time
+    hostile = {"PGCLIENTENCODING": "LATIN1", "PGTZ": "Pacific/Kiritimati"}
+    with postgres_server.environment(dbname), pytest.MonkeyPatch.context() as env:
+        for name, value in hostile.items():
+            env.setenv(name, value)
         pipeline.load_step(paths, quiet, target="postgres")
         pipeline.build_step(paths, quiet, target="postgres")
     return PostgresWarehouse(paths, postgres_server, dbname)
@@ -372,3 +378,120 @@ def test_load_without_a_server_names_the_server(tmp_path: Path, monkeypatch) -> 
 
     with pytest.raises(UserError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:1"):
         pipeline.load_step(paths, quiet, target="postgres")
+
+
+def test_the_build_log_is_in_utc(postgres_handmade: PostgresWarehouse) -> None:
+    """The latest build is found by its time: in the session's zone (PGTZ, the server's), a
+    build after a change of zone or the autumn's hour sorted before older ones."""
+    from datetime import UTC, datetime
+
+    latest = postgres_handmade.scalar("select max(happened_at) from raw._dbt_builds")
+    assert abs(datetime.now(UTC).replace(tzinfo=None) - latest).total_seconds() < 3600
+
+
+def test_ids_with_line_breaks_are_read_back_whole(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """The CLV fit reads its summaries back as CSV: a line break inside a quoted id at a block
+    boundary (1 MB) split the row, and a customer id came back as 'x"'."""
+    dbname = postgres_server.create_database("newlines")
+    con = postgres_server.connect(dbname)
+    with con, con.cursor() as cur:
+        cur.execute("create schema staging")
+        cur.execute(
+            "create table staging.ids as select case when n % 2 = 0 then 'C' || n || E'\\nx' "
+            "else 'C' || n end as customer_id, n as frequency from generate_series(1, 300000) n"
+        )
+    con.close()
+    with postgres_server.environment(dbname):
+        frame = targets._postgres_read(Paths(tmp_path), "staging.ids")
+    assert len(frame) == 300_000
+    assert set(frame["customer_id"]) == {
+        f"C{n}\nx" if n % 2 == 0 else f"C{n}" for n in range(1, 300_001)
+    }
+
+
+def test_the_database_is_refused_or_shared_with_a_reason(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """A database that cannot hold the landing files' text, a role without CREATE on the
+    database, and a second writer from another data directory: said, not traced or doubled."""
+    from retention.errors import UserError
+
+    paths = Paths(tmp_path)
+    paths.ensure()
+    write_csv(paths.landing_dir("customers") / "c.csv", CUSTOMER_HEADER, CUSTOMERS[:2])
+
+    latin1 = postgres_server.create_database(
+        "latin1", "encoding 'LATIN1' lc_collate 'C' lc_ctype 'C' template template0"
+    )
+    with postgres_server.environment(latin1), pytest.raises(UserError, match="is in LATIN1"):
+        pipeline.load_step(paths, quiet, target="postgres")
+
+    # a role that may not create schemas, with the schema made for it: loads; without: advice
+    dbname = postgres_server.create_database("privileges")
+    con = postgres_server.connect(dbname)
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute(f"revoke create on database {dbname} from current_user")
+    with postgres_server.environment(dbname):
+        with pytest.raises(UserError) as caught:
+            pipeline.load_step(paths, quiet, target="postgres")
+        message = str(caught.value)
+        assert "PostgreSQL refused shipping the landing files' rows" in message
+        assert f"grant create on database {dbname}" in message
+        with con.cursor() as cur:
+            cur.execute(f"grant create on database {dbname} to current_user")
+            cur.execute("create schema raw")
+            cur.execute(f"revoke create on database {dbname} from current_user")
+        pipeline.load_step(paths, quiet, target="postgres")
+        # another data directory (or machine) writing into the same database meanwhile
+        other = Paths(tmp_path / "other")
+        other.ensure()
+        write_csv(other.landing_dir("customers") / "c.csv", CUSTOMER_HEADER, CUSTOMERS[:2])
+        with con.cursor() as cur:
+            cur.execute("select pg_advisory_lock(%s)", [targets._WRITE_LOCK])
+            with pytest.raises(UserError, match="another retention command is loading"):
+                pipeline.load_step(other, quiet, target="postgres")
+            cur.execute("select pg_advisory_unlock(%s)", [targets._WRITE_LOCK])
+        pipeline.load_step(other, quiet, target="postgres")
+    con.close()
+    pg = PostgresWarehouse(paths, postgres_server, dbname)
+    # the same file from two data directories: the second found it shipped
+    assert pg.scalar("select count(*) from raw._landing_files") == 1
+    assert pg.scalar("select count(*) from raw.customers") == 2
+
+
+def test_a_selection_with_as_of_refits_and_bi_views_stay(
+    postgres_build: PostgresWarehouse, postgres_server: PostgresServer
+) -> None:
+    """`--select int_reporting_dates+ --as-of D` (what the CLI asks for with --as-of) moved the
+    marts to D but kept the CLV fit of the day before on PostgreSQL; and a BI tool's view on a
+    CLV mart made every build fail (the mart was dropped and created again)."""
+    copy = postgres_server.create_database("as_of", f"template {postgres_build.dbname}")
+    warehouse = PostgresWarehouse(postgres_build.paths, postgres_server, copy)
+    latest = warehouse.scalar("select max(as_of_date) from marts.customers")
+    as_of = latest + timedelta(days=15)  # (incremental models refuse an earlier date)
+    con = postgres_server.connect(copy)
+    with con, con.cursor() as cur:
+        cur.execute(
+            "create view public.bi_clv as select customer_id, predicted_clv "
+            "from marts.customer_lifetime_value"
+        )
+    con.close()
+    with postgres_server.environment(copy):
+        pipeline.build_step(
+            postgres_build.paths,
+            quiet,
+            target="postgres",
+            as_of=as_of.isoformat(),
+            select="int_reporting_dates+",
+        )
+    assert warehouse.scalar("select max(as_of_date) from marts.customers") == as_of
+    fitted = warehouse.query("select distinct as_of_date from marts.clv_model_parameters")
+    assert fitted == [(as_of,)]
+    assert (
+        warehouse.scalar("select count(*) from public.bi_clv")
+        == warehouse.scalar("select count(*) from marts.customer_lifetime_value")
+        > 0
+    )
