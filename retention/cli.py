@@ -27,6 +27,8 @@ from retention.errors import (
     environment_advice,
     is_damaged_database,
     is_environment_error,
+    is_out_of_memory,
+    memory_advice,
 )
 from retention.locking import exclusive
 
@@ -316,13 +318,11 @@ def _machine_problem(exc: BaseException, command: str) -> str | None:
     again = f"then run `retention {command}` again"
     if is_damaged_database(exc):
         return f"{exc}\n  {damaged_database_advice(where, str(exc))}"
-    if isinstance(exc, MemoryError):
+    if is_out_of_memory(exc):
         fewer = " (or generate fewer --customers)" if command in ("generate", "demo") else ""
-        detail = f" ({exc})" if str(exc) else ""
-        return (
-            f"out of memory{detail}\n  what to do: free memory or give the machine more, "
-            f"{again}{fewer}"
-        )
+        # DuckDB's list of "Possible solutions" names its own settings, not the project's
+        detail = " ".join(str(exc).split()).split(" Possible solutions:")[0]
+        return f"out of memory ({detail or type(exc).__name__})\n  {memory_advice(again)}{fewer}"
     if isinstance(exc, FileExistsError | NotADirectoryError):
         # (--data-dir, landing/<entity>)
         return (
@@ -378,6 +378,15 @@ def _dispatch(
             select=args.select,
             unit_tests=args.unit_tests,
             warm=warm,
+        )
+    elif args.command in ("validate", "publish", "report") and resolve_target() != "duckdb":
+        # these read the DuckDB warehouse: passing them would speak of marts the target's
+        # build never touched
+        raise UserError(
+            f"`retention {args.command}` works on the DuckDB warehouse, and "
+            f"RETENTION_DBT_TARGET is {resolve_target()}: on that target the marts are checked "
+            "by the dbt tests of `retention build` and BI tools read its marts schema\n"
+            "  what to do: unset RETENTION_DBT_TARGET to work on the DuckDB warehouse"
         )
     elif args.command == "validate":
         pipeline.validate_step(paths, _say)

@@ -28,8 +28,10 @@ from retention.errors import (
     UserError,
     damaged_database_advice,
     environment_advice,
+    memory_advice,
     mentions_damaged_database,
     mentions_environment_problem,
+    mentions_out_of_memory,
 )
 from retention.locking import inherited_descriptors
 
@@ -56,6 +58,8 @@ class DbtFailure(UserError):
             lines.append(f"  {damaged_database_advice(where, damaged[0])}")
         elif any(mentions_environment_problem(f) for f in failures):
             lines.append(f"  {environment_advice(where, 'then run the command again')}")
+        elif any(mentions_out_of_memory(f) for f in failures):
+            lines.append(f"  {memory_advice('then run the command again')}")
         super().__init__("\n".join(lines))
 
 
@@ -178,6 +182,11 @@ def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     if target:
         env["RETENTION_DBT_TARGET"] = target
+    if resolve_target(target) == "postgres":
+        # libpq's: text in UTF-8 and the build log's timestamps in UTC whatever the user's
+        # environment or the server's defaults (targets.postgres_connect sets the same)
+        env["PGCLIENTENCODING"] = "UTF8"
+        env["PGTZ"] = "UTC"
     env.setdefault("PYTHONWARNINGS", f"ignore:{PYSPARK_PANDAS_WARNING}")
     # BLAS on the calling thread: in a dbt process the cores belong to DuckDB's threads, and
     # OpenBLAS's own threads spin between calls (the CLV fits' L-BFGS-B calls LAPACK)
@@ -213,6 +222,8 @@ def _summarise(results: list[dict[str, Any]]) -> list[str]:
         message = [m for m in message if m and not m.startswith("> ")]
         # dbt's first line repeats the node name; the cause is on the next one
         detail = " ".join(message[1:3]) if len(message) > 1 else (message or [r.get("status")])[0]
+        # DuckDB's out-of-memory error goes on with its own settings' names: memory_advice
+        detail = detail.split(" Possible solutions:")[0]
         if any("Traceback (most recent call last)" in m for m in message):
             # a Python model's error: its last line names the exception and what it says
             detail = f"Python model failed: {message[-1]}"

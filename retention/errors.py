@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -59,6 +60,33 @@ def is_damaged_database(exc: BaseException) -> bool:
     duckdb = sys.modules.get("duckdb")
     return (
         duckdb is not None and isinstance(exc, duckdb.Error) and mentions_damaged_database(str(exc))
+    )
+
+
+#: DuckDB's words for a query that did not fit its memory_limit (also in dbt's messages)
+_OUT_OF_MEMORY = ("Out of Memory Error", "could not allocate block of size")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's ``MemoryError`` (pyarrow's too) or DuckDB's out-of-memory error."""
+    duckdb = sys.modules.get("duckdb")
+    if isinstance(exc, MemoryError):
+        return True
+    return duckdb is not None and isinstance(exc, duckdb.OutOfMemoryException)
+
+
+def mentions_out_of_memory(text: str) -> bool:
+    """Whether an error's text (a dbt model's, say) is DuckDB running out of memory."""
+    return any(words in text for words in _OUT_OF_MEMORY)
+
+
+def memory_advice(again: str) -> str:
+    """What to do when DuckDB or Python ran out of memory; ``again``: how to carry on."""
+    limit = os.environ.get("RETENTION_DUCKDB_MEMORY_LIMIT", "3GB")
+    return (
+        f"what to do: RETENTION_DUCKDB_MEMORY_LIMIT (now {limit}) is DuckDB's ceiling, beyond "
+        "which it spills to disk: raise it if the machine has the memory free, lower it if the "
+        f"machine has less (or free memory, or give the machine more), {again}"
     )
 
 

@@ -406,13 +406,36 @@ def _outcome(table: str, item: Any) -> Outcome:
     )
 
 
+def import_great_expectations() -> ModuleType:
+    """``import great_expectations``, also in a process multiprocessing spawned from a
+    ``python -m ...`` (Dagster's run worker starts every step so). With pyspark installed GX
+    imports its Connect module, which takes a ``__main__`` with neither a spec nor a file (what
+    such a process has) for a doctest run and, without Spark Connect's packages, ends the
+    process with SystemExit(0). For the import only, that ``__main__`` gets a file name."""
+    main = sys.modules.get("__main__")
+    bare = main is not None and main.__spec__ is None and not hasattr(main, "__file__")
+    if bare:
+        main.__file__ = "<spawned by multiprocessing>"
+    try:
+        import great_expectations
+        import great_expectations.expectations
+    finally:
+        if bare:
+            del main.__file__
+    return great_expectations
+
+
 def preload() -> threading.Thread:
     """Import Great Expectations in a background thread (about 3 s of one core), so that a
     later ``validate`` finds it loaded: ``retention run`` starts it while dbt parses."""
 
     def load() -> None:
-        import great_expectations
-        import great_expectations.expectations  # noqa: F401
+        try:
+            import_great_expectations()
+        except BaseException:
+            # short of memory, say: validate imports it again, and says what fails in its place
+            # rather than as a thread's traceback amid dbt's output
+            log.debug("preloading Great Expectations failed", exc_info=True)
 
     thread = threading.Thread(target=load, name="preload-great-expectations", daemon=True)
     thread.start()
@@ -436,7 +459,7 @@ def validate(
         write_report: write ``validation/latest.json``, the report ``retention publish`` reads.
             A partial validation (``tables``) should not replace it.
     """
-    import great_expectations as gx
+    gx = import_great_expectations()
     from great_expectations.core.run_identifier import RunIdentifier
 
     say = progress or log.info

@@ -534,6 +534,57 @@ def test_running_out_of_memory_is_an_error_message(
     assert "Traceback" not in err
 
 
+def test_duckdb_out_of_memory_names_the_setting(tmp_path: Path) -> None:
+    """DuckDB's out-of-memory error is not Python's MemoryError: it ended as a traceback. And the
+    load ignored RETENTION_DUCKDB_MEMORY_LIMIT (DuckDB's default is 80 % of the machine)."""
+    from retention.generate import generate
+
+    generate(tmp_path / "landing", customers=2_000, seed=3, progress=lambda _: None)
+    result = retention("load", data_dir=tmp_path, env={"RETENTION_DUCKDB_MEMORY_LIMIT": "1MB"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: out of memory (Out of Memory Error: " in result.stderr
+    assert "Possible solutions" not in result.stderr  # DuckDB's settings, not the project's
+    assert "what to do: RETENTION_DUCKDB_MEMORY_LIMIT (now 1MB) is DuckDB's ceiling" in (
+        result.stderr
+    )
+    # nothing half-loaded: with the memory it needs, the load takes every file
+    loaded = retention("load", data_dir=tmp_path)
+    assert loaded.returncode == 0 and "0 file(s) already loaded" in loaded.stdout
+
+
+def test_a_model_out_of_memory_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt's summary of a model that ran out of memory ended on DuckDB's dangling "Possible
+    solutions:" heading, with no advice."""
+    monkeypatch.setenv("RETENTION_DUCKDB_MEMORY_LIMIT", "500MB")
+    result = {
+        "status": "error",
+        "unique_id": "model.retention_warehouse.base_shop__orders",
+        "message": "Runtime Error in model base_shop__orders (models/base_shop__orders.sql)\n"
+        "  Out of Memory Error: could not allocate block of size 256.0 KiB (476.8 MiB/476.8 "
+        "MiB used)\n  \n  Possible solutions:\n  * Reducing the number of threads",
+    }
+    problems = dbt._summarise([result])
+    assert problems == [
+        "model base_shop__orders: Out of Memory Error: could not allocate block of size 256.0 "
+        "KiB (476.8 MiB/476.8 MiB used)"
+    ]
+    assert "RETENTION_DUCKDB_MEMORY_LIMIT (now 500MB) is DuckDB's ceiling" in str(
+        dbt.DbtFailure("build", problems, 1)
+    )
+
+
+def test_validate_and_publish_refuse_another_target(tmp_path: Path) -> None:
+    """With RETENTION_DBT_TARGET=postgres, validate passed and publish republished the DuckDB
+    warehouse of an earlier build, and neither said a word of PostgreSQL."""
+    for command in ("validate", "publish", "report"):
+        result = retention(command, data_dir=tmp_path, env={"RETENTION_DBT_TARGET": "postgres"})
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert (
+            f"`retention {command}` works on the DuckDB warehouse, and RETENTION_DBT_TARGET is "
+            "postgres"
+        ) in result.stderr
+
+
 def test_a_file_where_a_folder_belongs_is_named(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "data" / "landing").mkdir(parents=True)

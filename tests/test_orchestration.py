@@ -14,7 +14,7 @@ import pytest
 from retention.config import ENTITIES, Paths
 from retention.generate import generate
 from retention.locking import Busy, exclusive
-from tests.conftest import quiet, write_csv
+from tests.conftest import PostgresServer, quiet, write_csv
 
 
 @pytest.fixture
@@ -212,9 +212,36 @@ def test_production_instance_config_uses_postgres_from_the_environment(tmp_path:
     config, _ = dagster_instance_config(str(tmp_path))
     database = config["storage"]["postgres"]["postgres_db"]
     assert database["password"] == {"env": "DAGSTER_PG_PASSWORD"}
-    assert all(isinstance(v, dict) and "env" in v for v in database.values())
+    credentials = {k: v for k, v in database.items() if k != "scheme"}
+    assert all(isinstance(v, dict) and "env" in v for v in credentials.values())
     # a crashed run is run again; a failed step has its own policy
     assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
+
+
+def test_the_production_instance_starts_on_postgres(
+    tmp_path: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon and the webserver build this instance first: with a bare postgresql:// URL
+    SQLAlchemy 2.1 asked for psycopg 3, which is not installed, and neither started."""
+    from dagster import DagsterInstance
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "dagster.yaml").write_text((root / "orchestration/dagster.prod.yaml").read_text())
+    s = postgres_server.settings
+    for name, value in {
+        "DAGSTER_PG_HOST": s["PGHOST"],
+        "DAGSTER_PG_PORT": s["PGPORT"],
+        "DAGSTER_PG_DB": postgres_server.create_database("dagster"),
+        "DAGSTER_PG_USER": s["PGUSER"],
+        "DAGSTER_PG_PASSWORD": s["PGPASSWORD"],
+    }.items():
+        monkeypatch.setenv(name, value)
+    instance = DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert instance.get_runs() == []
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    finally:
+        instance.dispose()
 
 
 @pytest.mark.parametrize(

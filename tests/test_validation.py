@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -755,3 +756,51 @@ def test_a_reader_holding_serving_open_does_not_block_a_run(copy: Warehouse) -> 
     assert copy.paths.serving.resolve() != old_release
     with duckdb.connect(str(copy.paths.serving / "serving.duckdb"), read_only=True) as fresh:
         assert fresh.execute("select count(*) from orders").fetchone()[0] == before
+
+
+def test_a_failed_preload_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import ahead of validation runs beside dbt's output: when it fails (short of memory)
+    validate's own import says so later, not a thread's traceback amid dbt's lines."""
+    import sys
+    import threading
+
+    tracebacks: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", tracebacks.append)
+    monkeypatch.setitem(sys.modules, "great_expectations", None)  # import fails
+    validation.preload().join()
+    assert tracebacks == []
+
+
+def test_great_expectations_imports_in_a_process_spawned_from_python_m(tmp_path: Path) -> None:
+    """Dagster's run worker (`python -m dagster api execute_run`) spawns each step: the step's
+    __main__ has no spec and no file, and pyspark (imported by GX when installed) took that for
+    a doctest run and exited the step with SystemExit(0): every launched run failed."""
+    pytest.importorskip("pyspark")
+    package = tmp_path / "launcher"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "step.py").write_text(
+        "def step():\n"
+        "    from retention.validation import import_great_expectations\n"
+        "    import_great_expectations()\n"
+        "    print('imported', flush=True)\n"
+    )
+    (package / "__main__.py").write_text(
+        "import multiprocessing, sys\n"
+        "from launcher.step import step\n"
+        "if __name__ == '__main__':\n"
+        "    child = multiprocessing.get_context('spawn').Process(target=step)\n"
+        "    child.start()\n"
+        "    child.join()\n"
+        "    sys.exit(child.exitcode)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "launcher"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{root}"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "imported", result.stderr
