@@ -1,5 +1,6 @@
 """The job, its daily schedule, the landing-file sensor and the run-failure log."""
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,14 @@ def run_config(as_of_date: str | None = None, full_refresh: bool = False) -> dic
     }
 
 
-@dg.schedule(job=retention_job, cron_schedule="0 5 * * *", execution_timezone="UTC")
+# running from the moment a daemon loads them: a deployment whose schedule waits for someone to
+# switch it on in the UI runs nothing, and says nothing
+@dg.schedule(
+    job=retention_job,
+    cron_schedule="0 5 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
 def daily_retention_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every day at 05:00 UTC, with as_of_date = the scheduled day."""
     day = context.scheduled_execution_time.date().isoformat()
@@ -57,7 +65,19 @@ def landing_signatures(paths: Paths) -> dict[str, str]:
     return signatures
 
 
-@dg.sensor(job=retention_job, minimum_interval_seconds=60)
+def landing_run_key(new: list[str], signatures: dict[str, str]) -> str:
+    """A short key of the new files' versions, the same for the same versions. The list itself
+    grows with the files: 45 KB for 789 of them, which Dagster's PostgreSQL storage cannot
+    index (its tags' btree takes 2704 bytes), and the run was not created."""
+    listing = "|".join(f"{name}@{signatures[name]}" for name in new)
+    return f"landing-{len(new)}-{hashlib.sha256(listing.encode()).hexdigest()[:32]}"
+
+
+@dg.sensor(
+    job=retention_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def landing_file_sensor(context: dg.SensorEvaluationContext):
     """Start a run when new or changed landing files appear; each file version triggers once."""
     seen = json.loads(context.cursor) if context.cursor else {}
@@ -66,9 +86,10 @@ def landing_file_sensor(context: dg.SensorEvaluationContext):
     context.update_cursor(json.dumps(current, sort_keys=True))
     if not new:
         return dg.SkipReason("no new landing files")
-    key = "|".join(f"{name}@{current[name]}" for name in new)
+    shown = ", ".join(new[:20]) + (f" and {len(new) - 20} more" if len(new) > 20 else "")
+    context.log.info(f"{len(new)} new landing file(s): {shown}")
     return dg.RunRequest(
-        run_key=key,
+        run_key=landing_run_key(new, current),
         run_config=run_config(),
         tags={"new_landing_files": str(len(new))},
     )
@@ -86,12 +107,20 @@ def record_failure(log_file: Path, run_id: str, job_name: str, message: str) -> 
         handle.write(json.dumps(line) + "\n")
 
 
-@dg.run_failure_sensor(monitored_jobs=[retention_job])
+@dg.run_failure_sensor(
+    monitored_jobs=[retention_job], default_status=dg.DefaultSensorStatus.RUNNING
+)
 def run_failure_log(context: dg.RunFailureSensorContext) -> None:
-    """Append each failed run to $RETENTION_DATA_DIR/logs/run_failures.log (JSON lines)."""
+    """Append each failed run to $RETENTION_DATA_DIR/logs/run_failures.log (JSON lines), with
+    why its steps failed (the run's own message names only the steps)."""
+    steps = [
+        f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        for event in context.get_step_failure_events()
+        if event.step_failure_data.error is not None
+    ]
     record_failure(
         Paths.from_env().data_dir / "logs" / "run_failures.log",
         context.dagster_run.run_id,
         context.dagster_run.job_name,
-        context.failure_event.message or "run failed",
+        "\n".join([context.failure_event.message or "run failed", *steps]),
     )

@@ -3,9 +3,11 @@ failing check on staging really stops the marts."""
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -140,6 +142,22 @@ def build_args(config: BuildConfig) -> list[str]:
     return [*args, "--vars", json.dumps(retention_dbt.build_vars(as_of))]
 
 
+#: how many dbt steps' artifacts (manifest, run results, log: about 7 MB each) are kept
+KEPT_STEP_TARGETS = 20
+
+
+def run_target_path(paths: Paths, step: str) -> Path:
+    """Where a step's dbt writes its artifacts: in the data directory (the project folder may be
+    a read-only image), the latest KEPT_STEP_TARGETS steps' only. dagster-dbt's default, a new
+    folder under the project's target/ for every step, grew by 13.5 MB a run, for ever."""
+    root = paths.data_dir / "dbt" / "dagster-steps"
+    root.mkdir(parents=True, exist_ok=True)
+    earlier = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in earlier[KEPT_STEP_TARGETS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+    return root / step
+
+
 def _dbt_step(name: str, select: str) -> dg.AssetsDefinition:
     """One `dbt build` step over a part of the project; its tests become asset checks."""
 
@@ -155,7 +173,8 @@ def _dbt_step(name: str, select: str) -> dg.AssetsDefinition:
         args = build_args(config)
         absolute_data_dir()
         with data_directory(context):
-            invocation = dbt.cli(args, context=context, raise_on_error=False)
+            target = run_target_path(Paths.from_env(), f"{name}-{context.run.run_id[:8]}")
+            invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target)
             yield from invocation.stream()
             error = invocation.get_error()
         if error is not None:

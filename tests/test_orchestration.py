@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from contextlib import ExitStack
 from datetime import date, datetime
@@ -95,6 +96,14 @@ def test_job_materialises_every_asset(defs: dg.Definitions, data_dir: Paths) -> 
     assert materialised == expected
     assert "serving/marts" in materialised and "marts/customer_lifetime_value" in materialised
     assert "reports/retention_report" in materialised
+    # dbt's artifacts in the data directory, one folder a step, not in the project's target/
+    steps = data_dir.data_dir / "dbt" / "dagster-steps"
+    run = result.run_id[:8]
+    assert sorted(p.name for p in steps.iterdir()) == [
+        f"marts_dbt_assets-{run}",
+        f"staging_dbt_assets-{run}",
+    ]
+    assert (steps / f"marts_dbt_assets-{run}" / "run_results.json").is_file()
     checks = [
         e.event_specific_data
         for e in result.all_events
@@ -117,8 +126,9 @@ def test_failing_staging_check_blocks_marts_and_publish(
     job = defs.resolve_job_def("retention_job")
     from orchestration.automation import run_config
 
+    instance = dg.DagsterInstance.ephemeral()
     result = job.execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), run_config=run_config(), raise_on_error=False
+        instance=instance, run_config=run_config(), raise_on_error=False
     )
     assert not result.success
     materialised = {"/".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
@@ -132,6 +142,20 @@ def test_failing_staging_check_blocks_marts_and_publish(
     ]
     assert any(c.asset_key == _key("raw/orders") for c in failed_checks)
     assert not data_dir.serving.exists()
+    # the failure log says why, not only which step ("Steps failed: ['raw_quality']")
+    from orchestration.automation import run_failure_log
+
+    (failure,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_log",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()
+    run_failure_log(context)
+    (line,) = (data_dir.data_dir / "logs" / "run_failures.log").read_text().splitlines()
+    logged = json.loads(line)["error"]
+    assert "Steps failed" in logged and "raw/orders" in logged and "blocking" in logged
 
 
 def test_sensor_triggers_once_per_new_file(defs: dg.Definitions, data_dir: Paths) -> None:
@@ -142,7 +166,8 @@ def test_sensor_triggers_once_per_new_file(defs: dg.Definitions, data_dir: Paths
     write_csv(data_dir.landing_dir("orders") / "orders_1.csv", ["order_id"], [["O1"]])
     context = dg.build_sensor_context(cursor=first.cursor)
     request = sensor(context)
-    assert isinstance(request, dg.RunRequest) and "orders/orders_1.csv" in request.run_key
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == _landing_key(data_dir, ["orders/orders_1.csv"])
     # the same file does not trigger twice, nor what the load does not read
     (data_dir.landing_dir("orders") / "_SUCCESS").write_bytes(b"")
     write_csv(data_dir.landing_dir("orders") / ".orders_2.csv.partial", ["order_id"], [["O2"]])
@@ -152,7 +177,50 @@ def test_sensor_triggers_once_per_new_file(defs: dg.Definitions, data_dir: Paths
     later = dg.build_sensor_context(cursor=again.cursor)
     request = sensor(later)
     assert isinstance(request, dg.RunRequest)
-    assert "orders_2.csv" in request.run_key and "orders_1.csv" not in request.run_key
+    assert request.run_key == _landing_key(data_dir, ["orders/orders_2.csv"])
+
+
+def _landing_key(data_dir: Paths, names: list[str]) -> str:
+    from orchestration.automation import landing_run_key, landing_signatures
+
+    return landing_run_key(names, landing_signatures(data_dir))
+
+
+def test_only_the_latest_steps_keep_their_dbt_artifacts(tmp_path: Path) -> None:
+    from orchestration.dbt import KEPT_STEP_TARGETS, run_target_path
+
+    paths = Paths(tmp_path)
+    made = []
+    for i in range(KEPT_STEP_TARGETS + 5):
+        target = run_target_path(paths, f"step-{i:02d}")
+        target.mkdir()
+        os.utime(target, (1_700_000_000 + i, 1_700_000_000 + i))
+        made.append(target.name)
+    kept = sorted(p.name for p in target.parent.iterdir())
+    assert kept == made[-KEPT_STEP_TARGETS:]
+
+
+def test_a_tick_over_many_files_has_a_short_key(data_dir: Paths) -> None:
+    """A sensor turned on over months of daily files: the key listed every file (45 KB for
+    789), past what Dagster's PostgreSQL storage indexes, and the run was never created."""
+    from orchestration.automation import landing_run_key
+
+    names = [f"orders/orders_{day:04d}.csv" for day in range(800)]
+    signatures = {name: "1024:1700000000000000000" for name in names}
+    key = landing_run_key(names, signatures)
+    assert len(key) < 64 and key.startswith("landing-800-")
+    assert key == landing_run_key(list(names), dict(signatures))  # the same versions: once
+    signatures[names[0]] = "1025:1700000000000000001"  # a file changed: another run
+    assert landing_run_key(names, signatures) != key
+
+
+def test_the_schedule_and_sensors_run_once_deployed(defs: dg.Definitions) -> None:
+    """Dagster's default is stopped: a deployment ran nothing until someone switched each on."""
+    assert defs.resolve_schedule_def("daily_retention_schedule").default_status == (
+        dg.DefaultScheduleStatus.RUNNING
+    )
+    for sensor in ("landing_file_sensor", "run_failure_log"):
+        assert defs.resolve_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_schedule_passes_the_scheduled_day(defs: dg.Definitions) -> None:
