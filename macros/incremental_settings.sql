@@ -34,10 +34,11 @@
 
 
 {#-
-    The seeds upstream of a node. dbt's checksum of a seed file identifies its contents, except
-    above 1 MB, where dbt does not read the file and the checksum is its path.
+    The seeds and models upstream of a node. dbt's checksum of a seed file identifies its
+    contents, except above 1 MB, where dbt does not read the file and the checksum is its path;
+    a model's is that of its SQL (or Python) file.
 -#}
-{% macro upstream_seeds(unique_id) -%}
+{% macro upstream_nodes(unique_id) -%}
     {%- set seen = [] -%}
     {%- set todo = [unique_id] -%}
     {#- each node is queued once: as many rounds as there are nodes empty the queue -#}
@@ -48,16 +49,21 @@
             {%- do todo.append(parent) -%}
         {%- endfor -%}
     {%- endfor -%}
-    {%- set seeds = [] -%}
+    {%- set upstream = [] -%}
     {%- for parent in seen if parent in graph.nodes
-        and graph.nodes[parent].resource_type == 'seed' -%}
-        {%- do seeds.append(graph.nodes[parent]) -%}
+        and graph.nodes[parent].resource_type in ('seed', 'model') -%}
+        {%- do upstream.append(graph.nodes[parent]) -%}
     {%- endfor -%}
-    {{ return(seeds) }}
+    {{ return(upstream) }}
 {%- endmacro %}
 
 
-{#- The settings of an incremental model, as a dict of strings: 'var <name>' and 'seed <name>'. -#}
+{#-
+    The settings of an incremental model, as a dict of strings: 'var <name>', 'seed <name>' and
+    'code <model>' (the model's own file and those of the models upstream of it: a change to
+    their SQL changes the rows an increment writes, not those it keeps). The macros they call
+    are not covered: dbt's graph has no checksums of macros.
+-#}
 {% macro incremental_settings(unique_id) -%}
     {%- set settings = {} -%}
     {#- as the models read them: validated (a bad value is named as such), normalised -#}
@@ -71,8 +77,9 @@
         {%- endif -%}
         {%- do settings.update({'var ' ~ name: value | trim}) -%}
     {%- endfor -%}
-    {%- for seed in upstream_seeds(unique_id) -%}
-        {%- do settings.update({'seed ' ~ seed.name: seed.checksum.checksum}) -%}
+    {%- for node in upstream_nodes(unique_id) + [graph.nodes[unique_id]] -%}
+        {%- set kind = 'seed ' if node.resource_type == 'seed' else 'code ' -%}
+        {%- do settings.update({kind ~ node.name: node.checksum.checksum}) -%}
     {%- endfor -%}
     {{ return(settings) }}
 {%- endmacro %}
@@ -116,6 +123,7 @@
             ~ ' order by recorded.unique_id'
         ).rows -%}
         {%- set changes = [] -%}
+        {%- set unrecorded = [] -%}
         {%- set models = [] -%}
         {%- for row in recorded if row[0] in selected_resources and row[0] in graph.nodes -%}
             {%- set node = graph.nodes[row[0]] -%}
@@ -128,21 +136,44 @@
                 {%- set keys = (before.keys() | list) + (now.keys() | list) -%}
                 {%- for key in keys | unique | sort if before.get(key) != now.get(key) -%}
                     {%- do changed.append(key) -%}
-                    {%- set change = key ~ (
-                        ' changed from ' ~ before[key] ~ ' to ' ~ now[key]
-                        if key.startswith('var ') and key in before and key in now
-                        else ' changed') -%}
-                    {%- if change not in changes -%}{%- do changes.append(change) -%}{%- endif -%}
+                    {%- if key not in before -%}
+                        {#- recorded by an earlier version of the project, without it -#}
+                        {%- if key not in unrecorded -%}{%- do unrecorded.append(key) -%}{%- endif -%}
+                    {%- else -%}
+                        {%- if key.startswith('var ') and key in now -%}
+                            {%- set change = key ~ ' changed from ' ~ before[key] ~ ' to ' ~ now[key] -%}
+                        {%- elif key.startswith('code ') -%}
+                            {%- set change = 'the SQL of model ' ~ key[5:] ~ ' changed' -%}
+                        {%- else -%}
+                            {%- set change = key ~ ' changed' -%}
+                        {%- endif -%}
+                        {%- if change not in changes -%}{%- do changes.append(change) -%}{%- endif -%}
+                    {%- endif -%}
                 {%- endfor -%}
                 {%- if changed -%}{%- do models.append(node.schema ~ '.' ~ node.alias) -%}{%- endif -%}
             {%- endif -%}
         {%- endfor -%}
+        {%- set settings_changed = [] -%}
+        {%- for change in changes if change.startswith(('var ', 'seed ')) -%}
+            {%- do settings_changed.append(change) -%}
+        {%- endfor -%}
+        {%- set named = 'the incremental models ' ~ models | join(', ') -%}
+        {%- set reasons = [] -%}
         {%- if changes -%}
+            {%- do reasons.append(changes | join('; ') ~ ' since ' ~ named ~ ' were built') -%}
+        {%- endif -%}
+        {%- if unrecorded -%}
+            {%- do reasons.append(('they were' if changes else named ~ ' were')
+                ~ ' built by an earlier version of the project, which recorded no '
+                ~ unrecorded[0] ~ (' and ' ~ (unrecorded | length - 1) ~ ' more'
+                    if unrecorded | length > 1 else '')) -%}
+        {%- endif -%}
+        {%- if reasons -%}
             {{ exceptions.raise_compiler_error(
-                changes | join('; ') ~ ' since the incremental models ' ~ models | join(', ')
-                ~ ' were built: an increment would keep their rows computed with the old '
-                ~ 'settings beside new ones. Rebuild them with `retention build --full-refresh`'
-                ~ ' (dbt: --full-refresh), or put the settings back') }}
+                reasons | join('; ') ~ ': an increment would keep their rows computed with the '
+                ~ 'old settings or SQL beside new ones. Rebuild them with `retention run '
+                ~ '--full-refresh` or `retention build --full-refresh` (dbt: --full-refresh)'
+                ~ (', or put the settings back' if settings_changed else '')) }}
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

@@ -752,6 +752,51 @@ def test_a_changed_setting_needs_a_full_refresh(
         assert con.execute("select max(amount) <= 300 from marts.orders").fetchone() == (True,)
 
 
+def test_changed_sql_or_an_earlier_version_needs_a_full_refresh(
+    day_landed_incrementally: Paths, tmp_path: Path
+) -> None:
+    """An upgrade that changed what int_customer_months' columns mean published wrong averages
+    from its old rows beside new ones, every check green. The SQL of each incremental model and
+    of the models upstream of it is recorded (dbt's checksums of their files); a change, or a
+    record made by an earlier version without it, asks for the full refresh."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(_before_the_build(day_landed_incrementally), data_dir, symlinks=True)
+    paths = Paths(data_dir)
+
+    def edit_record(model: str, pattern: str, replacement: str) -> None:
+        with duckdb.connect(str(paths.warehouse)) as con:
+            con.execute(
+                "update raw._dbt_incremental_settings "
+                "set settings = regexp_replace(settings, ?, ?) where unique_id like ?",
+                [pattern, replacement, f"%.{model}"],
+            )
+
+    edit_record(
+        "int_customer_months", '"code int_customer_months": "', '"code int_customer_months": "0'
+    )
+    with pytest.raises(
+        dbt.DbtFailure,
+        match=r"the SQL of model int_customer_months changed since the incremental models "
+        r"staging\.int_customer_months were built: .* Rebuild them with `retention run "
+        r"--full-refresh`",
+    ) as refused:
+        dbt.run_dbt(["run", "--select", "int_customer_months"], paths)
+    assert "put the settings back" not in str(refused.value)  # there are none to put back
+    edit_record(
+        "int_customer_months", '"code int_customer_months": "0', '"code int_customer_months": "'
+    )
+    dbt.run_dbt(["run", "--select", "int_customer_months"], paths)
+
+    # a record from before a setting existed (an earlier version of the project)
+    edit_record("base_shop__orders", '"var min_event_date": "[^"]*", ', "")
+    with pytest.raises(
+        dbt.DbtFailure,
+        match=r"the incremental models staging\.base_shop__orders were built by an earlier "
+        r"version of the project, which recorded no var min_event_date:",
+    ):
+        dbt.run_dbt(["run", "--select", "base_shop__orders"], paths)
+
+
 def test_the_settings_checked_cover_the_vars_the_incremental_models_read(
     day_landed_incrementally: Paths,
 ) -> None:
