@@ -45,6 +45,18 @@ STAGING_SELECT = "resource_type:seed path:models/staging"
 MARTS_SELECT = "path:models/intermediate path:models/marts"
 
 
+def manifest_is_current(manifest: Path, project: Path) -> bool:
+    """Whether ``manifest`` is newer than every file of the project's dbt folders and than the
+    folders themselves: a file deleted or renamed changes only its folder's time, and a model
+    deleted since the parse stayed in the graph (a check of a test no longer there)."""
+    sources = [project / "dbt_project.yml"]
+    for folder in ("models", "macros", "seeds", "tests/dbt"):
+        sources.append(project / folder)
+        sources.extend((project / folder).rglob("*"))
+    newest = max(p.stat().st_mtime for p in sources if p.exists())
+    return manifest.exists() and manifest.stat().st_mtime >= newest
+
+
 def ensure_manifest() -> None:
     """Parse the project when the manifest is missing or older than the project's files.
 
@@ -52,12 +64,7 @@ def ensure_manifest() -> None:
     In production, run `dbt parse` (or `dagster-dbt project prepare-and-package`) when building
     the image.
     """
-    manifest = dbt_project.manifest_path
-    sources = [PROJECT_DIR / "dbt_project.yml"]
-    for folder in ("models", "macros", "seeds", "tests/dbt"):
-        sources.extend(p for p in (PROJECT_DIR / folder).rglob("*") if p.is_file())
-    newest = max(p.stat().st_mtime for p in sources)
-    if manifest.exists() and manifest.stat().st_mtime >= newest:
+    if manifest_is_current(dbt_project.manifest_path, PROJECT_DIR):
         return
     subprocess.run(
         [

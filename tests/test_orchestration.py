@@ -200,6 +200,27 @@ def test_only_the_latest_steps_keep_their_dbt_artifacts(tmp_path: Path) -> None:
     assert kept == made[-KEPT_STEP_TARGETS:]
 
 
+def test_a_deleted_model_makes_the_manifest_stale(tmp_path: Path) -> None:
+    from orchestration.dbt import manifest_is_current
+
+    (tmp_path / "dbt_project.yml").write_text("name: x")
+    for folder in ("models/marts", "macros", "seeds", "tests/dbt"):
+        (tmp_path / folder).mkdir(parents=True)
+    model = tmp_path / "models" / "marts" / "gone.sql"
+    model.write_text("select 1")
+    manifest = tmp_path / "target" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    os.utime(manifest, (2_000_000_000, 2_000_000_000))
+    assert manifest_is_current(manifest, tmp_path)
+    os.utime(manifest, (1_000_000_000, 1_000_000_000))
+    for path in tmp_path.rglob("*"):  # every file and folder older than the manifest
+        os.utime(path, (900_000_000, 900_000_000))
+    assert manifest_is_current(manifest, tmp_path)
+    model.unlink()  # the folder's time is now
+    assert not manifest_is_current(manifest, tmp_path)
+
+
 def test_a_tick_over_many_files_has_a_short_key(data_dir: Paths) -> None:
     """A sensor turned on over months of daily files: the key listed every file (45 KB for
     789), past what Dagster's PostgreSQL storage indexes, and the run was never created."""
