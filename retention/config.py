@@ -5,6 +5,7 @@ Everything hangs off one root, ``RETENTION_DATA_DIR`` (default: ``data/`` in the
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,3 +112,26 @@ def write_whole(path: Path, text: str) -> None:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def duckdb_memory_limit() -> str:
+    """RETENTION_DUCKDB_MEMORY_LIMIT (default 3GB, as profiles.yml), checked by DuckDB's own
+    parser: DuckDB's memory_limit for the dbt builds and the commands' own connections."""
+    return _checked_memory_limit(os.environ.get("RETENTION_DUCKDB_MEMORY_LIMIT", "3GB"))
+
+
+@functools.cache
+def _checked_memory_limit(memory: str) -> str:
+    import duckdb
+
+    from retention.errors import UserError
+
+    try:
+        with duckdb.connect() as con:  # a throwaway in-memory database
+            con.execute("set memory_limit = ?", [memory])
+    except duckdb.Error as exc:
+        raise UserError(
+            f"RETENTION_DUCKDB_MEMORY_LIMIT={memory!r} is not a memory size DuckDB accepts "
+            f"({exc}); write it like 3GB, 2500MiB or 75%"
+        ) from None
+    return memory

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retention.config import Paths, project_dir
+from retention.config import Paths, duckdb_memory_limit, project_dir
 from retention.errors import (
     UserError,
     damaged_database_advice,
@@ -106,19 +106,8 @@ def check_settings(target: str | None = None) -> None:
         raise UserError(f"PGPORT={port!r} is not a port number (1 to 65535)")
     if resolve_target(target) == "spark" and not os.environ.get("SPARK_REMOTE"):
         check_local_spark_paths(Paths.from_env())
-    memory = os.environ.get("RETENTION_DUCKDB_MEMORY_LIMIT")
-    if memory is not None:
-        import duckdb
-
-        # DuckDB's own parser, on a throwaway in-memory database
-        try:
-            with duckdb.connect() as con:
-                con.execute("set memory_limit = ?", [memory])
-        except duckdb.Error as exc:
-            raise UserError(
-                f"RETENTION_DUCKDB_MEMORY_LIMIT={memory!r} is not a memory size DuckDB accepts "
-                f"({exc}); write it like 3GB, 2500MiB or 75%"
-            ) from None
+    if "RETENTION_DUCKDB_MEMORY_LIMIT" in os.environ:
+        duckdb_memory_limit()
 
 
 #: what a folder of local Spark's may not have in its path: profiles.yml writes the data

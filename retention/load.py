@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from retention.config import ENTITIES, Paths
+from retention.config import ENTITIES, Paths, duckdb_memory_limit
 from retention.errors import UserError, is_environment_error
 from retention.sql import sql_string
 
@@ -904,9 +904,9 @@ def connect(paths: Paths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if read_only and not paths.warehouse.exists():
         raise _nothing_loaded(paths, f"no warehouse yet ({paths.warehouse.name})")
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    # the dbt profile's memory limit (profiles.yml; checked by dbt.check_settings) for the
-    # loads, validation and publishing too, rather than DuckDB's 80 % of the machine
-    config = {"memory_limit": os.environ.get("RETENTION_DUCKDB_MEMORY_LIMIT", "3GB")}
+    # the dbt profile's memory limit for the loads, validation and publishing too, rather than
+    # DuckDB's 80 % of the machine
+    config = {"memory_limit": duckdb_memory_limit()}
     try:
         return duckdb.connect(str(paths.warehouse), read_only=read_only, config=config)
     except duckdb.IOException as exc:

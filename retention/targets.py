@@ -225,8 +225,8 @@ def _postgres_refused(pg: Any, doing: str, exc: Exception) -> UserError:
     advice = {
         "42501": (  # insufficient_privilege
             f"grant the role what it needs (`grant create on database {database} to "
-            f"{pg.info.user}`; or create the schemas raw, staging, quarantine and marts owned by "
-            "it), then run the command again"
+            f"{pg.info.user}`; or create the schemas raw, staging, quarantine, marts and reference "
+            "owned by it), then run the command again"
         ),
         "2BP01": (  # dependent_objects_still_exist
             "a view or other object of yours depends on a table the pipeline replaces: drop it "

@@ -547,6 +547,10 @@ def test_duckdb_out_of_memory_names_the_setting(tmp_path: Path) -> None:
     assert "what to do: RETENTION_DUCKDB_MEMORY_LIMIT (now 1MB) is DuckDB's ceiling" in (
         result.stderr
     )
+    # a malformed setting is named (the load's connection reads it too now)
+    malformed = retention("load", data_dir=tmp_path, env={"RETENTION_DUCKDB_MEMORY_LIMIT": "lots"})
+    assert malformed.returncode == 1 and "Traceback" not in malformed.stderr
+    assert "RETENTION_DUCKDB_MEMORY_LIMIT='lots' is not a memory size" in malformed.stderr
     # nothing half-loaded: with the memory it needs, the load takes every file
     loaded = retention("load", data_dir=tmp_path)
     assert loaded.returncode == 0 and "0 file(s) already loaded" in loaded.stdout
