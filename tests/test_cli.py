@@ -374,9 +374,12 @@ def test_an_unused_warm_dbt_ends(tmp_path: Path) -> None:
     killed rather than waited for."""
     with dbt.warm_dbt(Paths(tmp_path)) as warm:
         process = warm._process
-        assert process is not None
+        assert process is not None and process.stdin is not None
         assert _reading_its_input(process.pid)
-    assert process.returncode == 0
+        # what close() does first; it then gives the exit a second, which a loaded machine's
+        # CI run found too short (killed, harmlessly): the exit itself is what is tested here
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0
     assert process.stdout is not None and process.stdout.closed
     with dbt.warm_dbt(Paths(tmp_path)) as warm:
         process = warm._process
