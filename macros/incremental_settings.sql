@@ -140,7 +140,9 @@
                         {#- recorded by an earlier version of the project, without it -#}
                         {%- if key not in unrecorded -%}{%- do unrecorded.append(key) -%}{%- endif -%}
                     {%- else -%}
-                        {%- if key.startswith('var ') and key in now -%}
+                        {%- if key not in now -%}
+                            {%- set change = key ~ ' is no longer read' -%}
+                        {%- elif key.startswith('var ') -%}
                             {%- set change = key ~ ' changed from ' ~ before[key] ~ ' to ' ~ now[key] -%}
                         {%- elif key.startswith('code ') -%}
                             {%- set change = 'the SQL of model ' ~ key[5:] ~ ' changed' -%}
@@ -164,9 +166,9 @@
         {%- endif -%}
         {%- if unrecorded -%}
             {%- do reasons.append(('they were' if changes else named ~ ' were')
-                ~ ' built by an earlier version of the project, which recorded no '
-                ~ unrecorded[0] ~ (' and ' ~ (unrecorded | length - 1) ~ ' more'
-                    if unrecorded | length > 1 else '')) -%}
+                ~ ' built without a record of ' ~ unrecorded[0]
+                ~ (' and ' ~ (unrecorded | length - 1) ~ ' more' if unrecorded | length > 1 else '')
+                ~ ' (by an earlier version of the project, or before that was added)') -%}
         {%- endif -%}
         {%- if reasons -%}
             {{ exceptions.raise_compiler_error(

@@ -146,9 +146,11 @@ def build_step(
         if not unit_tests:
             args += ["--exclude-resource-type", "unit_test"]
 
-        def dbt_build(selection: str | None, extra: tuple[str, ...] = ()) -> list[dict]:
+        def dbt_build(
+            selection: str | None, extra: tuple[str, ...] = (), buildable: bool = bool(select)
+        ) -> list[dict]:
             chosen = ["--select", selection] if selection else []
-            if selection and select:
+            if selection and buildable:
                 # tests that also read models outside the selection wait for a full build
                 chosen += ["--indirect-selection", "buildable"]
             return dbt.run_dbt(
@@ -166,14 +168,18 @@ def build_step(
             # a selection refits when it rebuilt the fit's inputs, as a DuckDB build of
             # int_reporting_dates+ runs the CLV models
             built = {r.get("unique_id", "").rsplit(".", 1)[-1] for r in results}
-            if not select or built & set(targets.CLV_INPUTS):
+            refit = not select or bool(built & set(targets.CLV_INPUTS))
+            if refit:
                 targets.run_clv(paths, target, dbt_vars, say=lambda line: say(f"    {line}"))
-            # then what reads the CLV marts; of a selection, its part that does (in dbt's
-            # selection syntax a space is a union, a comma an intersection)
-            dependents = clv_dependents
-            if select:
-                dependents = " ".join(f"{part},{clv_dependents}" for part in select.split())
-            results += dbt_build(dependents)
+            # then what reads the CLV marts: all of it after a refit (the marts' tests and the
+            # customers and win-back lists that must agree with the new fit); without one, the
+            # selection's part that does (in dbt's selection syntax a space is a union, a comma
+            # an intersection)
+            if refit:
+                results += dbt_build(clv_dependents, buildable=False)
+            else:
+                parts = select.split()
+                results += dbt_build(" ".join(f"{part},{clv_dependents}" for part in parts))
         else:
             results = dbt_build(select)
         if select and not results:

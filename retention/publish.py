@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -188,10 +189,11 @@ def _describe_view(
             views.execute(f'comment on column {name}."{quoted}" is {sql_string(columns[column])}')
 
 
-def _reporting_currency(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The build's var reporting_currency, as int_reporting_dates recorded it."""
+def _build_setting(con: duckdb.DuckDBPyConnection, var: str) -> Any:
+    """A var of the build (reporting_currency, churn_inactivity_days), as int_reporting_dates
+    recorded it."""
     try:
-        row = con.execute("select max(reporting_currency) from staging.int_reporting_dates")
+        row = con.execute(f"select max({var}) from staging.int_reporting_dates")
         return row.fetchone()[0]
     except (duckdb.CatalogException, duckdb.BinderException):
         return None
@@ -329,6 +331,8 @@ class StagedRelease:
     #: the currency of every amount (var reporting_currency of the build); None for a
     #: warehouse built before the build recorded it
     reporting_currency: str | None = None
+    #: var churn_inactivity_days of the build (the report's definitions and warm-up months)
+    churn_inactivity_days: int | None = None
 
 
 def stage_release(
@@ -356,7 +360,8 @@ def stage_release(
         manifest = dbt_manifest(paths)
         build_id = _successful_build(con, manifest)
         pii = pii_columns(manifest)
-        currency = _reporting_currency(con)
+        currency = _build_setting(con, "reporting_currency")
+        churn_days = _build_setting(con, "churn_inactivity_days")
         models = mart_models(manifest)
         descriptions = mart_descriptions(manifest)
         tables_in_marts = [
@@ -424,7 +429,12 @@ def stage_release(
         cancel.watch(None)
         con.close()
     return StagedRelease(
-        release, build_id, tables, round(time.perf_counter() - started, 2), currency
+        release,
+        build_id,
+        tables,
+        round(time.perf_counter() - started, 2),
+        currency,
+        churn_days,
     )
 
 
@@ -454,6 +464,7 @@ def activate(paths: Paths, staged: StagedRelease) -> PublishSummary:
             "build_id": build_id,
             "as_of_date": report.as_of_date,
             "reporting_currency": staged.reporting_currency,
+            "churn_inactivity_days": staged.churn_inactivity_days,
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
             # the release this one replaces, kept for REPLACED_RELEASE_GRACE (_prune)
             "replaces": replaces.name if replaces else None,

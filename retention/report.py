@@ -292,7 +292,8 @@ def phase_title(con) -> str:
     return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
 
-def _trend(con, window: Window) -> go.Figure:
+def _trend(con, window: Window, days: int | None) -> go.Figure:
+    """``days``: churn_inactivity_days (``churn_window``), for the warm-up months."""
     data = _frame(
         con,
         f"""
@@ -319,7 +320,6 @@ def _trend(con, window: Window) -> go.Figure:
     )
     fig.update_yaxes(title="%")
     _monthly_axis(fig, data["month"])
-    days = inactivity_days(con)
     warm = warm_up_months(con, data["month"], days)
     if len(warm):  # months whose churn is 0 by definition, not by loyalty
         half_month = pd.Timedelta(days=15)
@@ -342,9 +342,13 @@ def _trend(con, window: Window) -> go.Figure:
     return _layout(fig, "Monthly customer retention rate and churn rate")
 
 
-def inactivity_days(con) -> int | None:
-    """The build's churn_inactivity_days, read back from customers (churned_at is the last
-    purchase's day plus it); None while nobody has churned."""
+def churn_window(con, manifest: dict | None) -> int | None:
+    """The build's churn_inactivity_days: from the published manifest, else (a release of an
+    earlier version) read back from customers, whose churned_at is the last purchase's day plus
+    it; None then while nobody has churned."""
+    days = (manifest or {}).get("churn_inactivity_days")
+    if isinstance(days, int):
+        return days
     (days,) = con.execute(
         "select max(churned_at - cast(last_purchase_at as date)) from customers "
         "where churned_at is not null"
@@ -356,7 +360,7 @@ def warm_up_months(con, months: pd.Series, days: int | None) -> pd.Series:
     """The months among ``months`` that end before anyone can have churned: a customer churns
     churn_inactivity_days after the last purchase, so until that long after the first purchase
     of all, every month's churn is 0 and its retention 100 % by definition. ``days`` is
-    churn_inactivity_days (``inactivity_days``)."""
+    churn_inactivity_days (``churn_window``)."""
     (first,) = con.execute("select min(cast(first_purchase_at as date)) from customers").fetchone()
     if days is None or first is None or months.empty:
         return months.iloc[:0]
@@ -491,10 +495,9 @@ footer { color: #5b6472; font-size: 12px; padding: 0 32px 24px; }
 """
 
 
-def _definitions(con) -> str:
-    """What the figures mean, with the build's own settings: a reader of the file has neither
-    the marts' documentation nor the dbt vars at hand."""
-    days = inactivity_days(con)
+def _definitions(con, days: int | None) -> str:
+    """What the figures mean, with the build's own settings (``days``: churn_window): a reader
+    of the file has neither the marts' documentation nor the dbt vars at hand."""
     (horizon,) = con.execute("select max(horizon_days) from customer_lifetime_value").fetchone()
     window = f"{days} days" if days is not None else "churn_inactivity_days (nobody churned yet)"
     terms = [
@@ -537,13 +540,18 @@ def _definitions(con) -> str:
     return f"<dl class='definitions'>{items}</dl>"
 
 
-def _published_currency(paths: Paths) -> str:
-    """ " · amounts in USD" from the published manifest, or nothing when it does not say."""
+def _manifest(paths: Paths) -> dict | None:
+    """The published release's manifest, if it can be read."""
     try:
         manifest = published_manifest(paths)
     except (OSError, ValueError):
-        return ""
-    currency = manifest.get("reporting_currency") if isinstance(manifest, dict) else None
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _published_currency(manifest: dict | None) -> str:
+    """ " · amounts in USD" from the published manifest, or nothing when it does not say."""
+    currency = (manifest or {}).get("reporting_currency")
     return f" &middot; amounts in {html.escape(currency)}" if isinstance(currency, str) else ""
 
 
@@ -558,7 +566,9 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
         manifest_as_of = con.execute("select max(as_of_date) from customers").fetchone()[0]
         if manifest_as_of is None:
             raise UserError("customers is empty in serving; nothing to report")
-        currency = _published_currency(paths)
+        manifest = _manifest(paths)
+        currency = _published_currency(manifest)
+        days = churn_window(con, manifest)
         window = reporting_window(con, manifest_as_of)
         kpis = _kpis(con, window)
         figures = [
@@ -566,13 +576,13 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
             _curves(con, "acquisition_channel", "Retention curves by acquisition channel", window),
             _curves(con, "region", "Retention curves by region", window),
             _phases(con, window),
-            _trend(con, window),
+            _trend(con, window, days),
             _clv_distribution(con),
             _clv_cac(con, window),
             _nps(con, window),
         ]
         winback = _winback_table(con)
-        definitions = _definitions(con)
+        definitions = _definitions(con, days)
     except duckdb.IOException as exc:
         if "No files found" not in str(exc):
             raise

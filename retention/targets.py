@@ -180,7 +180,6 @@ def postgres_connect(paths: Paths):
             sslmode=creds.sslmode,
             application_name="retention",
             client_encoding="UTF8",
-            options="-c TimeZone=UTC",
         )
     except psycopg2.OperationalError as exc:
         raise UserError(
@@ -190,9 +189,12 @@ def postgres_connect(paths: Paths):
             "PGDATABASE"
         ) from exc
     with pg.cursor() as cur:
+        # after the connection's start-up, which PGTZ's zone comes with; not as libpq options,
+        # which would replace PGOPTIONS (a statement timeout, a pooler's endpoint)
+        cur.execute("set time zone 'UTC'")
         cur.execute("show server_encoding")
         (encoding,) = cur.fetchone()
-    pg.rollback()
+    pg.commit()  # (a rollback would undo the set)
     if encoding.upper() != "UTF8":
         pg.close()
         # LATIN1 and the like cannot hold every landing text, and converting would alter it

@@ -406,6 +406,23 @@ def _outcome(table: str, item: Any) -> Outcome:
     )
 
 
+def _cap_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """The tables are streamed into Arrow: DuckDB's buffer pool need not cache them all. 512MB,
+    unless RETENTION_DUCKDB_MEMORY_LIMIT (which ``connect`` set) is lower: a limit lowered for a
+    small machine is not raised."""
+    (shown,) = con.execute(
+        "select value from duckdb_settings() where name = 'memory_limit'"
+    ).fetchone()
+    units = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+    number, _, unit = shown.partition(" ")  # as DuckDB shows it: "122.0 MiB", "2.7 GiB"
+    try:
+        configured = float(number) * units[unit]
+    except (ValueError, KeyError):
+        configured = float("inf")
+    if configured > 512 * 2**20:
+        con.execute("set memory_limit = '512MB'")
+
+
 def import_great_expectations() -> ModuleType:
     """``import great_expectations``, also in a process multiprocessing spawned from a
     ``python -m ...`` (Dagster's run worker starts every step so). With pyspark installed GX
@@ -467,8 +484,7 @@ def validate(
     suites_module = _load_suites_module()
     docs_dir = paths.validation / "data_docs"
     con = connect(paths, read_only=True)
-    # the tables are streamed into Arrow: DuckDB's buffer pool need not cache them all
-    con.execute("set memory_limit = '512MB'")
+    _cap_memory(con)
     con.execute("set enable_progress_bar = false")
     # the frames are freed table by table; Arrow's default pool (mimalloc) would keep their
     # pages and the process would grow by every large table

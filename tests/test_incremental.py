@@ -791,8 +791,9 @@ def test_changed_sql_or_an_earlier_version_needs_a_full_refresh(
     edit_record("base_shop__orders", '"var min_event_date": "[^"]*", ', "")
     with pytest.raises(
         dbt.DbtFailure,
-        match=r"the incremental models staging\.base_shop__orders were built by an earlier "
-        r"version of the project, which recorded no var min_event_date:",
+        match=r"the incremental models staging\.base_shop__orders were built without a record "
+        r"of var min_event_date \(by an earlier version of the project, or before that was "
+        r"added\):",
     ):
         dbt.run_dbt(["run", "--select", "base_shop__orders"], paths)
 

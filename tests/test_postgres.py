@@ -411,6 +411,23 @@ def test_ids_with_line_breaks_are_read_back_whole(
     }
 
 
+def test_sessions_are_utc_and_keep_the_users_pgoptions(
+    postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline's sessions set the zone as libpq options, which replace PGOPTIONS: a
+    statement timeout or a pooler's endpoint given there was lost."""
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=4321")
+    monkeypatch.setenv("PGTZ", "Pacific/Kiritimati")
+    with postgres_server.environment(postgres_server.create_database("options")):
+        pg = targets.postgres_connect(Paths(tmp_path))
+    try:
+        with pg.cursor() as cur:
+            cur.execute("select current_setting('statement_timeout'), current_setting('TimeZone')")
+            assert cur.fetchone() == ("4321ms", "UTC")
+    finally:
+        pg.close()
+
+
 def test_the_database_is_refused_or_shared_with_a_reason(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:

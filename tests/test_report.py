@@ -257,7 +257,7 @@ def test_a_first_month_not_yet_complete_is_shown_to_date() -> None:
     assert window.heading() == "headline figures for December 2025 to date (10 of 31 days)"
     assert dict(_kpis(con, window))["New customers"] == "28"
     # one month: the axis spans days around it with monthly ticks, not milliseconds
-    axis = _trend(con, window).layout.xaxis
+    axis = _trend(con, window, None).layout.xaxis
     assert axis.dtick == "M1" and axis.tickformat == "%b %Y"
     assert (pd.Timestamp(axis.range[1]) - pd.Timestamp(axis.range[0])).days == 40
 
@@ -325,7 +325,13 @@ def test_the_trend_shades_the_months_nobody_could_churn_in() -> None:
     the definitions say so with the build's own number of days."""
     from datetime import date
 
-    from retention.report import _definitions, _trend, reporting_window, warm_up_months
+    from retention.report import (
+        _definitions,
+        _trend,
+        churn_window,
+        reporting_window,
+        warm_up_months,
+    )
 
     con = duckdb.connect()
     months = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01", "2025-05-01"]
@@ -340,14 +346,23 @@ def test_the_trend_shades_the_months_nobody_could_churn_in() -> None:
     # March ends on the 31st, before anyone can churn on 10 April; April can have churn
     warm = warm_up_months(con, pd.Series(pd.to_datetime(months)), 90)
     assert [m.strftime("%Y-%m") for m in warm] == ["2025-01", "2025-02", "2025-03"]
-    figure = _trend(con, reporting_window(con, date(2025, 5, 31)))
+    window = reporting_window(con, date(2025, 5, 31))
+    # a release of an earlier version: the days read back from a churned customer
+    assert churn_window(con, {"reporting_currency": "USD"}) == 90
+    figure = _trend(con, window, churn_window(con, None))
     (shade,) = figure.layout.shapes
     assert pd.Timestamp(shade.x0) < pd.Timestamp("2025-01-01") < pd.Timestamp(shade.x1)
     assert pd.Timestamp("2025-03-01") < pd.Timestamp(shade.x1) < pd.Timestamp("2025-04-01")
     assert "nobody 90 days without a purchase" in figure.layout.annotations[0].text
-    text = _definitions(con)
+    text = _definitions(con, 90)
     assert "at least one purchase in the last 90 days" in text and "next 12 months" in text
-    # nobody churned yet: the number of days is unknown, nothing is shaded
+    # nobody churned yet (a history shorter than the window): the published manifest has the
+    # days, and every month is shaded
     con.execute("update customers set churned_at = null")
-    assert not _trend(con, reporting_window(con, date(2025, 5, 31))).layout.shapes
-    assert "churn_inactivity_days (nobody churned yet)" in _definitions(con)
+    assert churn_window(con, {"churn_inactivity_days": 180}) == 180
+    (shade,) = _trend(con, window, 180).layout.shapes
+    assert pd.Timestamp("2025-05-01") < pd.Timestamp(shade.x1)
+    # a release of an earlier version, and nobody churned: unknown, nothing shaded
+    assert churn_window(con, None) is None
+    assert not _trend(con, window, None).layout.shapes
+    assert "churn_inactivity_days (nobody churned yet)" in _definitions(con, None)

@@ -701,6 +701,7 @@ def test_serving_has_no_pii_and_is_read_only(published: Warehouse) -> None:
     manifest = json.loads((serving / "_manifest.json").read_text())
     assert manifest["tables"]["customers"]["dropped_pii"] == ["email"]
     assert manifest["reporting_currency"] == "USD"
+    assert manifest["churn_inactivity_days"] == 180  # the report's definitions read it
     assert not any(p.stat().st_mode & 0o222 for p in serving.iterdir())
 
 
@@ -804,3 +805,12 @@ def test_great_expectations_imports_in_a_process_spawned_from_python_m(tmp_path:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "imported", result.stderr
+
+
+@pytest.mark.parametrize(("configured", "kept"), [("128MB", "122.0 MiB"), ("3GB", "488.2 MiB")])
+def test_validation_does_not_raise_a_lowered_memory_limit(configured: str, kept: str) -> None:
+    """Validation caps DuckDB at 512MB; a RETENTION_DUCKDB_MEMORY_LIMIT lowered below that for a
+    small machine was raised to it."""
+    con = duckdb.connect(config={"memory_limit": configured})
+    validation._cap_memory(con)
+    assert con.execute("select current_setting('memory_limit')").fetchone() == (kept,)
