@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,11 +157,22 @@ class PostgresServer:
         return name
 
     def drop_databases(self) -> None:
+        import psycopg2
+
         con = self.connect()
         con.autocommit = True
         with con.cursor() as cur:
             for name in self.databases:
-                cur.execute(f"drop database if exists {name} with (force)")
+                # an autovacuum worker on the database (after large writes) is not ours to
+                # terminate: FORCE then fails until it has finished
+                for attempt in range(30):
+                    try:
+                        cur.execute(f"drop database if exists {name} with (force)")
+                        break
+                    except psycopg2.errors.InsufficientPrivilege:
+                        if attempt == 29:
+                            raise
+                        time.sleep(1)
         con.close()
 
     @contextmanager
