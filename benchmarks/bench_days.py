@@ -2,10 +2,9 @@
 
     python -m benchmarks.bench_days --customers 1000000 --days 14 [--out FILE]
 
-N customers are generated with the days from END - DAYS + 1 on as daily landing files (the
-generator also writes the cancellations of orders placed on END that came after it, as files of
-their own days: a file's day is its rows' version time), and
-every daily file is held back. The first `retention run` builds the history; then each day's
+N customers are generated with the days from END - DAYS + 1 on as daily landing files (a
+file's day is its rows' version time; nothing is dated after END), and every daily file is held
+back. The first `retention run` builds the history; then each day's
 files land and `retention run` processes them incrementally, one day at a time, in order.
 
 For every run: wall and CPU seconds, peak memory, the pipeline's step times, the as_of_date it
