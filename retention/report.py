@@ -377,12 +377,11 @@ def horizon_text(days: int | None) -> str:
     return f"next {days} days"
 
 
-def _clv_distribution(con) -> go.Figure:
+def _clv_distribution(con, horizon: int | None) -> go.Figure:
     data = _frame(
         con, "select predicted_clv from customer_lifetime_value where predicted_clv is not null"
     )
     cap = float(data["predicted_clv"].quantile(0.99)) if len(data) else 0.0
-    (horizon,) = con.execute("select max(horizon_days) from customer_lifetime_value").fetchone()
     fig = go.Figure(go.Histogram(x=data["predicted_clv"].clip(upper=cap), nbinsx=50))
     if data.empty:
         _no_data(fig, "no predictions: clv_model_parameters' status says why")
@@ -495,10 +494,10 @@ footer { color: #5b6472; font-size: 12px; padding: 0 32px 24px; }
 """
 
 
-def _definitions(con, days: int | None) -> str:
-    """What the figures mean, with the build's own settings (``days``: churn_window): a reader
-    of the file has neither the marts' documentation nor the dbt vars at hand."""
-    (horizon,) = con.execute("select max(horizon_days) from customer_lifetime_value").fetchone()
+def _definitions(days: int | None, horizon: int | None) -> str:
+    """What the figures mean, with the build's own settings (``days``: churn_window;
+    ``horizon``: clv_horizon_days): a reader of the file has neither the marts' documentation
+    nor the dbt vars at hand."""
     window = f"{days} days" if days is not None else "churn_inactivity_days (nobody churned yet)"
     terms = [
         (
@@ -569,6 +568,8 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
         manifest = _manifest(paths)
         currency = _published_currency(manifest)
         days = churn_window(con, manifest)
+        # the CLV horizon (var clv_horizon_days): the chart's axis and the definitions
+        (horizon,) = con.execute("select max(horizon_days) from customer_lifetime_value").fetchone()
         window = reporting_window(con, manifest_as_of)
         kpis = _kpis(con, window)
         figures = [
@@ -577,12 +578,12 @@ def build_report(paths: Paths, progress: Callable[[str], None] | None = None) ->
             _curves(con, "region", "Retention curves by region", window),
             _phases(con, window),
             _trend(con, window, days),
-            _clv_distribution(con),
+            _clv_distribution(con, horizon),
             _clv_cac(con, window),
             _nps(con, window),
         ]
         winback = _winback_table(con)
-        definitions = _definitions(con, days)
+        definitions = _definitions(days, horizon)
     except duckdb.IOException as exc:
         if "No files found" not in str(exc):
             raise
