@@ -1,8 +1,9 @@
 {#-
     The reporting date every mart is computed as of (a SQL expression of type date).
 
-    var('as_of_date') when set (validated as YYYY-MM-DD, so it is never interpolated as free
-    text), otherwise the date of the latest valid order, or the date the last build was for
+    The date asked for (as_of_date_var(): var('as_of_date') or RETENTION_AS_OF_DATE) when set
+    (validated as YYYY-MM-DD, so it is never interpolated as free text), otherwise the date of
+    the latest valid order, or the date the last build was for
     when that is later (as_of_built_for()): a run without a date after one with a later date
     (the Dagster schedule's day, then the landing sensor's run before the day's orders
     are in) continues from it instead of being refused for moving back. Orders and purchases
@@ -15,7 +16,7 @@
 {% macro as_of_date() -%}
     {#- outside the branches: dbt records the dependency whichever the parse takes -#}
     {%- set orders = ref('stg_shop__orders') -%}
-    {%- set value = var('as_of_date', '') | string | trim -%}
+    {%- set value = as_of_date_var() -%}
     {%- if value in ('', 'none', 'None') -%}
         {%- set built_for = as_of_built_for() -%}
         {%- if built_for is none -%}
@@ -56,6 +57,23 @@
         {%- endif -%}
         cast('{{ value }}' as date)
     {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    The reporting date asked for, as text ('' for none): var('as_of_date'), or else the
+    environment variable RETENTION_AS_OF_DATE, which the retention commands and the Dagster steps
+    set instead of the var. dbt parses the whole project again whenever its vars differ from the
+    last parse's (about 5 s of one core), but when an environment variable changes only the files
+    that read it: here int_reporting_dates, the one model that calls as_of_date(). A daily build
+    has a new date every day.
+-#}
+{% macro as_of_date_var() -%}
+    {%- set value = var('as_of_date', '') | string | trim -%}
+    {%- if value in ('', 'none', 'None') -%}
+        {%- set value = env_var('RETENTION_AS_OF_DATE', '') | trim -%}
+    {%- endif -%}
+    {{ return(value) }}
 {%- endmacro %}
 
 

@@ -63,7 +63,7 @@
         insert into raw._dbt_builds
         values (
             '{{ invocation_id }}', 'started', {{ dbt.current_timestamp() }},
-            '{{ flags.WHICH }}', '{{ var("as_of_date") | string | replace("'", "") }}', 0
+            '{{ flags.WHICH }}', '{{ as_of_date_var() | replace("'", "") }}', 0
         )
     {%- endif -%}
 {%- endmacro %}
@@ -89,7 +89,7 @@
         values (
             '{{ invocation_id }}', '{{ "failed" if failures else "success" }}',
             {{ dbt.current_timestamp() }}, '{{ flags.WHICH }}',
-            '{{ var("as_of_date") | string | replace("'", "") }}', {{ failures | length }}
+            '{{ as_of_date_var() | replace("'", "") }}', {{ failures | length }}
         )
     {%- endif -%}
 {%- endmacro %}

@@ -5,7 +5,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,13 @@ def build_args(config: BuildConfig) -> list[str]:
         args.append("--full-refresh")
     if not config.unit_tests:
         args += ["--exclude-resource-type", "unit_test"]
+    dbt_vars = retention_dbt.command_line_vars(build_vars(config))
+    return [*args, "--vars", json.dumps(dbt_vars)] if dbt_vars else args
+
+
+def build_vars(config: BuildConfig) -> dict[str, Any]:
+    """The run's dbt vars. Their as_of_date reaches dbt in its environment
+    (``build_environment``), the others on its command line (``build_args``)."""
     as_of = config.as_of_date.strip() or None
     if as_of:
         try:
@@ -146,7 +154,28 @@ def build_args(config: BuildConfig) -> list[str]:
             raise dg.Failure(
                 f"as_of_date {as_of!r} is not a date written YYYY-MM-DD", allow_retries=False
             ) from None
-    return [*args, "--vars", json.dumps(retention_dbt.build_vars(as_of))]
+    return retention_dbt.build_vars(as_of)
+
+
+@contextmanager
+def build_environment(config: BuildConfig) -> Iterator[None]:
+    """This process's environment with the run's as_of_date (``retention.dbt.as_of_environment``)
+    while a step starts its dbt command, which takes a copy of it."""
+    changes = retention_dbt.as_of_environment(build_vars(config))
+    saved = {name: os.environ.get(name) for name in changes}
+
+    def apply(values: Mapping[str, str | None]) -> None:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    apply(changes)
+    try:
+        yield
+    finally:
+        apply(saved)
 
 
 #: how many dbt steps' artifacts (manifest, run results, log: about 7 MB each) are kept
@@ -181,7 +210,10 @@ def _dbt_step(name: str, select: str) -> dg.AssetsDefinition:
         absolute_data_dir()
         with data_directory(context):
             target = run_target_path(Paths.from_env(), f"{name}-{context.run.run_id[:8]}")
-            invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target)
+            with build_environment(config):
+                invocation = dbt.cli(
+                    args, context=context, raise_on_error=False, target_path=target
+                )
             yield from invocation.stream()
             error = invocation.get_error()
         if error is not None:

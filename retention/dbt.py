@@ -40,6 +40,8 @@ TARGETS = ("duckdb", "postgres", "spark")
 PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support pandas"
 #: how long a stopped dbt process gets to cancel its queries and exit before it is killed
 STOP_GRACE_SECONDS = 30.0
+#: the environment variable that gives dbt the as_of_date (``as_of_environment``)
+AS_OF_ENV = "RETENTION_AS_OF_DATE"
 
 #: the dbt processes this one started that may still run (``stop_started``)
 _started: list[subprocess.Popen] = []
@@ -153,8 +155,11 @@ def dbt_cwd(paths: Paths, target: str | None = None) -> Path:
     return project_dir()
 
 
-def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
-    """Environment for a dbt process: data dir, target and where dbt writes its artifacts.
+def dbt_env(
+    paths: Paths, target: str | None = None, dbt_vars: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Environment for a dbt process: data dir, target, where dbt writes its artifacts, and
+    the reporting date of ``dbt_vars`` (``as_of_environment``).
 
     On DuckDB ``RETENTION_DATA_DIR`` is ``.``, and the process runs in the data directory
     (``dbt_cwd``): the profile then renders the same for every data directory, and dbt accepts
@@ -180,6 +185,11 @@ def dbt_env(paths: Paths, target: str | None = None) -> dict[str, str]:
     # BLAS on the calling thread: in a dbt process the cores belong to DuckDB's threads, and
     # OpenBLAS's own threads spin between calls (the CLV fits' L-BFGS-B calls LAPACK)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    for name, value in as_of_environment(dbt_vars).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -196,6 +206,24 @@ def build_vars(as_of: str | None = None, extra: dict[str, Any] | None = None) ->
     if as_of:
         values["as_of_date"] = as_of
     return values
+
+
+def command_line_vars(dbt_vars: dict[str, Any] | None) -> dict[str, Any]:
+    """The vars given to dbt as ``--vars``: all but as_of_date, which goes in the environment
+    (``as_of_environment``)."""
+    return {name: value for name, value in (dbt_vars or {}).items() if name != "as_of_date"}
+
+
+def as_of_environment(dbt_vars: dict[str, Any] | None) -> dict[str, str | None]:
+    """The environment that gives dbt the as_of_date of ``dbt_vars``: AS_OF_ENV set to it, or
+    removed (None) without one, so that a value left in the caller's environment is not taken.
+
+    dbt parses the whole project again (about 5 s of one core) whenever the ``--vars`` differ
+    from those of the parse it saved last, but when an environment variable changes only the
+    files that read it (int_reporting_dates: macros/as_of_date.sql, as_of_date_var()): a daily
+    build has a new date every day."""
+    value = (dbt_vars or {}).get("as_of_date")
+    return {AS_OF_ENV: None if value in (None, "") else str(value)}
 
 
 def _summarise(results: list[dict[str, Any]]) -> list[str]:
@@ -236,10 +264,11 @@ def _error_lines(tail: list[str]) -> list[str]:
 
 
 def dbt_command(args: Sequence[str], dbt_vars: dict[str, Any] | None = None) -> list[str]:
-    """The command line of ``dbt <args>``: this environment's dbt, no colours, the vars."""
+    """The command line of ``dbt <args>``: this environment's dbt, no colours, the vars but
+    as_of_date, which its environment gives (``dbt_env`` with the same ``dbt_vars``)."""
     command = [dbt_executable(), *args, "--no-use-colors"]
-    if dbt_vars:
-        command += ["--vars", json.dumps(dbt_vars)]
+    if command_line_vars(dbt_vars):
+        command += ["--vars", json.dumps(command_line_vars(dbt_vars))]
     return command
 
 
@@ -263,7 +292,7 @@ def seed_parse(
     if saved.exists():
         return True
     seed = seed or project_dir() / SEED_PARSE
-    if dbt_vars or not _runs_in_data_dir(target) or not seed.is_file():
+    if command_line_vars(dbt_vars) or not _runs_in_data_dir(target) or not seed.is_file():
         return False
     paths.dbt_target.mkdir(parents=True, exist_ok=True)
     partial = saved.with_name(f".{saved.name}.{os.getpid()}")
@@ -313,7 +342,7 @@ def parse_in_background(
     return _started_process(
         dbt_command(["parse"], dbt_vars),
         cwd=dbt_cwd(paths, target),
-        env=dbt_env(paths, target),
+        env=dbt_env(paths, target, dbt_vars),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -382,14 +411,18 @@ def finish_background(process: subprocess.Popen, timeout: float = 300) -> None:
 
 
 def _streamed(
-    command: list[str], paths: Paths, target: str | None, stdin: int | None = None
+    command: list[str],
+    paths: Paths,
+    target: str | None,
+    stdin: int | None = None,
+    dbt_vars: dict[str, Any] | None = None,
 ) -> subprocess.Popen:
     """A dbt process for ``paths`` and ``target`` whose output (stderr too) is read line by line.
     It shares the data directory's lock, if this process holds it (``locking``)."""
     return _started_process(
         command,
         cwd=dbt_cwd(paths, target),
-        env=dbt_env(paths, target),
+        env=dbt_env(paths, target, dbt_vars),
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -482,7 +515,10 @@ def run_dbt(
     if process is not None:
         assert process.stdin is not None
         try:
-            process.stdin.write(json.dumps(command[1:]) + "\n")
+            # the command's arguments and the environment it needs that the process, started
+            # before its date was known, may not have (retention.dbt_worker)
+            request = {"args": command[1:], "environment": as_of_environment(dbt_vars)}
+            process.stdin.write(json.dumps(request) + "\n")
             process.stdin.close()
         except OSError:  # it ended early; a fresh dbt prints the same problem, if any
             process.wait()
@@ -490,7 +526,7 @@ def run_dbt(
                 process.stdout.close()
             process = None
     if process is None:
-        process = _streamed(command, paths, target)
+        process = _streamed(command, paths, target, dbt_vars=dbt_vars)
     assert process.stdout is not None
     tail: list[str] = []
     for line in process.stdout:

@@ -3,9 +3,10 @@
 ``retention run`` starts this while it loads (see ``retention.dbt.warm_dbt``): the process
 imports dbt and the target's adapter (about 1.5 s of one core) while the load leaves a core
 idle (on DuckDB, if its command has not come by then, the CLV models' modules too), then
-waits for one line on standard input, a JSON list of dbt arguments, and runs dbt's
-own command line with them, exactly as the ``dbt`` executable would (same output, same exit
-code). An empty standard input (the pipeline stopped before the build) ends it quietly.
+waits for one line on standard input, a JSON object of dbt arguments (``args``) and the
+environment they need (``environment``), and runs dbt's own command line with them, exactly as
+the ``dbt`` executable would (same output, same exit code). An empty standard input (the
+pipeline stopped before the build) ends it quietly.
 
 ``retention`` runs every dbt command through it, started ahead or not: at exit, the interpreter
 would collect the objects dbt leaves behind (its manifest, its results), 0.4-0.5 s of every
@@ -67,7 +68,15 @@ def main() -> None:
     line = sys.stdin.readline()
     if not line.strip():
         return
-    args = json.loads(line)
+    request = json.loads(line)
+    # the environment the command needs that this process, started before the command was
+    # known, may not have: a name given None is removed (retention.dbt.as_of_environment)
+    for name, value in request.get("environment", {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    args = request["args"]
     sys.stdin = open(os.devnull)  # noqa: SIM115 (dbt reads no input)
     sys.argv = ["dbt", *args]
     try:

@@ -149,7 +149,7 @@ def handmade(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     write_csv(paths.landing_dir("orders") / "orders.csv", ORDER_HEADER, ORDERS)
     land_nps_and_spend(paths)
     pipeline.load_step(paths, quiet)
-    pipeline.build_step(paths, quiet)
+    pipeline.build_step(paths, quiet, unit_tests=False)
     return Warehouse(paths)
 
 
@@ -302,7 +302,7 @@ def test_core_marts_hold_hand_computed_values(handmade: Warehouse) -> None:
 def test_as_of_date_ignores_later_orders(handmade: Warehouse, tmp_path: Path) -> None:
     past = _copy(handmade, tmp_path)
     # an earlier reporting date rebuilds the incremental models (test_incremental: else refused)
-    pipeline.build_step(past.paths, quiet, as_of="2024-02-28", full_refresh=True)
+    pipeline.build_step(past.paths, quiet, as_of="2024-02-28", full_refresh=True, unit_tests=False)
     rows = past.query(
         "select customer_id, purchase_count, order_count from marts.customers order by 1"
     )
@@ -320,7 +320,7 @@ def test_quarantined_order_passes_once_its_customer_arrives(
         [["C404", "late@example.com", "2024-03-30T00:00:00Z", "SE", "email", ""]],
     )
     pipeline.load_step(later.paths, quiet)
-    pipeline.build_step(later.paths, quiet)
+    pipeline.build_step(later.paths, quiet, unit_tests=False)
     assert later.scalar("select revenue from marts.orders where order_id = 'O5'") == Decimal(
         "20.00"
     )
@@ -529,13 +529,13 @@ def test_an_as_of_date_with_nothing_to_report_is_refused(
         (future, "is in the future: the latest reporting date is "),
     ]:
         with pytest.raises(dbt.DbtFailure) as caught:
-            pipeline.build_step(copy.paths, quiet, as_of=as_of)
+            pipeline.build_step(copy.paths, quiet, as_of=as_of, unit_tests=False)
         message = str(caught.value)
         assert f"var as_of_date ({as_of}) {expected}" in message
         assert "model int_reporting_dates" in message
         assert "> in macro" not in message
     # the incremental models were left as they were: a plain build goes on
-    pipeline.build_step(copy.paths, quiet)
+    pipeline.build_step(copy.paths, quiet, unit_tests=False)
     assert copy.scalar("select count(*) from marts.orders") == 6
 
 
@@ -682,10 +682,14 @@ def test_as_of_with_a_selection_that_leaves_out_what_reads_the_date_is_refused(
         ("+customers", "channel_economics"),
     ):
         with pytest.raises(UserError, match="moves the date of every model") as caught:
-            pipeline.build_step(copy.paths, quiet, as_of="2024-06-10", select=select)
+            pipeline.build_step(
+                copy.paths, quiet, as_of="2024-06-10", select=select, unit_tests=False
+            )
         assert named in str(caught.value) and "int_reporting_dates+" in str(caught.value)
     assert copy.scalar("select max(as_of_date)::varchar from marts.customers") == "2024-06-20"
-    pipeline.build_step(copy.paths, quiet, as_of="2024-06-30", select="int_reporting_dates+")
+    pipeline.build_step(
+        copy.paths, quiet, as_of="2024-06-30", select="int_reporting_dates+", unit_tests=False
+    )
     assert copy.scalar("select max(as_of_date)::varchar from marts.customers") == "2024-06-30"
 
 
@@ -712,7 +716,7 @@ def test_results_for_a_past_date_are_reproducible(
     generated_build: Warehouse, tmp_path: Path
 ) -> None:
     later = _copy(generated_build, tmp_path)
-    pipeline.build_step(later.paths, quiet, as_of="2024-12-31", full_refresh=True)
+    pipeline.build_step(later.paths, quiet, as_of="2024-12-31", full_refresh=True, unit_tests=False)
     tables = ("customers", "customer_cohorts", "retention_monthly", "customer_lifecycle_monthly")
     before = {t: _fingerprint(later, t) for t in tables}
     assert before["customer_cohorts"]
@@ -727,7 +731,7 @@ def test_results_for_a_past_date_are_reproducible(
         ],
     )
     pipeline.load_step(later.paths, quiet)
-    pipeline.build_step(later.paths, quiet, as_of="2024-12-31")
+    pipeline.build_step(later.paths, quiet, as_of="2024-12-31", unit_tests=False)
     # ... and the marts as of that date do not move
     assert {t: _fingerprint(later, t) for t in tables} == before
     assert (
@@ -751,18 +755,78 @@ def test_a_first_build_starts_from_the_parse_made_during_the_load(tmp_path: Path
     the build then reads that parse instead of parsing the whole project again (with the same
     vars: other vars would make dbt parse everything)."""
     paths = Paths(tmp_path / "data")
-    as_of = dbt.build_vars("2025-06-30")
-    parse = dbt.parse_in_background(paths, dbt_vars=as_of)
+    settings = dbt.build_vars("2025-06-30", {"churn_inactivity_days": 90})
+    parse = dbt.parse_in_background(paths, dbt_vars=settings)
     assert parse is not None
     assert parse.wait(timeout=300) == 0
-    assert dbt.parse_in_background(paths, dbt_vars=as_of) is None  # nothing left to gain
+    assert dbt.parse_in_background(paths, dbt_vars=settings) is None  # nothing left to gain
 
     lines: list[str] = []
     dbt.run_dbt(
-        ["ls", "--select", "int_reporting_dates"], paths, dbt_vars=as_of, progress=lines.append
+        ["ls", "--select", "int_reporting_dates"], paths, dbt_vars=settings, progress=lines.append
     )
     assert "retention.intermediate.int_reporting_dates" in lines
     assert not [line for line in lines if "partial parsing" in line], lines
+
+
+def _reparsed(paths: Paths) -> list[str]:
+    """What the dbt commands logged in a data directory parsed again: the files, or
+    "everything" for a command that could not start from the saved parse."""
+    log = (paths.dbt_logs / "dbt.log").read_text()
+    return re.findall(r"Partial parsing: updated file: retention://(\S+)", log) + [
+        "everything" for _ in re.findall("Unable to do partial parsing", log)
+    ]
+
+
+def test_a_new_date_parses_only_what_reads_it(
+    handmade: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt parses every file again when its --vars change (about 5 s of one core), so the
+    date, which changes every day, reaches it in RETENTION_AS_OF_DATE instead: dbt then parses
+    again only the files that read it. A date left in the caller's environment is not taken by
+    a build without one, and a date given to dbt's own command line as a var comes first."""
+    copy = _copy(handmade, tmp_path)
+    (copy.paths.dbt_logs / "dbt.log").unlink()
+
+    def built_for() -> tuple[str, str]:
+        """The date built for, and the one the build log recorded as asked for."""
+        return (
+            copy.scalar("select as_of_date::varchar from staging.int_reporting_dates"),
+            copy.scalar(
+                "select as_of_date from raw._dbt_builds where event = 'started' "
+                "order by happened_at desc limit 1"
+            ),
+        )
+
+    def run(as_of: str | None = None) -> None:
+        """What build_step gives dbt, for the one model that holds the date."""
+        dbt.run_dbt(
+            ["run", "--select", "int_reporting_dates"], copy.paths, dbt_vars=dbt.build_vars(as_of)
+        )
+
+    run("2024-06-25")
+    run("2024-06-30")
+    assert built_for() == ("2024-06-30", "2024-06-30")
+    reading_the_date = [
+        "models/intermediate/int_reporting_dates.sql",
+        "tests/dbt/assert_orders_in_marts_match_staging.sql",
+    ]
+    assert _reparsed(copy.paths) == reading_the_date * 2
+
+    monkeypatch.setenv(dbt.AS_OF_ENV, "2024-07-01")
+    run()
+    # the date the last build was for (later than the latest order's), not the environment's
+    assert built_for() == ("2024-06-30", "")
+
+    env = dbt.dbt_env(copy.paths)
+    env[dbt.AS_OF_ENV] = "2024-07-02"
+    done = subprocess.run(
+        [*dbt.dbt_command(["run", "--select", "int_reporting_dates"]),
+         "--vars", '{"as_of_date": "2024-07-03"}'],
+        cwd=dbt.dbt_cwd(copy.paths), env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert built_for() == ("2024-07-03", "2024-07-03")
 
 
 def test_a_background_dbt_command_that_does_not_finish_is_stopped(tmp_path: Path) -> None:

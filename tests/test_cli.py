@@ -690,9 +690,12 @@ def test_a_new_data_directory_starts_from_the_saved_parse(tmp_path: Path) -> Non
 
     # other vars: dbt would parse everything again anyway, so the seed is left alone and the
     # background parse runs with the command's own vars
-    with_vars = Paths(tmp_path / "as_of")
-    assert not dbt.seed_parse(with_vars, dbt_vars={"as_of_date": "2025-06-30"}, seed=seed)
+    with_vars = Paths(tmp_path / "vars")
+    assert not dbt.seed_parse(with_vars, dbt_vars={"churn_inactivity_days": 90}, seed=seed)
     assert not (with_vars.dbt_target / "partial_parse.msgpack").exists()
+    # but a date is no var on dbt's command line (dbt.as_of_environment): the seed serves
+    as_of = {"as_of_date": "2025-06-30"}
+    assert dbt.seed_parse(Paths(tmp_path / "as_of"), dbt_vars=as_of, seed=seed)
     # and only on DuckDB, the one target whose profile is the same for every data directory
     assert not dbt.seed_parse(Paths(tmp_path / "pg"), target="postgres", seed=seed)
 

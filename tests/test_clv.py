@@ -385,7 +385,9 @@ def test_as_of_date_changes_the_fit(generated_build: Warehouse, tmp_path: Path) 
             "select parameter, value from marts.clv_model_parameters where model = 'bg_nbd'"
         )
     )
-    pipeline.build_step(earlier.paths, quiet, as_of="2024-09-30", full_refresh=True)
+    pipeline.build_step(
+        earlier.paths, quiet, as_of="2024-09-30", full_refresh=True, unit_tests=False
+    )
     after = dict(
         earlier.query(
             "select parameter, value from marts.clv_model_parameters where model = 'bg_nbd'"

@@ -162,7 +162,7 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     # a value that will be changed and then changed back (sources without updated_at)
     _revert(paths, customer, "a", score="5", spend="100.00")
     pipeline.load_step(paths, quiet)
-    pipeline.build_step(paths, quiet)
+    pipeline.build_step(paths, quiet, unit_tests=False)
     assert "affected_orders" not in _compiled_code(paths, "base_shop__orders")
     assert "affected_responses" not in _compiled_code(paths, "base_shop__nps_responses")
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
@@ -218,7 +218,7 @@ def day_landed_incrementally(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     pipeline.load_step(paths, quiet)
     # the day loaded, not yet built (test_a_day_build_stopped_half_way_finishes_the_same)
     shutil.copytree(paths.data_dir, _before_the_build(paths), symlinks=True)
-    pipeline.build_step(paths, quiet)
+    pipeline.build_step(paths, quiet, unit_tests=False)
     return paths
 
 
@@ -537,7 +537,7 @@ def test_order_ids_are_counted_where_the_increment_wrote_them(
 def test_incremental_run_equals_full_refresh(day_landed_incrementally: Paths) -> None:
     paths = day_landed_incrementally
     incremental = _snapshot(paths)
-    pipeline.build_step(paths, quiet, full_refresh=True)
+    pipeline.build_step(paths, quiet, full_refresh=True, unit_tests=False)
     assert "affected_orders" not in _compiled_code(paths, "base_shop__orders")
     assert "affected_responses" not in _compiled_code(paths, "base_shop__nps_responses")
     full = _snapshot(paths)
@@ -630,18 +630,18 @@ def test_a_day_of_orders_alone_built_in_part_first_catches_up(
 
 def test_an_earlier_as_of_date_needs_a_full_refresh(day_landed_incrementally: Paths) -> None:
     with pytest.raises(dbt.DbtFailure, match="full-refresh"):
-        pipeline.build_step(day_landed_incrementally, quiet, as_of="2025-01-15")
+        pipeline.build_step(day_landed_incrementally, quiet, as_of="2025-01-15", unit_tests=False)
 
 
 def test_a_later_as_of_date_adds_the_orders_already_loaded(day_landed_incrementally: Paths) -> None:
     """Built for an earlier as_of_date, then incrementally for the latest one with nothing new
     loaded: the orders between the two dates join the per-customer models."""
     paths = day_landed_incrementally
-    pipeline.build_step(paths, quiet, as_of="2025-03-10", full_refresh=True)
-    pipeline.build_step(paths, quiet)
+    pipeline.build_step(paths, quiet, as_of="2025-03-10", full_refresh=True, unit_tests=False)
+    pipeline.build_step(paths, quiet, unit_tests=False)
     assert "customers_to_recompute" in _compiled_code(paths, "int_orders_flagged")
     incremental = _snapshot(paths)
-    pipeline.build_step(paths, quiet, full_refresh=True)
+    pipeline.build_step(paths, quiet, full_refresh=True, unit_tests=False)
     full = _snapshot(paths)
     assert incremental["marts.orders"] == full["marts.orders"]
     for name in full:
@@ -685,8 +685,8 @@ def test_a_table_from_an_earlier_version_asks_for_a_full_refresh(
     with duckdb.connect(str(paths.warehouse)) as con:
         con.execute("alter table staging.int_orders_flagged drop column _as_of_date")
     with pytest.raises(dbt.DbtFailure, match="int_orders_flagged has no column _as_of_date"):
-        pipeline.build_step(paths, quiet)
-    pipeline.build_step(paths, quiet, full_refresh=True)
+        pipeline.build_step(paths, quiet, unit_tests=False)
+    pipeline.build_step(paths, quiet, full_refresh=True, unit_tests=False)
 
 
 def test_a_changed_setting_needs_a_full_refresh(

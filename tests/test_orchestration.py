@@ -356,8 +356,30 @@ def test_a_dbt_setting_the_flow_cannot_use_fails_the_step_without_retries(
 def test_scheduled_builds_leave_unit_tests_to_ci() -> None:
     from orchestration.dbt import BuildConfig, build_args
 
-    assert build_args(BuildConfig())[-4:-2] == ["--exclude-resource-type", "unit_test"]
+    assert build_args(BuildConfig())[-2:] == ["--exclude-resource-type", "unit_test"]
     assert "unit_test" not in build_args(BuildConfig(unit_tests=True))
+
+
+def test_a_step_gives_dbt_its_date_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not in --vars, which would make dbt parse the whole project again for every new date
+    (retention.dbt.as_of_environment); a date left in the step's environment is not taken by a
+    run without one, and the environment is as it was once the step has started dbt."""
+    from orchestration.dbt import BuildConfig, build_args, build_environment
+    from retention.dbt import AS_OF_ENV
+
+    monkeypatch.setenv(AS_OF_ENV, "2025-01-01")
+    dated = BuildConfig(as_of_date=" 2025-03-04 ")
+    assert "--vars" not in build_args(dated)
+    with build_environment(dated):
+        assert os.environ[AS_OF_ENV] == "2025-03-04"
+    with build_environment(BuildConfig()):
+        assert AS_OF_ENV not in os.environ
+    assert os.environ[AS_OF_ENV] == "2025-01-01"
+    with (
+        pytest.raises(dg.Failure, match="is not a date written YYYY-MM-DD"),
+        build_environment(BuildConfig(as_of_date="2025-02-30")),
+    ):
+        pass
 
 
 # ------------------------------------------------------------------ the data directory's lock

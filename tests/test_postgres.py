@@ -312,7 +312,7 @@ def collation_case(
     except Exception as exc:  # PostgreSQL before 15, or built without ICU
         pytest.skip(f"no ICU database on this server: {exc}")
     pipeline.load_step(paths, quiet)
-    pipeline.build_step(paths, quiet)
+    pipeline.build_step(paths, quiet, unit_tests=False)
     with postgres_server.environment(dbname):
         pipeline.load_step(paths, quiet, target="postgres")
         pipeline.build_step(paths, quiet, target="postgres")

@@ -274,7 +274,7 @@ def test_two_runs_on_the_same_input_give_identical_marts(
     first = _marts_fingerprint(paths)
     again = pipeline.load_step(paths, quiet)
     assert again.rows() == 0  # re-landing the same files loads nothing
-    pipeline.build_step(paths, quiet)
+    pipeline.build_step(paths, quiet, unit_tests=False)
     assert _marts_fingerprint(paths) == first
     assert len(first) == 12
 
@@ -661,7 +661,7 @@ def test_a_late_refund_updates_revenue_clv_and_churn(
         [[order_id, customer_id, ordered_at, "refunded", amount, currency, "2025-06-29T12:00:00Z"]],
     )
     pipeline.load_step(warehouse.paths, quiet)
-    pipeline.build_step(warehouse.paths, quiet)
+    pipeline.build_step(warehouse.paths, quiet, unit_tests=False)
     assert (
         warehouse.scalar("select status from marts.orders where order_id = ?", [order_id])
         == "refunded"
