@@ -799,9 +799,10 @@ def test_a_new_date_parses_only_what_reads_it(
         )
 
     def run(as_of: str | None = None) -> None:
-        """What build_step gives dbt, for the one model that holds the date."""
+        """What build_step gives dbt, for the one model that holds the date (and its unit
+        test, which asks for no date)."""
         dbt.run_dbt(
-            ["run", "--select", "int_reporting_dates"], copy.paths, dbt_vars=dbt.build_vars(as_of)
+            ["build", "--select", "int_reporting_dates"], copy.paths, dbt_vars=dbt.build_vars(as_of)
         )
 
     run("2024-06-25")
