@@ -798,14 +798,21 @@ def test_a_new_date_parses_only_what_reads_it(
             ),
         )
 
-    def run(as_of: str | None = None) -> None:
+    def run(as_of: str | None = None, warm: dbt.WarmDbt | None = None) -> None:
         """What build_step gives dbt, for the one model that holds the date (and its unit
         test, which asks for no date)."""
         dbt.run_dbt(
-            ["build", "--select", "int_reporting_dates"], copy.paths, dbt_vars=dbt.build_vars(as_of)
+            ["build", "--select", "int_reporting_dates"],
+            copy.paths,
+            dbt_vars=dbt.build_vars(as_of),
+            warm=warm,
         )
 
-    run("2024-06-25")
+    # a dbt process started before the date was known (`retention run`) gets it too
+    with dbt.warm_dbt(copy.paths) as warm:
+        run("2024-06-25", warm)
+        assert warm.take(copy.paths, None) is None  # it was used
+    assert built_for() == ("2024-06-25", "2024-06-25")
     run("2024-06-30")
     assert built_for() == ("2024-06-30", "2024-06-30")
     reading_the_date = [
