@@ -15,7 +15,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from retention import dbt as retention_dbt
-from retention.config import Paths, project_dir
+from retention.config import Paths, apply_environment, project_dir
 from retention.errors import UserError
 
 from .locking import data_directory
@@ -163,19 +163,11 @@ def build_environment(config: BuildConfig) -> Iterator[None]:
     while a step starts its dbt command, which takes a copy of it."""
     changes = retention_dbt.as_of_environment(build_vars(config))
     saved = {name: os.environ.get(name) for name in changes}
-
-    def apply(values: Mapping[str, str | None]) -> None:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-    apply(changes)
+    apply_environment(os.environ, changes)
     try:
         yield
     finally:
-        apply(saved)
+        apply_environment(os.environ, saved)
 
 
 #: how many dbt steps' artifacts (manifest, run results, log: about 7 MB each) are kept

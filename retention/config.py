@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,16 @@ class Paths:
     def ensure(self) -> None:
         for entity in ENTITIES:
             self.landing_dir(entity).mkdir(parents=True, exist_ok=True)
+
+
+def apply_environment(env: MutableMapping[str, str], changes: Mapping[str, str | None]) -> None:
+    """Set each name of ``changes`` in ``env`` (``os.environ`` or a copy), or remove it where
+    its value is None."""
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
 
 
 def write_whole(path: Path, text: str) -> None:

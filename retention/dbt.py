@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retention.config import Paths, duckdb_memory_limit, project_dir
+from retention.config import Paths, apply_environment, duckdb_memory_limit, project_dir
 from retention.errors import (
     UserError,
     damaged_database_advice,
@@ -185,11 +185,7 @@ def dbt_env(
     # BLAS on the calling thread: in a dbt process the cores belong to DuckDB's threads, and
     # OpenBLAS's own threads spin between calls (the CLV fits' L-BFGS-B calls LAPACK)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    for name, value in as_of_environment(dbt_vars).items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
+    apply_environment(env, as_of_environment(dbt_vars))
     return env
 
 
@@ -267,8 +263,9 @@ def dbt_command(args: Sequence[str], dbt_vars: dict[str, Any] | None = None) -> 
     """The command line of ``dbt <args>``: this environment's dbt, no colours, the vars but
     as_of_date, which its environment gives (``dbt_env`` with the same ``dbt_vars``)."""
     command = [dbt_executable(), *args, "--no-use-colors"]
-    if command_line_vars(dbt_vars):
-        command += ["--vars", json.dumps(command_line_vars(dbt_vars))]
+    given = command_line_vars(dbt_vars)
+    if given:
+        command += ["--vars", json.dumps(given)]
     return command
 
 

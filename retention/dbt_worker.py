@@ -31,7 +31,7 @@ import select
 import signal
 import sys
 
-from retention.config import GC_THRESHOLDS
+from retention.config import GC_THRESHOLDS, apply_environment
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -71,11 +71,7 @@ def main() -> None:
     request = json.loads(line)
     # the environment the command needs that this process, started before the command was
     # known, may not have: a name given None is removed (retention.dbt.as_of_environment)
-    for name, value in request.get("environment", {}).items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    apply_environment(os.environ, request.get("environment", {}))
     args = request["args"]
     sys.stdin = open(os.devnull)  # noqa: SIM115 (dbt reads no input)
     sys.argv = ["dbt", *args]
