@@ -234,6 +234,29 @@ def test_every_reject_reason_is_recorded_with_lineage(handmade: Warehouse) -> No
         "where month = '2024-06-01' and acquisition_channel = 'referral'"
     )
     assert cac == Decimal("5000000000.00")
+    # a spend type without rows in a month is no spend data, not a spend of 0.00: null, as in
+    # retention_monthly (email had acquisition spend only in January, retention only in May)
+    economics = handmade.query(
+        "select month::varchar, acquisition_spend, retention_spend, "
+        "acquisition_cost_per_customer, retention_cost_per_active_customer "
+        "from marts.channel_economics e join staging.stg_shop__marketing_spend s "
+        "on e.month = s.spend_month and e.acquisition_channel = s.channel_group "
+        "where s.channel_raw = 'email' order by 1"
+    )
+    assert [row[:3] for row in economics] == [
+        ("2024-01-01", Decimal("200.00"), None),
+        ("2024-05-01", None, Decimal("12.00")),
+    ]
+    assert economics[0][4] is None and economics[1][3] is None
+    disagreeing = handmade.scalar(
+        "select count(*) from marts.channel_economics e join marts.retention_monthly r "
+        "on e.month = r.month and r.segment_type = 'acquisition_channel' "
+        "and e.acquisition_channel = r.segment_value "
+        "where e.retention_spend is distinct from r.retention_spend "
+        "or e.retention_cost_per_active_customer "
+        "is distinct from r.retention_cost_per_active_customer"
+    )
+    assert disagreeing == 0
 
 
 def test_monthly_marts_run_from_the_first_month_with_data_to_as_of_date(

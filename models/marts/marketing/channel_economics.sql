@@ -39,8 +39,10 @@ spend as (
     select
         spend_month as month,
         channel_group as acquisition_channel,
-        sum(case when spend_type = 'acquisition' then amount else 0 end) as acquisition_spend,
-        sum(case when spend_type = 'retention' then amount else 0 end) as retention_spend
+        -- null, not 0.00, where the month has no row of the type: no spend data (a CAC of 0.00
+        -- would say acquisition was free), as in retention_monthly
+        sum(case when spend_type = 'acquisition' then amount end) as acquisition_spend,
+        sum(case when spend_type = 'retention' then amount end) as retention_spend
     from marketing_spend
     group by spend_month, channel_group
 
