@@ -515,6 +515,40 @@ def test_a_reporting_currency_without_rates_stops_the_build(
     assert copy.scalar("select count(*) from staging.stg_shop__orders") == 6
 
 
+def test_rates_that_cannot_convert_an_amount_fail_the_seed_test(
+    handmade: Warehouse, tmp_path: Path
+) -> None:
+    """Orders' currency codes are trimmed and upper-cased, the seed's are taken as written: a
+    rate for "jpy" matched no order, and every JPY order was quarantined with every test
+    passing. The seed's test names each row to correct."""
+    copy = _copy(handmade, tmp_path)
+    test = ["test", "--select", "assert_fx_rates_are_well_formed"]
+    assert dbt.run_dbt(test, copy.paths).by_status("pass")
+    with duckdb.connect(str(copy.paths.warehouse)) as con:
+        first = "valid_from = (select min(valid_from) from reference.fx_rates where currency = ?)"
+        con.execute(
+            f"update reference.fx_rates set currency = 'jpy' where currency = 'JPY' and {first}",
+            ["JPY"],
+        )
+        con.execute(
+            f"update reference.fx_rates set currency = ' GBP' where currency = 'GBP' and {first}",
+            ["GBP"],
+        )
+        con.execute(
+            f"update reference.fx_rates set rate_to_usd = 0 where currency = 'EUR' and {first}",
+            ["EUR"],
+        )
+    result = dbt.run_dbt(test, copy.paths, check=False)
+    (node,) = result.by_status("fail")
+    assert node["failures"] == 3
+    problems = sorted((r[0], r[-1]) for r in copy.query(node["compiled_code"]))
+    assert problems == [
+        (" GBP", "currency must be a three-letter upper-case code (ISO 4217)"),
+        ("EUR", "rate_to_usd must be above 0"),
+        ("jpy", "currency must be a three-letter upper-case code (ISO 4217)"),
+    ]
+
+
 def test_other_retention_phases_build_with_the_unit_tests(
     handmade: Warehouse, tmp_path: Path
 ) -> None:
