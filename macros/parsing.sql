@@ -234,11 +234,42 @@
     ("2024-03-01", "2024-03-01 00:00:00.000000Z" as a Parquet timestamp column is written), the
     first of the month. Any other moment is NULL, not its month: a row per day (or per campaign)
     would otherwise be taken as versions of one month's spend.
+
+    A month is a page of the calendar, not an instant: with an offset it is read on the clock
+    the text was written in. A Parquet column of local timestamps (Europe/Berlin) writes
+    February as "2025-02-01 00:00:00.000000+0100", which is 23:00 on 31 January in UTC: the
+    row was quarantined as an unparseable timestamp. The text must still be a valid timestamp,
+    offset included.
 -#}
 {% macro parse_month(expr) -%}
     {%- set trimmed = trim_spaces(expr) -%}
-    {%- set parsed = parse_timestamp_utc(
-        "case when length(" ~ trimmed ~ ") = 7 then " ~ trimmed ~ " || '-01' else " ~ expr ~ " end"
-    ) -%}
-    case when {{ parsed }} = {{ dbt.date_trunc('month', parsed) }} then cast({{ parsed }} as date) end
+    {%- set text = "case when length(" ~ trimmed ~ ") = 7 then " ~ trimmed ~ " || '-01' else "
+        ~ expr ~ " end" -%}
+    {%- set wall_clock = parse_timestamp_utc(without_utc_offset(text)) -%}
+    case
+        when {{ parse_timestamp_utc(text) }} is not null
+            and {{ wall_clock }} = {{ dbt.date_trunc('month', wall_clock) }}
+            then cast({{ wall_clock }} as date)
+    end
+{%- endmacro %}
+
+{#-
+    Timestamp text without the offset that ends it ("Z", "+01", "-0530", "+05:30"), which can
+    only follow the time (a date alone ends in "-01" too).
+-#}
+{% macro without_utc_offset(text) -%}
+    regexp_replace(
+        {{ text }},
+        '^(.*:[0-9]{2}([.][0-9]+)?)(Z|[+-][0-9]{2}(:?[0-9]{2})?)$',
+        '{{ adapter.dispatch("regex_group_reference", "retention")(1) }}'
+    )
+{%- endmacro %}
+
+{#- How a regexp_replace replacement refers to a group: \1 (RE2, PostgreSQL), $1 (Java). -#}
+{% macro default__regex_group_reference(number) -%}
+    \{{ number }}
+{%- endmacro %}
+
+{% macro spark__regex_group_reference(number) -%}
+    ${{ number }}
 {%- endmacro %}

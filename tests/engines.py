@@ -160,8 +160,17 @@ PARSING_CASES: list[tuple[str, str, Any]] = [
     ("integer", "'9' || chr(13)", None),
     ("decimal", "'12.50'", 12.5),
     ("decimal", "'12.50' || chr(13) || chr(10)", None),
+    # four decimals kept, half away from zero: also what a float written out gives back
+    ("decimal", "'10.004999999999999'", 10.005),
+    ("decimal", "'-0.00005'", -0.0001),
     ("month", "'2024-01'", "2024-01-01"),
     ("month", "'2024-01' || chr(10)", None),
+    ("month", "'2024-03-01'", "2024-03-01"),
+    # a month is read on the clock it was written in (a Parquet column of local timestamps)
+    ("month", "'2025-02-01 00:00:00.000000+0100'", "2025-02-01"),
+    ("month", "'2025-02-01T00:00-05:00'", "2025-02-01"),
+    ("month", "'2025-01-31T23:00:00Z'", None),
+    ("month", "'2025-02-01T00:00:00+15:00'", None),
 ]
 _PARSERS = {
     "timestamp": "parse_timestamp_utc",
