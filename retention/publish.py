@@ -260,6 +260,21 @@ def _read_only(path: Path) -> None:
     )
 
 
+def _releases_folder(folder: Path) -> None:
+    """Create ``serving_releases/`` readable by everyone, as each release in it is
+    (``_read_only``), whatever the publishing command's umask: under a service's 077 it was
+    0700, and a BI tool's account could not open the files made readable for it. An existing
+    folder keeps the mode it has (an owner may have narrowed it to a group on purpose)."""
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+    except FileExistsError:  # another publish made it meanwhile
+        return
+    folder.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+
+
 def _remove(path: Path) -> None:
     """Delete a (read-only) release folder."""
     if not path.exists():
@@ -383,7 +398,8 @@ def stage_release(
         # Written in place: nobody reads a release before the serving link points at it, and a
         # release without _manifest.json (a publish that died) is removed by the next publish.
         release = paths.data_dir / "serving_releases" / f"{stamp}-{build_id[:8]}"
-        release.mkdir(parents=True)
+        _releases_folder(release.parent)
+        release.mkdir()
         tables: dict[str, dict] = {}
         try:
             for name in marts:

@@ -705,6 +705,28 @@ def test_serving_has_no_pii_and_is_read_only(published: Warehouse) -> None:
     assert not any(p.stat().st_mode & 0o222 for p in serving.iterdir())
 
 
+def test_releases_are_readable_by_others_whatever_the_umask(copy: Warehouse) -> None:
+    """A service publishing under umask 077 made serving_releases/ 0700: a BI tool's account
+    could not reach the release made readable for it. A folder that exists keeps its mode."""
+    releases = copy.paths.data_dir / "serving_releases"
+    publish._remove(releases)
+    copy.paths.serving.unlink()
+    previous = os.umask(0o077)
+    try:
+        publish.publish(copy.paths, progress=quiet)
+        assert releases.stat().st_mode & 0o777 == 0o755
+        (release,) = releases.iterdir()
+        assert release.stat().st_mode & 0o777 == 0o555
+        assert {p.stat().st_mode & 0o777 for p in release.iterdir()} == {0o444}
+        releases.chmod(0o750)  # narrowed to a group by its owner
+        publish.publish(copy.paths, progress=quiet)
+        assert releases.stat().st_mode & 0o777 == 0o750
+    finally:
+        os.umask(previous)
+    with duckdb.connect(str(copy.paths.serving / "serving.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from customers").fetchone()[0] > 1000
+
+
 def test_the_serving_file_opens_in_duckdb_1x_clients(published: Warehouse) -> None:
     """DuckDB 2 writes its own storage format unless told otherwise; BI drivers that bundle a
     DuckDB 1.x open only versions 64-68. The serving file is created at v1.0.0; the build
