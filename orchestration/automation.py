@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 
 from retention.config import Paths
-from retention.load import discover
+from retention.load import discover, printable
 
 from .dbt import marts_dbt_assets, staging_dbt_assets
 from .ingest import raw_tables
@@ -65,12 +65,22 @@ def landing_signatures(paths: Paths) -> dict[str, str]:
     return signatures
 
 
-def landing_run_key(new: list[str], signatures: dict[str, str]) -> str:
-    """A short key of the new files' versions, the same for the same versions. The list itself
+def landing_run_key(
+    new: list[str], signatures: dict[str, str], seen: dict[str, str] | None = None
+) -> str:
+    """A short key of the new files' versions, the same for the same change. The list itself
     grows with the files: 45 KB for 789 of them, which Dagster's PostgreSQL storage cannot
-    index (its tags' btree takes 2704 bytes), and the run was not created."""
-    listing = "|".join(f"{name}@{signatures[name]}" for name in new)
-    return f"landing-{len(new)}-{hashlib.sha256(listing.encode()).hexdigest()[:32]}"
+    index (its tags' btree takes 2704 bytes), and the run was not created.
+
+    Each file's previous version (``seen``) is part of it: a file changed and then changed back
+    (a correction withdrawn) is a change the loader loads again, and Dagster starts one run per
+    key, so the version alone gave the revert the key of the file's first run and no run.
+    A name that is not UTF-8 (a Latin-1 share) is hashed as its bytes: encoding it failed
+    every tick, and no other file started a run either."""
+    seen = seen or {}
+    listing = "|".join(f"{name}@{seen.get(name, '')}>{signatures[name]}" for name in new)
+    digest = hashlib.sha256(listing.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return f"landing-{len(new)}-{digest}"
 
 
 @dg.sensor(
@@ -86,10 +96,11 @@ def landing_file_sensor(context: dg.SensorEvaluationContext):
     context.update_cursor(json.dumps(current, sort_keys=True))
     if not new:
         return dg.SkipReason("no new landing files")
-    shown = ", ".join(new[:20]) + (f" and {len(new) - 20} more" if len(new) > 20 else "")
+    shown = ", ".join(printable(name) for name in new[:20])
+    shown += f" and {len(new) - 20} more" if len(new) > 20 else ""
     context.log.info(f"{len(new)} new landing file(s): {shown}")
     return dg.RunRequest(
-        run_key=landing_run_key(new, current),
+        run_key=landing_run_key(new, current, seen),
         run_config=run_config(),
         tags={"new_landing_files": str(len(new))},
     )
@@ -107,6 +118,17 @@ def record_failure(log_file: Path, run_id: str, job_name: str, message: str) -> 
         handle.write(json.dumps(line) + "\n")
 
 
+def _failure_reason(error: Any) -> str:
+    """A failed step's error with what caused it: Dagster wraps an exception that is not a
+    ``dg.Failure`` ("Error occurred while executing op ...") and keeps the exception itself
+    (a full disk, a DuckDB error after the retries) as its cause, which the log left out."""
+    lines = [error.message.strip()]
+    while error.cause is not None:
+        error = error.cause
+        lines.append(error.message.strip())
+    return "\n  caused by: ".join(lines)
+
+
 @dg.run_failure_sensor(
     monitored_jobs=[retention_job], default_status=dg.DefaultSensorStatus.RUNNING
 )
@@ -114,7 +136,7 @@ def run_failure_log(context: dg.RunFailureSensorContext) -> None:
     """Append each failed run to $RETENTION_DATA_DIR/logs/run_failures.log (JSON lines), with
     why its steps failed (the run's own message names only the steps)."""
     steps = [
-        f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        f"{event.step_key}: {_failure_reason(event.step_failure_data.error)}"
         for event in context.get_step_failure_events()
         if event.step_failure_data.error is not None
     ]

@@ -106,8 +106,8 @@ class LoadError(UserError):
 
     def __init__(self, path: Path | str, problem: str, hint: str = "") -> None:
         # printed as the terminal and the log can take them (the name is the OS's bytes)
-        self.path = _printable(str(path))
-        self.problem = _printable(problem)  # it may quote the file's header
+        self.path = printable(str(path))
+        self.problem = printable(problem)  # it may quote the file's header
         message = f"{self.path}: {self.problem}"
         if hint:
             message += f"\n  what to do: {hint}"
@@ -831,7 +831,7 @@ def _strays(paths: Paths) -> list[str]:
     if not paths.landing.is_dir():
         return []
     return [
-        _printable(entry.name) + ("/" if entry.is_dir() else "")
+        printable(entry.name) + ("/" if entry.is_dir() else "")
         for entry in sorted(paths.landing.iterdir())
         if entry.name not in ENTITIES and not entry.name.startswith(".")
     ]
@@ -877,7 +877,7 @@ def _utf8(name: str) -> bool:
     return os.fsencode(name).decode("utf-8", errors="backslashreplace") == name
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """Text as it can be printed on one line: a file name's bytes that are not UTF-8 as
     ``\\xe9``, control and other unprintable characters as ``\\x1b``, ``\\n``, ``\\u200b`` (a name
     or a header could otherwise clear a terminal or forge a line of the log)."""
@@ -1051,7 +1051,7 @@ def load(
                     continue
                 if isinstance(read, LoadError):
                     errors.append(read)
-                    say(f"  REJECTED {_printable(source_file)}: {read.problem}")
+                    say(f"  REJECTED {printable(source_file)}: {read.problem}")
                     continue
                 rows, size_bytes = read
                 batch.append(_Landed(entity, path, source_file, digest, rows, size_bytes))
@@ -1067,7 +1067,7 @@ def load(
         con.close()
     copies = [f for f in summary.skipped if f.note]
     for copy in copies[:COPIES_SHOWN]:
-        say(f"  {_printable(copy.source_file)}: {copy.note}, not loaded again")
+        say(f"  {printable(copy.source_file)}: {copy.note}, not loaded again")
     if len(copies) > COPIES_SHOWN:
         say(f"  ... and {len(copies) - COPIES_SHOWN} more file(s) with the content of another")
     skipped = len(summary.skipped)

@@ -180,6 +180,77 @@ def test_sensor_triggers_once_per_new_file(defs: dg.Definitions, data_dir: Paths
     assert request.run_key == _landing_key(data_dir, ["orders/orders_2.csv"])
 
 
+def test_a_file_changed_back_starts_a_run_again(defs: dg.Definitions, data_dir: Paths) -> None:
+    """A correction withdrawn: the file changed back to its first version, which the loader
+    loads again. Its key was the first run's, and Dagster starts one run per key."""
+    sensor = defs.resolve_sensor_def("landing_file_sensor")
+    data_dir.ensure()
+    file = data_dir.landing_dir("orders") / "orders_1.csv"
+    write_csv(file, ["order_id", "amount"], [["O1", "10"]])
+    first_version = file.read_bytes(), file.stat().st_mtime_ns
+    ticks = [dg.build_sensor_context(cursor=None)]
+    keys = [sensor(ticks[0]).run_key]
+    for content, mtime_ns in [
+        (b"order_id,amount\nO1,20\n", first_version[1] + 10**9),
+        first_version,
+    ]:
+        file.write_bytes(content)
+        os.utime(file, ns=(mtime_ns, mtime_ns))
+        ticks.append(dg.build_sensor_context(cursor=ticks[-1].cursor))
+        keys.append(sensor(ticks[-1]).run_key)
+    assert len(set(keys)) == 3, keys
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_sensor(
+    defs: dg.Definitions, data_dir: Paths
+) -> None:
+    """A Latin-1 name (from a file share) failed every tick while hashing the run key: no file
+    started a run. The run starts, and its load names the file it rejects."""
+    sensor = defs.resolve_sensor_def("landing_file_sensor")
+    data_dir.ensure()
+    first = dg.build_sensor_context(cursor=None)
+    sensor(first)
+    orders = data_dir.landing_dir("orders")
+    latin1 = os.fsdecode(os.fsencode(orders) + b"/Bestellungen_M\xe4rz.csv")
+    write_csv(Path(latin1), ["order_id"], [["O1"]])
+    write_csv(orders / "orders_new.csv", ["order_id"], [["O2"]])
+    context = dg.build_sensor_context(cursor=first.cursor)
+    request = sensor(context)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags["new_landing_files"] == "2"
+    again = dg.build_sensor_context(cursor=context.cursor)
+    assert isinstance(sensor(again), dg.SkipReason)
+
+
+def test_the_failure_log_says_what_caused_a_step_error(data_dir: Paths) -> None:
+    """An exception that is not a dg.Failure reaches the run as Dagster's "Error occurred while
+    executing op"; the full disk behind it was left out of the log."""
+    from orchestration.automation import run_failure_log
+
+    @dg.op
+    def publish_step() -> None:
+        raise OSError(28, "No space left on device", "serving_releases")
+
+    @dg.job
+    def failing() -> None:
+        publish_step()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = failing.execute_in_process(instance=instance, raise_on_error=False)
+    (failure,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_log",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()
+    run_failure_log(context)
+    (line,) = (data_dir.data_dir / "logs" / "run_failures.log").read_text().splitlines()
+    logged = json.loads(line)["error"]
+    assert "publish_step: " in logged
+    assert "caused by: OSError: [Errno 28] No space left on device: 'serving_releases'" in logged
+
+
 def _landing_key(data_dir: Paths, names: list[str]) -> str:
     from orchestration.automation import landing_run_key, landing_signatures
 
