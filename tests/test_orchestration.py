@@ -376,6 +376,31 @@ def test_production_instance_config_uses_postgres_from_the_environment(tmp_path:
     assert all(isinstance(v, dict) and "env" in v for v in credentials.values())
     # a crashed run is run again; a failed step has its own policy
     assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
+    # ticks store the landing sensor's cursor: skipped ones do not pile up
+    assert config["retention"]["sensor"]["purge_after_days"]["skipped"] == 1
+
+
+def test_the_daemon_finds_the_definitions_without_arguments(tmp_path: Path) -> None:
+    """The README's production commands: `dagster-daemon run` with no -m exited at once ("no
+    [tool.dagster] block in pyproject.toml"), so the schedule, the sensors and the run queue
+    never ran. Dagster's commands find the module in pyproject.toml, as the daemon does."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [Path(sys.executable).parent / "dagster", "definitions", "validate"],
+        cwd=root,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Validation successful for code location orchestration.definitions" in (
+        done.stdout + done.stderr
+    )
 
 
 def test_the_production_instance_starts_on_postgres(
