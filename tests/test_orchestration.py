@@ -143,18 +143,7 @@ def test_failing_staging_check_blocks_marts_and_publish(
     assert any(c.asset_key == _key("raw/orders") for c in failed_checks)
     assert not data_dir.serving.exists()
     # the failure log says why, not only which step ("Steps failed: ['raw_quality']")
-    from orchestration.automation import run_failure_log
-
-    (failure,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_log",
-        dagster_event=failure.dagster_event,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    ).for_run_failure()
-    run_failure_log(context)
-    (line,) = (data_dir.data_dir / "logs" / "run_failures.log").read_text().splitlines()
-    logged = json.loads(line)["error"]
+    logged = _logged_failure(instance, result, data_dir)
     assert "Steps failed" in logged and "raw/orders" in logged and "blocking" in logged
 
 
@@ -222,10 +211,27 @@ def test_a_file_name_that_is_not_utf8_does_not_stop_the_sensor(
     assert isinstance(sensor(again), dg.SkipReason)
 
 
+def _logged_failure(
+    instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, data_dir: Paths
+) -> str:
+    """What run_failure_log writes for the failed run ``result``: its one line's error."""
+    from orchestration.automation import run_failure_log
+
+    (failure,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_log",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()
+    run_failure_log(context)
+    (line,) = (data_dir.data_dir / "logs" / "run_failures.log").read_text().splitlines()
+    return json.loads(line)["error"]
+
+
 def test_the_failure_log_says_what_caused_a_step_error(data_dir: Paths) -> None:
     """An exception that is not a dg.Failure reaches the run as Dagster's "Error occurred while
     executing op"; the full disk behind it was left out of the log."""
-    from orchestration.automation import run_failure_log
 
     @dg.op
     def publish_step() -> None:
@@ -237,16 +243,7 @@ def test_the_failure_log_says_what_caused_a_step_error(data_dir: Paths) -> None:
 
     instance = dg.DagsterInstance.ephemeral()
     result = failing.execute_in_process(instance=instance, raise_on_error=False)
-    (failure,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_log",
-        dagster_event=failure.dagster_event,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    ).for_run_failure()
-    run_failure_log(context)
-    (line,) = (data_dir.data_dir / "logs" / "run_failures.log").read_text().splitlines()
-    logged = json.loads(line)["error"]
+    logged = _logged_failure(instance, result, data_dir)
     assert "publish_step: " in logged
     assert "caused by: OSError: [Errno 28] No space left on device: 'serving_releases'" in logged
 
