@@ -59,10 +59,44 @@
 
 
 {#-
-    The settings of an incremental model, as a dict of strings: 'var <name>', 'seed <name>' and
+    The project's macros that the given texts (SQL of models, of macros) may call, as a dict of
+    name: md5 of the macro's SQL. A macro is called by a text that names it before "(", or that
+    dispatches to it (adapter.dispatch('name'): this target's implementation and the default
+    one); the macros those call, and so on. Read from the text, not from the graph: a model's
+    depends_on lists only the macros its parse called, not those of its is_incremental() branch
+    (raw_rows_to_classify, ...). Macros of dbt and its adapters are not covered: an upgrade of
+    them is not a change to the project's SQL.
+-#}
+{% macro called_project_macros(texts) -%}
+    {%- set macros = context[project_name] -%}
+    {%- set called = {} -%}
+    {%- set seen = {} -%}
+    {%- set todo = texts | list -%}
+    {#- each text is queued once: the texts and one per macro of the project empty the queue -#}
+    {%- for _ in range(texts | length + macros | length + 1) if todo -%}
+        {%- set text = todo.pop() -%}
+        {%- set names = modules.re.findall('\\b([A-Za-z_][A-Za-z0-9_]*)\\s*\\(', text) -%}
+        {%- for name in modules.re.findall('dispatch\\(\\s*[\'"]([A-Za-z0-9_]+)[\'"]', text) -%}
+            {%- do names.extend([target.type ~ '__' ~ name, 'default__' ~ name]) -%}
+        {%- endfor -%}
+        {%- for name in names | unique if name not in seen -%}
+            {%- do seen.update({name: true}) -%}
+            {%- if macros.get(name) is not none -%}
+                {%- set sql = macros[name].macro.macro_sql -%}
+                {%- do called.update({name: local_md5(sql)}) -%}
+                {%- do todo.append(sql) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(called) }}
+{%- endmacro %}
+
+
+{#-
+    The settings of an incremental model, as a dict of strings: 'var <name>', 'seed <name>',
     'code <model>' (the model's own file and those of the models upstream of it: a change to
-    their SQL changes the rows an increment writes, not those it keeps). The macros they call
-    are not covered: dbt's graph has no checksums of macros.
+    their SQL changes the rows an increment writes, not those it keeps) and 'macro <name>' (the
+    project's macros those files and their hooks call: called_project_macros).
 -#}
 {% macro incremental_settings(unique_id) -%}
     {%- set settings = {} -%}
@@ -77,9 +111,19 @@
         {%- endif -%}
         {%- do settings.update({'var ' ~ name: value | trim}) -%}
     {%- endfor -%}
+    {%- set code = [] -%}
     {%- for node in upstream_nodes(unique_id) + [graph.nodes[unique_id]] -%}
         {%- set kind = 'seed ' if node.resource_type == 'seed' else 'code ' -%}
         {%- do settings.update({kind ~ node.name: node.checksum.checksum}) -%}
+        {%- if node.resource_type == 'model' -%}
+            {%- do code.append(node.raw_code) -%}
+            {%- for hook in node.config.get('pre-hook', []) + node.config.get('post-hook', []) -%}
+                {%- do code.append(hook.sql) -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for name, checksum in called_project_macros(code).items() -%}
+        {%- do settings.update({'macro ' ~ name: checksum}) -%}
     {%- endfor -%}
     {{ return(settings) }}
 {%- endmacro %}
@@ -146,6 +190,8 @@
                             {%- set change = key ~ ' changed from ' ~ before[key] ~ ' to ' ~ now[key] -%}
                         {%- elif key.startswith('code ') -%}
                             {%- set change = 'the SQL of model ' ~ key[5:] ~ ' changed' -%}
+                        {%- elif key.startswith('macro ') -%}
+                            {%- set change = 'the SQL of macro ' ~ key[6:] ~ ' changed' -%}
                         {%- else -%}
                             {%- set change = key ~ ' changed' -%}
                         {%- endif -%}

@@ -4,6 +4,7 @@ marts a full refresh gives, including late versions of old orders and late custo
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import shutil
@@ -787,6 +788,21 @@ def test_changed_sql_or_an_earlier_version_needs_a_full_refresh(
     )
     dbt.run_dbt(["run", "--select", "int_customer_months"], paths)
 
+    # a macro that only the increment calls: dbt's depends_on of the model does not list it
+    edit_record(
+        "base_shop__orders", '"macro raw_rows_to_classify": "', '"macro raw_rows_to_classify": "0'
+    )
+    with pytest.raises(
+        dbt.DbtFailure,
+        match=r"the SQL of macro raw_rows_to_classify changed since the incremental models "
+        r"staging\.base_shop__orders were built: ",
+    ):
+        dbt.run_dbt(["run", "--select", "base_shop__orders"], paths)
+    edit_record(
+        "base_shop__orders", '"macro raw_rows_to_classify": "0', '"macro raw_rows_to_classify": "'
+    )
+    dbt.run_dbt(["run", "--select", "base_shop__orders"], paths)
+
     # a record from before a setting existed (an earlier version of the project)
     edit_record("base_shop__orders", '"var min_event_date": "[^"]*", ', "")
     with pytest.raises(
@@ -796,6 +812,57 @@ def test_changed_sql_or_an_earlier_version_needs_a_full_refresh(
         r"added\):",
     ):
         dbt.run_dbt(["run", "--select", "base_shop__orders"], paths)
+
+
+def _recorded_settings(paths: Paths, model: str) -> dict[str, str]:
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        (settings,) = con.execute(
+            "select settings from raw._dbt_incremental_settings where unique_id = ? "
+            "order by happened_at desc limit 1",
+            [f"model.retention.{model}"],
+        ).fetchone()
+    return json.loads(settings)
+
+
+def test_the_settings_cover_the_project_macros_the_incremental_models_call(
+    day_landed_incrementally: Paths,
+) -> None:
+    """A fix to a macro changes the rows an increment writes, as a change to a model's file
+    does. Each incremental model records the SQL (its md5) of the project's macros that it, the
+    models upstream of it and their hooks call: also those its increment alone calls (dbt's
+    depends_on lists only what the parse called), a dispatched macro's implementation for the
+    target and the default one; not dbt's own macros, nor those of models downstream."""
+    paths = day_landed_incrementally
+    manifest = json.loads((paths.dbt_target / "manifest.json").read_text())
+    settings = _recorded_settings(paths, "base_shop__orders")
+    macros = {key[len("macro ") :] for key in settings if key.startswith("macro ")}
+    assert {
+        "raw_rows_to_classify",  # called in the is_incremental() branch only
+        "keys_to_reclassify",
+        "customers_with_new_rows",  # called by the two above
+        "parse_decimal",
+        "trim_spaces",  # dispatched: this target's implementation and the default one
+        "duckdb__trim_spaces",
+        "default__trim_spaces",
+        "analyze_table",  # the post-hook of every staging model
+        "default__analyze_table",
+    } <= macros
+    assert (
+        not {
+            "postgres__analyze_table",  # another target's
+            "customer_months_to_recompute",  # int_customer_months' (downstream)
+            "clv_mart",
+            "record_build_start",
+            "is_incremental",  # dbt's
+        }
+        & macros
+    )
+    for name in ("raw_rows_to_classify", "duckdb__trim_spaces"):
+        sql = manifest["macros"][f"macro.retention.{name}"]["macro_sql"]
+        assert settings[f"macro {name}"] == hashlib.md5(sql.encode()).hexdigest()
+    # a model downstream records the macros of the models upstream of it, and its own
+    months = _recorded_settings(paths, "int_customer_months")
+    assert {"macro raw_rows_to_classify", "macro customer_months_to_recompute"} <= set(months)
 
 
 def test_the_settings_checked_cover_the_vars_the_incremental_models_read(
@@ -825,6 +892,13 @@ def test_the_settings_checked_cover_the_vars_the_incremental_models_read(
             if macro not in called:
                 called.add(macro)
                 macro_todo += macros[macro]["depends_on"]["macros"]
+    # and those only an increment calls, which depends_on does not list (recorded with the rest)
+    for model in INCREMENTAL_MODELS:
+        called |= {
+            f"macro.retention.{key[len('macro ') :]}"
+            for key in _recorded_settings(paths, model)
+            if key.startswith("macro ")
+        }
     code = [nodes[u]["raw_code"] for u in upstream if u in nodes] + [
         macros[m]["macro_sql"] for m in called if m.startswith("macro.retention.")
     ]
