@@ -171,6 +171,20 @@ PARSING_CASES: list[tuple[str, str, Any]] = [
     ("month", "'2025-02-01T00:00-05:00'", "2025-02-01"),
     ("month", "'2025-01-31T23:00:00Z'", None),
     ("month", "'2025-02-01T00:00:00+15:00'", None),
+    # amount, USD per unit of its currency, USD per unit of the reporting currency: exactly,
+    # then half away from zero (90.19 AUD in EUR is 51.315; a cross rate cut to 10 decimals
+    # gave 51.31)
+    ("convert", "90.19 0.66 1.16", 51.32),
+    ("convert", "0.58 0.73 1.16", 0.37),
+    ("convert", "10.005 1 1.16", 8.63),
+    ("convert", "0.005 1 1.00000001", 0.0),  # 0.00499999995: not a half cent
+    ("convert", "-0.005 1 1", -0.01),
+    # the largest amount and rate (and the smallest reporting rate) the types allow
+    (
+        "convert",
+        "999999999999.9999 9999999999.99999999 0.00000001",
+        float("999999999999999899000000000000.00"),
+    ),
 ]
 _PARSERS = {
     "timestamp": "parse_timestamp_utc",
@@ -178,6 +192,17 @@ _PARSERS = {
     "decimal": "parse_decimal",
     "month": "parse_month",
 }
+
+
+def _macro_call(kind: str, text: str) -> str:
+    if kind == "convert":  # the amount and the rates as typed in staging and in seed fx_rates
+        amount, rate, reporting_rate = text.split()
+        return (
+            f'convert_to_reporting("cast({amount} as decimal(38, 4))", '
+            f'rate_units("cast({rate} as decimal(18, 8))"), '
+            f'rate_units("cast({reporting_rate} as decimal(18, 8))"))'
+        )
+    return f'{_PARSERS[kind]}("{text}")'
 
 
 def dbt_executable(
@@ -202,7 +227,7 @@ def parsed_cases(paths: Paths, target: str) -> list[Any]:
     """``PARSING_CASES`` parsed by the project's macros on ``target`` (``dbt show``), as JSON
     gives them: timestamps and dates as ISO text."""
     columns = ", ".join(
-        f'{{{{ {_PARSERS[kind]}("{text}") }}}} as c{i}'
+        f"{{{{ {_macro_call(kind, text)} }}}} as c{i}"
         for i, (kind, text, _) in enumerate(PARSING_CASES)
     )
     show = ["show", "--inline", f"select {columns}", "--output", "json", "--log-format", "json"]

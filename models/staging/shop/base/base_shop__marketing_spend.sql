@@ -57,7 +57,7 @@ converted as (
             -- beyond any real order; keeps the conversion below from overflowing
             when abs(typed.amount_value) < 1000000000000
                 then {{ convert_to_reporting(
-                    'typed.amount_value', 'spend_fx.rate_to_usd', 'spend_fx.reporting_rate_to_usd'
+                    'typed.amount_value', 'spend_fx.rate_units', 'spend_fx.reporting_rate_units'
                 ) }}
         end as amount_reporting
     from typed

@@ -96,7 +96,7 @@ converted as {{ inline_cte() }} (
             -- beyond any real order; keeps the conversion below from overflowing
             when abs(typed.amount_value) < 1000000000000
                 then {{ convert_to_reporting(
-                    'typed.amount_value', 'order_fx.rate_to_usd', 'order_fx.reporting_rate_to_usd'
+                    'typed.amount_value', 'order_fx.rate_units', 'order_fx.reporting_rate_units'
                 ) }}
         end as amount_reporting,
         customers.customer_id is not null as has_known_customer
