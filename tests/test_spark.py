@@ -4,10 +4,14 @@ so that pytest-xdist can run the two on different workers)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import duckdb
 import pytest
 
-from retention import pipeline
-from retention.config import ENTITIES
+from retention import dbt, pipeline
+from retention.config import ENTITIES, project_dir
 from tests.conftest import SparkWarehouse, Warehouse, quiet, require_spark
 from tests.engines import (
     CORE_MARTS,
@@ -86,26 +90,53 @@ def test_java_that_cannot_start_is_named(tmp_path, monkeypatch: pytest.MonkeyPat
     assert "Traceback" not in message
 
 
+#: Writes the Parquet files of a folder (argv[2]) as tables of schema staging in the Spark
+#: warehouse of a data directory (argv[1]): what the Spark build of those models leaves there.
+_WRITE_STAGING = """
+import sys
+from pathlib import Path
+from retention import targets
+from retention.config import Paths
+spark = targets.spark_session(Paths(Path(sys.argv[1])))
+spark.sql("create schema if not exists staging")
+for file in sorted(Path(sys.argv[2]).glob("*.parquet")):
+    frame = spark.read.parquet(file.as_uri())
+    frame.write.mode("overwrite").format("parquet").saveAsTable(f"staging.{file.stem}")
+spark.stop()
+"""
+
+
 def test_a_clv_fit_that_fails_is_named_with_what_to_do(tmp_path) -> None:
     """The fit runs in the Spark job's process: its error reaches the command as the
-    PostgreSQL path says it, with what to do, not a traceback. (The fit's inputs and what they
-    read are all the build needs for it: the rest of the project would only add minutes.)"""
+    PostgreSQL path says it, with what to do, not a traceback. (The fit's inputs are built on
+    DuckDB from a history that cannot be fitted and written to Spark's warehouse as its build
+    leaves them: building them on Spark added two minutes and two JVM starts to the suite, and
+    the build reaches ``run_clv`` as every Spark build does, above.)"""
     from retention import targets
     from retention.config import Paths
     from retention.errors import UserError
 
     require_spark()
-    paths = Paths(tmp_path)
+    paths = Paths(tmp_path / "data")
     land_an_unfittable_history(paths)
-    pipeline.load_step(paths, quiet, target="spark")
+    pipeline.load_step(paths, quiet)
+    pipeline.build_step(
+        paths, quiet, select=" ".join(f"+{m}" for m in targets.CLV_INPUTS), unit_tests=False
+    )
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        for model in targets.CLV_INPUTS:
+            con.execute(f"copy staging.{model} to '{inputs / model}.parquet' (format parquet)")
+    subprocess.run(
+        [sys.executable, "-c", _WRITE_STAGING, str(paths.data_dir), str(inputs)],
+        cwd=project_dir(),
+        env=dbt.dbt_env(paths, "spark"),
+        check=True,
+        capture_output=True,
+    )
     with pytest.raises(UserError) as caught:
-        pipeline.build_step(
-            paths,
-            quiet,
-            target="spark",
-            select=" ".join(f"+{model}" for model in targets.CLV_INPUTS),
-            unit_tests=False,
-        )
+        targets.run_clv(paths, "spark")
     message = str(caught.value)
     assert "predictive CLV on spark: " in message
     assert "what to do: check the repeat purchases" in message
