@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from retention.config import Paths, apply_environment, duckdb_memory_limit, project_dir
 from retention.errors import (
     UserError,
@@ -204,10 +206,26 @@ def build_vars(as_of: str | None = None, extra: dict[str, Any] | None = None) ->
     return values
 
 
+def project_as_of_date() -> str:
+    """The as_of_date that dbt_project.yml sets ('' for none)."""
+    try:
+        project = yaml.safe_load((project_dir() / "dbt_project.yml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ""  # dbt says what is wrong with the file
+    values = project.get("vars") or {}
+    value = values.get("as_of_date", (values.get(project.get("name")) or {}).get("as_of_date"))
+    text = "" if value is None else str(value).strip()
+    return "" if text in ("none", "None") else text
+
+
 def command_line_vars(dbt_vars: dict[str, Any] | None) -> dict[str, Any]:
     """The vars given to dbt as ``--vars``: all but as_of_date, which goes in the environment
-    (``as_of_environment``)."""
-    return {name: value for name, value in (dbt_vars or {}).items() if name != "as_of_date"}
+    (``as_of_environment``), unless dbt_project.yml sets one: a var there comes before the
+    environment (``as_of_date_var``), and `--as-of` must win over it, as ``--vars`` do."""
+    keep_date = bool(project_as_of_date())
+    return {
+        name: value for name, value in (dbt_vars or {}).items() if name != "as_of_date" or keep_date
+    }
 
 
 def as_of_environment(dbt_vars: dict[str, Any] | None) -> dict[str, str | None]:

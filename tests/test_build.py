@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from retention import dbt, pipeline
+from retention import config, dbt, pipeline
 from retention.config import Paths
 from retention.generate import DIRTY_KINDS
 from retention.load import COLUMNS
@@ -892,6 +892,39 @@ def test_a_new_date_parses_only_what_reads_it(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:]
     assert built_for() == ("2024-07-03", "2024-07-03")
+
+
+def test_a_date_asked_for_wins_over_one_set_in_dbt_project_yml(
+    handmade: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README says to set vars in dbt_project.yml and that --as-of gives a command its
+    date. A var there comes before the environment the date is given in, so `retention run
+    --as-of` published the project file's date, exit 0: given such a var, the date goes in
+    --vars, which come before the project file."""
+    copy = _copy(handmade, tmp_path)
+    project = tmp_path / "project"
+    for name in ("models", "macros", "seeds", "tests/dbt"):
+        shutil.copytree(config.project_dir() / name, project / name)
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(config.project_dir() / name, project / name)
+    settings = project / "dbt_project.yml"
+    assert '  as_of_date: ""\n' in settings.read_text()
+    settings.write_text(
+        settings.read_text().replace('  as_of_date: ""\n', '  as_of_date: "2024-06-25"\n')
+    )
+    monkeypatch.setenv("RETENTION_PROJECT_DIR", str(project))
+    assert dbt.command_line_vars(dbt.build_vars("2024-06-30")) == {"as_of_date": "2024-06-30"}
+
+    def build(as_of: str | None) -> str:
+        dbt.run_dbt(
+            ["build", "--select", "int_reporting_dates", "--exclude-resource-type", "unit_test"],
+            copy.paths,
+            dbt_vars=dbt.build_vars(as_of),
+        )
+        return copy.scalar("select as_of_date::varchar from staging.int_reporting_dates")
+
+    assert build(None) == "2024-06-25"  # the project file's
+    assert build("2024-06-30") == "2024-06-30"  # the one asked for
 
 
 def test_a_background_dbt_command_that_does_not_finish_is_stopped(tmp_path: Path) -> None:
