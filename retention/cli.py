@@ -98,6 +98,12 @@ def _date(text: str) -> date:
     return date.fromisoformat(_iso_date(text))
 
 
+def _folder(text: str) -> Path:
+    if not text.strip():  # an unset shell variable: not the current directory
+        raise argparse.ArgumentTypeError("is empty: give a folder")
+    return Path(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text.replace("_", ""))
@@ -144,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
 
         p.add_argument(
             "--data-dir",
-            type=Path,
+            type=_folder,
             default=default(None),
             help="root for landing, warehouse, serving and reports "
             "(default: $RETENTION_DATA_DIR, else data/ in the project folder)",
@@ -210,12 +216,19 @@ def _parser() -> argparse.ArgumentParser:
     add_build_options(build, unit_tests=True)
     build.add_argument("--select", help="dbt node selection (default: everything)")
 
-    add_parser("validate", help="run the Great Expectations suites")
+    accept_shrink = {
+        "action": "store_true",
+        "help": "accept marts that lost more than half their rows since the last publish (a "
+        "var or seed changed on purpose): they are not compared with the published copy",
+    }
+    validate = add_parser("validate", help="run the Great Expectations suites")
+    validate.add_argument("--accept-shrink", **accept_shrink)
     add_parser("publish", help="atomically replace serving/ from the validated marts")
     add_parser("report", help="write the HTML report")
 
     run = add_parser("run", help="load, build, validate, publish, report")
     add_build_options(run, unit_tests=False)
+    run.add_argument("--accept-shrink", **accept_shrink)
 
     demo = add_parser("demo", help="generate sample data if landing is empty, then run")
     demo.add_argument("--customers", type=_positive_int, default=DEMO_CUSTOMERS)
@@ -389,7 +402,7 @@ def _dispatch(
             "  what to do: unset RETENTION_DBT_TARGET to work on the DuckDB warehouse"
         )
     elif args.command == "validate":
-        pipeline.validate_step(paths, _say)
+        pipeline.validate_step(paths, _say, accept_shrink=args.accept_shrink)
     elif args.command == "publish":
         pipeline.publish_step(paths, _say)
     elif args.command == "report":
@@ -403,6 +416,7 @@ def _dispatch(
             full_refresh=args.full_refresh,
             unit_tests=args.unit_tests,
             warm=warm,
+            accept_shrink=args.accept_shrink,
         )
         if resolve_target(args.target) == "duckdb":
             _say(pipeline.outputs_message(paths))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from retention import dbt, publish, report, targets, validation
@@ -51,6 +51,13 @@ def generate_step(
 ) -> GenerateSummary:
     """Write synthetic landing files; refuse to replace files already there unless ``replace``
     (the generator empties each entity's folder before it writes)."""
+    today = datetime.now(UTC).date()
+    if end > today:
+        raise UserError(
+            f"--end {end} is after today ({today}): the orders and customers dated later would "
+            "be quarantined as future_timestamp and the marts would end today\n"
+            f"  what to do: give --end {today} or earlier"
+        )
     existing = [path for _, path in discover(paths)]
     if existing and not replace:
         raise UserError(
@@ -208,10 +215,11 @@ def build_step(
         return BuildSummary(as_of, models, tests, time.perf_counter() - started)
 
 
-def validate_step(paths: Paths, say: Say) -> ValidationReport:
-    """Run the GX suites; raise ``ValidationFailed`` (after printing the summary) on failure."""
+def validate_step(paths: Paths, say: Say, accept_shrink: bool = False) -> ValidationReport:
+    """Run the GX suites; raise ``ValidationFailed`` (after printing the summary) on failure.
+    ``accept_shrink``: see ``validation.validate``."""
     with step("validate", say):
-        report = validation.validate(paths, progress=say)
+        report = validation.validate(paths, progress=say, accept_shrink=accept_shrink)
         for line in validation.summary_lines(report):
             say(line)
         if not report.success:
@@ -230,7 +238,9 @@ def publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
         return summary
 
 
-def validate_and_publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
+def validate_and_publish_step(
+    paths: Paths, say: Say, accept_shrink: bool = False
+) -> publish.PublishSummary:
     """Validate the build and write its release at the same time; publish only if it passed.
 
     Validation (Great Expectations on pandas: one core) and writing the release (DuckDB's Parquet
@@ -248,7 +258,7 @@ def validate_and_publish_step(paths: Paths, say: Say) -> publish.PublishSummary:
             staging = writer.submit(
                 publish.stage_release, paths, progress=lambda line: say(f"  {line}"), cancel=cancel
             )
-            validate_step(paths, say)
+            validate_step(paths, say, accept_shrink)
             staged = staging.result()  # a stop while the writer finishes lands here too
         except BaseException:
             # not to be published: stop writing it (in the middle of a mart, too) and remove it
@@ -287,6 +297,7 @@ def run(
     full_refresh: bool = False,
     unit_tests: bool = False,
     warm: dbt.WarmDbt | None = None,
+    accept_shrink: bool = False,
 ) -> BuildSummary:
     """The production job: load, build, validate, publish, report.
 
@@ -338,7 +349,7 @@ def run(
             "work on the DuckDB target only"
         )
         return summary
-    validate_and_publish_step(paths, say)
+    validate_and_publish_step(paths, say, accept_shrink)
     report_step(paths, say)
     return summary
 

@@ -396,14 +396,33 @@ def _outcome(table: str, item: Any) -> Outcome:
         column += f" where {condition}"
     error = _engine_error(item.exception_info)
     status = ERROR if error else (PASSED if item.success else FAILED)
+    observed = _observed(item.result or {})
+    if status == FAILED:
+        # what the suite says of the expectation (gx/suites.py: meta "why", "what_to_do")
+        observed += _expected(kwargs, item.expectation_config.meta or {})
     return Outcome(
         table,
         item.expectation_config.type,
         column,
         status,
-        _observed(item.result or {}),
+        observed,
         (error or "").splitlines()[0] if error else "",
     )
+
+
+def _expected(kwargs: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The bounds a failed expectation asked for and the suite's reason, with what to do."""
+    bounds = [
+        f"{word} {kwargs[key]}"
+        for key, word in (("min_value", "at least"), ("max_value", "at most"))
+        if kwargs.get(key) is not None
+    ]
+    said = [" and ".join(bounds) + " expected"] if bounds else []
+    said += [str(meta[key]) for key in ("why",) if meta.get(key)]
+    text = f" ({'; '.join(said)})" if said else ""
+    if meta.get("what_to_do"):
+        text += f"; what to do: {meta['what_to_do']}"
+    return text
 
 
 def _cap_memory(con: duckdb.DuckDBPyConnection) -> None:
@@ -465,6 +484,7 @@ def validate(
     tables: Iterable[str] | None = None,
     previous_row_counts: dict[str, int] | None = None,
     write_report: bool = True,
+    accept_shrink: bool = False,
 ) -> ValidationReport:
     """Run the suites against the build warehouse and write Data Docs.
 
@@ -475,6 +495,8 @@ def validate(
         previous_row_counts: row counts to compare with; default the published copy's.
         write_report: write ``validation/latest.json``, the report ``retention publish`` reads.
             A partial validation (``tables``) should not replace it.
+        accept_shrink: do not compare the row counts with the published copy's (a change
+            that removes rows on purpose: `--accept-shrink`).
     """
     gx = import_great_expectations()
     from great_expectations.core.run_identifier import RunIdentifier
@@ -499,7 +521,10 @@ def validate(
                 "first (or `retention run`)"
             )
         as_of = _as_of(con)
-        if previous_row_counts is None:
+        if accept_shrink:
+            say("  --accept-shrink: the row counts are not compared with the published copy's")
+            previous_row_counts = {}
+        elif previous_row_counts is None:
             from retention.publish import published_row_counts
 
             previous_row_counts = published_row_counts(paths)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -39,6 +40,29 @@ def test_a_bad_date_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "'2024-13-01' is not a date written YYYY-MM-DD" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_empty_data_dir_or_a_future_history_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data-dir "$UNSET"` wrote landing/ into the current directory; `generate --end` after
+    today wrote orders the build then quarantined as future_timestamp, without a word."""
+    monkeypatch.chdir(tmp_path)
+    empty = subprocess.run(
+        [sys.executable, "-m", "retention", "--data-dir", "", "generate", "--customers", "5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert empty.returncode == 2
+    assert "argument --data-dir: is empty: give a folder" in empty.stderr
+    assert list(tmp_path.iterdir()) == []
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    future = retention("generate", "--customers", "5", "--end", tomorrow, data_dir=tmp_path / "d")
+    assert future.returncode == 1
+    assert f"--end {tomorrow} is after today" in future.stderr
+    assert "what to do: give --end" in future.stderr
+    assert not (tmp_path / "d" / "landing").exists() or not any((tmp_path / "d").rglob("*.csv"))
 
 
 def test_malformed_dbt_settings_are_named_before_dbt_starts(tmp_path: Path) -> None:
