@@ -398,7 +398,12 @@ def _clv_cac(con, window: Window) -> go.Figure:
         f"""
         select acquisition_channel,
                max(historical_clv) as historical_clv,
-               sum(acquisition_spend) / nullif(sum(new_customers), 0) as cac
+               -- a month without spend data is unknown, not free: its new customers are left
+               -- out of the CAC, as channel_economics leaves its CAC null
+               sum(acquisition_spend)
+                   / nullif(sum(new_customers) filter (where acquisition_spend is not null), 0)
+                   as cac,
+               count(acquisition_spend) as months_with_spend
         from channel_economics
         where month > {window.sql_through} - interval 12 month
           and month <= {window.sql_through}
@@ -418,9 +423,22 @@ def _clv_cac(con, window: Window) -> go.Figure:
     else:
         fig.add_hline(y=3, line_dash="dot", annotation_text="3 : 1")
         unpaid = data.loc[data["cac"].isna(), "acquisition_channel"].astype(str).tolist()
+        notes = []
         if unpaid:  # direct, organic: no spend, so no ratio
-            text = "no acquisition spend: " + ", ".join(unpaid)
-            _note(fig, text, 12, x=1, y=1.08, xanchor="right")
+            notes.append("no acquisition spend: " + ", ".join(unpaid))
+        partial = shown[shown["months_with_spend"] < 12]
+        if not partial.empty:
+            notes.append(
+                "CAC from the months with spend data only: "
+                + ", ".join(
+                    f"{channel} {months} of 12"
+                    for channel, months in zip(
+                        partial["acquisition_channel"], partial["months_with_spend"], strict=True
+                    )
+                )
+            )
+        if notes:
+            _note(fig, "; ".join(notes), 12, x=1, y=1.08, xanchor="right")
     fig.update_yaxes(title="historical CLV / CAC (last 12 months)")
     return _layout(fig, "CLV : CAC by acquisition channel")
 

@@ -366,3 +366,34 @@ def test_the_trend_shades_the_months_nobody_could_churn_in() -> None:
     assert churn_window(con, None) is None
     assert not _trend(con, window, None).layout.shapes
     assert "churn_inactivity_days (nobody churned yet)" in _definitions(None, 365)
+
+
+def test_clv_to_cac_counts_the_new_customers_of_months_with_spend_data_only() -> None:
+    """A month without spend rows is unknown, not free acquisition: with spend landed for one
+    month of twelve, dividing it by the new customers of all twelve made the CAC twelve times
+    too small and the ratio twelve times too large."""
+    from datetime import date
+
+    from retention.report import _clv_cac, reporting_window
+
+    con = duckdb.connect()
+    _monthly(con, [(f"2025-{m:02d}-01", 0.5, 10, 1.0) for m in range(1, 13)])
+    con.execute(
+        "create table channel_economics (month date, acquisition_channel varchar, "
+        "new_customers int, acquisition_spend decimal(18, 2), historical_clv decimal(18, 2))"
+    )
+    for m in range(1, 13):
+        # paid_social: 200 spent in January on 10 new customers; no spend data for the rest
+        # seo: no spend at all; email: 50 a month on 5 new customers, every month
+        con.execute(
+            "insert into channel_economics values (?, 'paid_social', 10, ?, 60), "
+            "(?, 'seo', 7, null, 40), (?, 'email', 5, 50, 30)",
+            [date(2025, m, 1), 200 if m == 1 else None, date(2025, m, 1), date(2025, m, 1)],
+        )
+    figure = _clv_cac(con, reporting_window(con, date(2025, 12, 31)))
+    bars = dict(zip(figure.data[0].x, figure.data[0].y, strict=True))
+    assert bars == {"email": 30 / (600 / 60), "paid_social": 60 / (200 / 10)}  # 3.0 and 3.0
+    (note,) = [a.text for a in figure.layout.annotations if "spend" in a.text]
+    assert note == (
+        "no acquisition spend: seo; CAC from the months with spend data only: paid_social 1 of 12"
+    )
