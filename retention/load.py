@@ -201,22 +201,11 @@ def _check_header(
     dupes = sorted({n for n in normalised if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if dupes:
         raise LoadError(path, f"duplicate column name(s) in the header: {', '.join(dupes)}")
-    missing = [c for c in REQUIRED[entity] if c not in normalised and c not in partitions]
-    if missing:
-        hint = f"a {entity} file needs the columns {', '.join(REQUIRED[entity])}"
-        separator = len(names) == 1 and next((s for s in ";\t|" if s in names[0]), None)
-        if separator:
-            hint += f", separated by commas (this header is separated by {separator!r})"
-        raise LoadError(
-            path,
-            f"missing required column(s) {', '.join(missing)} for {entity}; "
-            f"found: {', '.join(normalised)}",
-            hint,
-        )
     present = {*normalised, *partitions}
     for other, required in REQUIRED.items():
-        # a file of another entity in this folder: an orders file has the one column a
-        # customers file needs, and would land as customers with blank emails and channels
+        # a file of another entity in this folder (said before what it lacks as this one's):
+        # an orders file has the one column a customers file needs, and would land as
+        # customers with blank emails and channels
         if other != entity and present.issuperset(required):
             foreign = [c for c in required if c not in COLUMNS[entity]]
             if foreign:
@@ -227,6 +216,18 @@ def _check_header(
                     f"{_a(other)} file needs, among them {', '.join(foreign)}",
                     f"move it to landing/{other}/",
                 )
+    missing = [c for c in REQUIRED[entity] if c not in normalised and c not in partitions]
+    if missing:
+        hint = f"{_a(entity)} file needs the columns {', '.join(REQUIRED[entity])}"
+        separator = len(names) == 1 and next((s for s in ";\t|" if s in names[0]), None)
+        if separator:
+            hint += f", separated by commas (this header is separated by {separator!r})"
+        raise LoadError(
+            path,
+            f"missing required column(s) {', '.join(missing)} for {entity}; "
+            f"found: {', '.join(normalised)}",
+            hint,
+        )
     return normalised
 
 

@@ -23,6 +23,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -123,8 +124,26 @@ def _load_suites_module() -> ModuleType:
         raise UserError(f"cannot load the expectation suites from {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise _suites_error(path, exc) from exc
     return module
+
+
+def _suites_error(path: Path, exc: Exception) -> UserError:
+    """The suites file's own mistake (it is the user's to edit) as a message: where, what."""
+    if isinstance(exc, SyntaxError):
+        line = exc.lineno
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        lines = [frame.lineno for frame in frames if frame.filename == str(path)]
+        line = lines[-1] if lines else None
+    where = f"{path}, line {line}" if line else str(path)
+    return UserError(
+        f"the expectation suites could not be made: {type(exc).__name__}: {exc} ({where})\n"
+        "  what to do: correct that line of the suites file (gx/suites.py), then validate again"
+    )
 
 
 def latest_build(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
@@ -534,7 +553,10 @@ def validate(
             project_dir=project_dir(),
             previous_row_counts=previous_row_counts,
         )
-        suites = suites_module.build_suites(params)
+        try:
+            suites = suites_module.build_suites(params)
+        except Exception as exc:
+            raise _suites_error(project_dir() / "gx" / "suites.py", exc) from exc
         if tables is not None:
             wanted = set(tables)
             suites = [s for s in suites if s.table in wanted]

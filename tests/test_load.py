@@ -714,6 +714,24 @@ def test_a_file_of_another_entity_is_refused(paths: Paths) -> None:
     assert _count(paths, "raw.customers") == 0
 
 
+def test_a_file_of_another_entity_is_named_before_the_columns_it_lacks(paths: Paths) -> None:
+    """An NPS export in landing/orders/ lacks the order columns: that it is an NPS file is what
+    to say (it got "missing required columns" and "a orders file needs")."""
+    header = list(COLUMNS["nps_responses"])
+    row = {"response_id": "R1", "customer_id": "C1", "responded_at": "2024-02-01", "score": "9"}
+    write_csv(paths.landing_dir("orders") / "nps.csv", header, [[row.get(c, "") for c in header]])
+    with pytest.raises(LoadErrors) as caught:
+        load(paths, progress=quiet)
+    message = str(caught.value)
+    assert "this looks like a nps_responses file, not an orders file" in message
+    assert "move it to landing/nps_responses/" in message
+    # and a file of no entity says what this one needs, with its article
+    (paths.landing_dir("orders") / "nps.csv").unlink()
+    write_csv(paths.landing_dir("orders") / "other.csv", ["order_id", "note"], [["O1", "x"]])
+    with pytest.raises(LoadErrors, match="an orders file needs the columns order_id, "):
+        load(paths, progress=quiet)
+
+
 def test_files_of_every_shape_written_together_keep_their_own_lineage(paths: Paths) -> None:
     """An entity's files are written by one insert: a typed Parquet file, a CSV file with an extra
     column and one without an optional column, and a CSV file with a malformed record, each row

@@ -647,6 +647,29 @@ def test_a_shrinking_mart_fails_the_row_count_check(copy: Warehouse) -> None:
     assert cli._parser().parse_args(["run", "--accept-shrink"]).accept_shrink
 
 
+@pytest.mark.parametrize(
+    ("text", "said", "line"),
+    [
+        ("x = 1\ndef build_suites(params)\n    return []\n", "SyntaxError: ", 2),
+        ("x = 1\nimport great_expectations as gx\ny = gx.no_such\n", "AttributeError: ", 3),
+    ],
+)
+def test_a_mistake_in_the_suites_file_is_named_not_traced(
+    text: str, said: str, line: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gx/suites.py is the user's to extend: a slip in it is named with its line, not a
+    traceback."""
+    (tmp_path / "gx").mkdir()
+    (tmp_path / "gx" / "suites.py").write_text(text)
+    monkeypatch.setenv("RETENTION_PROJECT_DIR", str(tmp_path))
+    with pytest.raises(UserError) as caught:
+        validation._load_suites_module()
+    message = str(caught.value)
+    assert message.startswith(f"the expectation suites could not be made: {said}")
+    assert f"({tmp_path / 'gx' / 'suites.py'}, line {line})" in message
+    assert "what to do: correct that line of the suites file" in message
+
+
 def test_an_engine_error_is_an_error_not_a_pass(copy: Warehouse, monkeypatch) -> None:
     real = validation._load_suites_module()
 
