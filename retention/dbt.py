@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,6 +37,8 @@ from retention.errors import (
     mentions_out_of_memory,
 )
 from retention.locking import inherited_descriptors
+
+log = logging.getLogger(__name__)
 
 TARGETS = ("duckdb", "postgres", "spark")
 #: what pyspark 4.3 warns at every import under pandas 3 (the project's use of it is tested)
@@ -240,7 +243,31 @@ def as_of_environment(dbt_vars: dict[str, Any] | None) -> dict[str, str | None]:
     return {AS_OF_ENV: None if value in (None, "") else str(value)}
 
 
-def _summarise(results: list[dict[str, Any]]) -> list[str]:
+def _failing_rows(paths: Paths, result: dict[str, Any], shown: int = 3) -> str:
+    """A few rows a failed test returned, read again from the DuckDB warehouse with the SQL dbt
+    ran ('' when that cannot be done): "N failing row(s)" alone named no order, file or month.
+    Best effort: it never hides the failure itself."""
+    compiled = (result.get("compiled_code") or "").strip().rstrip(";")
+    if not compiled or not paths.warehouse.exists():
+        return ""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+            cursor = con.execute(f"select * from ({compiled}) as failing limit {shown}")
+            columns = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+    except Exception:  # the warehouse in use, SQL of another engine: the count says enough
+        log.debug("could not read the failing rows of %s", result.get("unique_id"), exc_info=True)
+        return ""
+    text = "; ".join(
+        ", ".join(f"{c}={v}" for c, v in zip(columns, row, strict=True)) for row in rows
+    )
+    return f", e.g. {text[:400]}" if text else ""
+
+
+def _summarise(results: list[dict[str, Any]], paths: Paths | None = None) -> list[str]:
+    """One line per failed node; with ``paths`` (DuckDB), a failed test's first rows too."""
     problems = []
     for r in results:
         if r.get("status") not in ("error", "fail"):
@@ -260,6 +287,8 @@ def _summarise(results: list[dict[str, Any]]) -> list[str]:
             detail = f"Python model failed: {message[-1]}"
         if r.get("status") == "fail":
             detail = f"{r.get('failures')} failing row(s)"
+            if paths is not None:
+                detail += _failing_rows(paths, r)
         problems.append(f"{kind} {name}: {detail}")
     return problems
 
@@ -563,7 +592,7 @@ def run_dbt(
             # the failure says more than the file: from dbt's last lines below
     result = DbtResult(args[0], returncode, results)
     if check and returncode != 0:
-        problems = _summarise(results)
+        problems = _summarise(results, paths if resolve_target(target) == "duckdb" else None)
         if not problems:
             problems = _error_lines(tail)
         raise DbtFailure(args[0], problems, returncode)

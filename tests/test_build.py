@@ -350,6 +350,43 @@ def test_quarantined_order_passes_once_its_customer_arrives(
     assert later.scalar("select count(*) from quarantine.orders where order_id = 'O5'") == 0
 
 
+def test_a_landed_file_mostly_rejected_fails_the_build(handmade: Warehouse, tmp_path: Path) -> None:
+    """A day's orders all written `complete` went to quarantine while every test passed, and
+    the marts stayed at the day before without a word. A file of the latest load with more
+    than max_rejected_share of its rows quarantined fails a test; raising the var lets it
+    through, and a later load that passes clears it."""
+    later = _copy(handmade, tmp_path)
+    orders = later.paths.landing_dir("orders")
+    rows = [
+        [f"N{i}", "C1", "2024-03-20T10:00:00Z", "complete", "10.00", "USD", ""] for i in range(20)
+    ]
+    write_csv(orders / "orders_changed_feed.csv", ORDER_HEADER, rows)
+    pipeline.load_step(later.paths, quiet)
+    with pytest.raises(dbt.DbtFailure) as caught:
+        pipeline.build_step(later.paths, quiet, unit_tests=False)
+    # the failing rows are named: which file, of what
+    assert (
+        "test assert_landed_files_are_not_mostly_rejected: 1 failing row(s), e.g. entity=orders, "
+        "_source_file=orders/orders_changed_feed.csv, _loaded_at="
+    ) in str(caught.value)
+    assert "landed_rows=20, rejected_rows=20" in str(caught.value)
+    (row,) = later.query(
+        "select reject_reason, count(*) from quarantine.orders "
+        "where _source_file = 'orders/orders_changed_feed.csv' group by 1"
+    )
+    assert row == ("unknown_status", 20)
+    # taken on purpose: the var raised
+    no_unit_tests = ["--exclude-resource-type", "unit_test"]
+    dbt.run_dbt(["build", *no_unit_tests], later.paths, dbt_vars={"max_rejected_share": 1})
+    # a later load whose rows pass (11 of 20 rejected is more than half: 10 is not)
+    fixed = [
+        [f"F{i}", "C1", "2024-03-21T10:00:00Z", "completed", "10.00", "USD", ""] for i in range(10)
+    ]
+    write_csv(orders / "orders_next.csv", ORDER_HEADER, rows[:10] + fixed)
+    pipeline.load_step(later.paths, quiet)
+    pipeline.build_step(later.paths, quiet, unit_tests=False)
+
+
 def test_reconciliation_test_catches_a_lost_row(handmade: Warehouse, tmp_path: Path) -> None:
     broken = _copy(handmade, tmp_path)
     # a raw row that staging has not seen: the row accounting no longer adds up
