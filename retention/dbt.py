@@ -113,8 +113,26 @@ def check_settings(target: str | None = None) -> None:
         raise UserError(f"PGPORT={port!r} is not a port number (1 to 65535)")
     if resolve_target(target) == "spark" and not os.environ.get("SPARK_REMOTE"):
         check_local_spark_paths(Paths.from_env())
+        check_local_spark_settings()
     if "RETENTION_DUCKDB_MEMORY_LIMIT" in os.environ:
         duckdb_memory_limit()
+
+
+#: local Spark's settings in profiles.yml: variable, what it must be, its pattern (Spark's own
+#: errors for them came as Java stack traces, or as "install Java")
+SPARK_SETTINGS: tuple[tuple[str, str, str], ...] = (
+    ("RETENTION_SPARK_CORES", "a positive whole number or *", r"[1-9][0-9]*|\*"),
+    ("RETENTION_SPARK_SHUFFLE_PARTITIONS", "a positive whole number", r"[1-9][0-9]*"),
+    ("RETENTION_SPARK_DRIVER_MEMORY", "a size as Java's -Xmx takes it (2g, 4096m)", r"\d+[kmgt]?"),
+)
+
+
+def check_local_spark_settings() -> None:
+    """Raise a ``UserError`` naming a malformed RETENTION_SPARK_* setting (``SPARK_SETTINGS``)."""
+    for name, meant, pattern in SPARK_SETTINGS:
+        value = os.environ.get(name)
+        if value is not None and not re.fullmatch(pattern, value.strip(), re.IGNORECASE):
+            raise UserError(f"{name}={value!r} is not {meant}")
 
 
 #: what a folder of local Spark's may not have in its path: profiles.yml writes the data

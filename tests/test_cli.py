@@ -79,6 +79,21 @@ def test_malformed_dbt_settings_are_named_before_dbt_starts(tmp_path: Path) -> N
             env.setenv(name, value)
             with pytest.raises(UserError, match=re.escape(message)):
                 dbt.check_settings()
+    # local Spark's, on that target only (Java's stack trace, or "install Java", said it)
+    for name, value, meant in (
+        ("RETENTION_SPARK_CORES", "two", "a positive whole number or *"),
+        ("RETENTION_SPARK_DRIVER_MEMORY", "2GB", "a size as Java's -Xmx takes it (2g, 4096m)"),
+        ("RETENTION_SPARK_SHUFFLE_PARTITIONS", "0", "a positive whole number"),
+    ):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(UserError, match=re.escape(f"{name}={value!r} is not {meant}")):
+                dbt.check_settings("spark")
+            dbt.check_settings("duckdb")
+    for name, value in (("RETENTION_SPARK_CORES", "*"), ("RETENTION_SPARK_DRIVER_MEMORY", "4096m")):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(name, value)
+            dbt.check_settings("spark")
     # the PostgreSQL profile's port, on that target only
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PGPORT", "abc")
