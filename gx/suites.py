@@ -103,91 +103,48 @@ def build_suites(params: SuiteParameters) -> list[TableSuite]:
     rates = ["retained_from_start_rate", "churn_rate", "repeat_purchase_rate"]
     suites = [
         # ---------------------------------------------------------------- raw inputs
-        TableSuite(
-            "raw.customers",
-            [
-                _not_null("_source_file"),
-                _not_null("_source_row"),
-                _unique("_source_file", "_source_row", "_loaded_at"),
-                gxe.ExpectTableRowCountToBeBetween(min_value=1),
-            ],
-        ),
-        TableSuite(
-            "raw.orders",
-            [
-                _not_null("_source_file"),
-                _not_null("_source_row"),
-                gxe.ExpectTableRowCountToBeBetween(min_value=1),
-            ],
-        ),
+        TableSuite("raw.customers", [_not_null("_source_file"), _not_null("_source_row"),
+                                     _unique("_source_file", "_source_row", "_loaded_at"),
+                                     gxe.ExpectTableRowCountToBeBetween(min_value=1)]),
+        TableSuite("raw.orders", [_not_null("_source_file"), _not_null("_source_row"),
+                                  gxe.ExpectTableRowCountToBeBetween(min_value=1)]),
         # ------------------------------------------------------------------- staging
-        TableSuite(
-            "staging.stg_shop__customers", [_unique("customer_id"), _not_null("customer_id")]
-        ),
-        TableSuite(
-            "staging.stg_shop__orders",
-            [
-                _not_null("order_id"),
-                _not_null("customer_id"),
-                _in_set("status", ORDER_STATUSES),
-                _between("amount", 0),
-                _not_null("amount"),
-            ],
-        ),
-        TableSuite(
-            "quarantine.orders",
-            [_not_null("reject_reason"), _in_set("reject_reason", REJECT_REASONS)],
-        ),
-        TableSuite(
-            "quarantine.customers",
-            [_not_null("reject_reason"), _in_set("reject_reason", REJECT_REASONS)],
-        ),
+        TableSuite("staging.stg_shop__customers", [_unique("customer_id"),
+                                                   _not_null("customer_id")]),
+        TableSuite("staging.stg_shop__orders", [
+            _not_null("order_id"), _not_null("customer_id"),
+            _in_set("status", ORDER_STATUSES), _between("amount", 0), _not_null("amount"),
+        ]),
+        TableSuite("quarantine.orders", [_not_null("reject_reason"),
+                                         _in_set("reject_reason", REJECT_REASONS)]),
+        TableSuite("quarantine.customers", [_not_null("reject_reason"),
+                                            _in_set("reject_reason", REJECT_REASONS)]),
         # --------------------------------------------------------------------- marts
-        TableSuite(
-            "marts.customers",
-            [
-                _unique("customer_id"),
-                _not_null("customer_id"),
-                _between("purchase_count", 0),
-                _between("total_revenue", 0),
-                _between("avg_order_value", 0),
-                _between("p_alive", 0, 1),
-                _between("predicted_clv", 0),
-                _in_set("lifecycle_stage", LIFECYCLE_STAGES),
-                _in_set("rfm_segment", _rfm_segments(params.project_dir)),
-                *(
-                    _between(c, 1, 5)
-                    for c in ("recency_score", "frequency_score", "monetary_score")
-                ),
-            ],
-        ),
-        TableSuite(
-            "marts.orders",
-            [
-                _not_null("order_id"),
-                _not_null("customer_id"),
-                _in_set("status", ORDER_STATUSES),
-                _between("amount", 0),
-                _between("revenue", 0),
-                gxe.ExpectColumnMaxToBeBetween(
-                    column="ordered_date",
-                    min_value=params.as_of_date - timedelta(days=params.freshness_days),
-                    max_value=params.as_of_date,
-                ),
-            ],
-        ),
-        TableSuite(
-            "marts.retention_monthly",
-            [
-                _unique("month", "segment_type", "segment_value"),
-                _in_set("segment_type", SEGMENT_TYPES),
-                _between("customer_retention_rate", 0),
-                *(_between(c, 0, 1) for c in rates),
-                _between("customers_start", 0),
-                _between("customers_end", 0),
-                _between("revenue", 0),
-            ],
-        ),
+        TableSuite("marts.customers", [
+            _unique("customer_id"), _not_null("customer_id"),
+            _between("purchase_count", 0), _between("total_revenue", 0),
+            _between("avg_order_value", 0), _between("p_alive", 0, 1),
+            _between("predicted_clv", 0), _in_set("lifecycle_stage", LIFECYCLE_STAGES),
+            _in_set("rfm_segment", _rfm_segments(params.project_dir)),
+            *(_between(c, 1, 5) for c in ("recency_score", "frequency_score", "monetary_score")),
+        ]),
+        TableSuite("marts.orders", [
+            _not_null("order_id"), _not_null("customer_id"),
+            _in_set("status", ORDER_STATUSES), _between("amount", 0), _between("revenue", 0),
+            gxe.ExpectColumnMaxToBeBetween(
+                column="ordered_date",
+                min_value=params.as_of_date - timedelta(days=params.freshness_days),
+                max_value=params.as_of_date,
+            ),
+        ]),
+        TableSuite("marts.retention_monthly", [
+            _unique("month", "segment_type", "segment_value"),
+            _in_set("segment_type", SEGMENT_TYPES),
+            _between("customer_retention_rate", 0),
+            *(_between(c, 0, 1) for c in rates),
+            _between("customers_start", 0), _between("customers_end", 0),
+            _between("revenue", 0),
+        ]),
         TableSuite(
             "marts.customer_cohorts",
             [
@@ -195,75 +152,39 @@ def build_suites(params: SuiteParameters) -> list[TableSuite]:
                 _in_set("segment_type", SEGMENT_TYPES),
                 _between("retention_rate", 0, 1),
                 # distribution: every cohort starts with all its customers active
-                _between(
-                    "retention_rate",
-                    1,
-                    1,
-                    row_condition="period_number == 0",
-                    condition_parser="pandas",
-                ),
-                _between("cohort_size", 1),
-                _between("revenue", 0),
+                _between("retention_rate", 1, 1, row_condition="period_number == 0",
+                         condition_parser="pandas"),
+                _between("cohort_size", 1), _between("revenue", 0),
             ],
             extra_columns=["period_number"],
         ),
-        TableSuite(
-            "marts.customer_lifecycle_monthly",
-            [
-                _in_set("lifecycle_stage", LIFECYCLE_STAGES),
-            ],
-        ),
-        TableSuite(
-            "marts.winback_candidates",
-            [
-                _unique("customer_id"),
-                _unique("winback_rank"),
-                _between("p_alive", 0, 1),
-                _between("days_since_last_purchase", 0),
-            ],
-        ),
-        TableSuite(
-            "marts.clv_summary",
-            [
-                _unique("segment_type", "segment_value"),
-                _between("historical_clv", 0),
-                _between("avg_order_value", 0),
-            ],
-        ),
-        TableSuite(
-            "marts.customer_lifetime_value",
-            [
-                _unique("customer_id"),
-                _between("p_alive", 0, 1),
-                _between("predicted_clv", 0),
-                _between("expected_purchases", 0),
-                _between("expected_avg_order_value", 0),
-            ],
-        ),
-        TableSuite(
-            "marts.clv_model_parameters",
-            [
-                _unique("model", "parameter"),
-                _between("value", 0, strict_min=True),
-                _in_set("time_unit", ["day", "week"]),
-            ],
-        ),
+        TableSuite("marts.customer_lifecycle_monthly", [
+            _in_set("lifecycle_stage", LIFECYCLE_STAGES),
+        ]),
+        TableSuite("marts.winback_candidates", [
+            _unique("customer_id"), _unique("winback_rank"), _between("p_alive", 0, 1),
+            _between("days_since_last_purchase", 0),
+        ]),
+        TableSuite("marts.clv_summary", [
+            _unique("segment_type", "segment_value"), _between("historical_clv", 0),
+            _between("avg_order_value", 0),
+        ]),
+        TableSuite("marts.customer_lifetime_value", [
+            _unique("customer_id"), _between("p_alive", 0, 1), _between("predicted_clv", 0),
+            _between("expected_purchases", 0), _between("expected_avg_order_value", 0),
+        ]),
+        TableSuite("marts.clv_model_parameters", [
+            _unique("model", "parameter"), _between("value", 0, strict_min=True),
+            _in_set("time_unit", ["day", "week"]),
+        ]),
         TableSuite("marts.clv_backtest", [_unique("frequency_bucket")]),
-        TableSuite(
-            "marts.channel_economics",
-            [
-                _unique("month", "acquisition_channel"),
-                _between("acquisition_cost_per_customer", 0),
-                _between("retention_cost_per_active_customer", 0),
-            ],
-        ),
-        TableSuite(
-            "marts.nps_monthly",
-            [
-                _unique("month", "segment_type", "segment_value"),
-                _between("nps", -100, 100),
-            ],
-        ),
+        TableSuite("marts.channel_economics", [
+            _unique("month", "acquisition_channel"), _between("acquisition_cost_per_customer", 0),
+            _between("retention_cost_per_active_customer", 0),
+        ]),
+        TableSuite("marts.nps_monthly", [
+            _unique("month", "segment_type", "segment_value"), _between("nps", -100, 100),
+        ]),
     ]
     for suite in suites:
         previous = params.previous_row_counts.get(suite.table)
