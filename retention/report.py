@@ -403,7 +403,8 @@ def _clv_cac(con, window: Window) -> go.Figure:
                sum(acquisition_spend)
                    / nullif(sum(new_customers) filter (where acquisition_spend is not null), 0)
                    as cac,
-               count(acquisition_spend) as months_with_spend
+               count(acquisition_spend) as months_with_spend,
+               count(*) as months
         from channel_economics
         where month > {window.sql_through} - interval 12 month
           and month <= {window.sql_through}
@@ -426,15 +427,13 @@ def _clv_cac(con, window: Window) -> go.Figure:
         notes = []
         if unpaid:  # direct, organic: no spend, so no ratio
             notes.append("no acquisition spend: " + ", ".join(unpaid))
-        partial = shown[shown["months_with_spend"] < 12]
+        partial = shown[shown["months_with_spend"] < shown["months"]]
         if not partial.empty:
             notes.append(
                 "CAC from the months with spend data only: "
                 + ", ".join(
-                    f"{channel} {months} of 12"
-                    for channel, months in zip(
-                        partial["acquisition_channel"], partial["months_with_spend"], strict=True
-                    )
+                    f"{row.acquisition_channel} {row.months_with_spend} of {row.months}"
+                    for row in partial.itertuples()
                 )
             )
         if notes:

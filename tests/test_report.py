@@ -390,9 +390,11 @@ def test_clv_to_cac_counts_the_new_customers_of_months_with_spend_data_only() ->
             "(?, 'seo', 7, null, 40), (?, 'email', 5, 50, 30)",
             [date(2025, m, 1), 200 if m == 1 else None, date(2025, m, 1), date(2025, m, 1)],
         )
+    for m in range(7, 13):  # tv: a channel since July, with spend every month of it
+        con.execute("insert into channel_economics values (?, 'tv', 2, 20, 30)", [date(2025, m, 1)])
     figure = _clv_cac(con, reporting_window(con, date(2025, 12, 31)))
     bars = dict(zip(figure.data[0].x, figure.data[0].y, strict=True))
-    assert bars == {"email": 30 / (600 / 60), "paid_social": 60 / (200 / 10)}  # 3.0 and 3.0
+    assert bars == {"email": 30 / (600 / 60), "paid_social": 60 / (200 / 10), "tv": 30 / 10}
     (note,) = [a.text for a in figure.layout.annotations if "spend" in a.text]
     assert note == (
         "no acquisition spend: seo; CAC from the months with spend data only: paid_social 1 of 12"
