@@ -10,36 +10,43 @@
 {%- set share = rate_var('max_rejected_share') %}
 with
 
-{% for entity in ['customers', 'orders', 'nps_responses', 'marketing_spend'] %}
-{{ entity }}_rows as (
+landed as (
 
-    select _source_file, _loaded_at, row_disposition
-    from {{ ref('base_shop__' ~ entity) }}
-    where _loaded_at = (select max(_loaded_at) from {{ ref('base_shop__' ~ entity) }})
+    {% for entity in ['customers', 'orders', 'nps_responses', 'marketing_spend'] %}
+        select
+            '{{ entity }}' as entity,
+            _source_file,
+            _loaded_at,
+            row_disposition
+        from {{ ref('base_shop__' ~ entity) }}
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 
 ),
 
-{{ entity }}_files as (
+latest_loads as (
 
     select
-        '{{ entity }}' as entity,
-        _source_file,
-        _loaded_at,
-        count(*) as landed_rows,
-        sum(case when row_disposition = 'quarantined' then 1 else 0 end) as rejected_rows
-    from {{ entity }}_rows
-    group by _source_file, _loaded_at
+        entity,
+        max(_loaded_at) as _loaded_at
+    from landed
+    group by entity
 
 ),
-
-{% endfor %}
 
 files as (
 
-    {% for entity in ['customers', 'orders', 'nps_responses', 'marketing_spend'] %}
-        select * from {{ entity }}_files
-        {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+    select
+        landed.entity,
+        landed._source_file,
+        landed._loaded_at,
+        count(*) as landed_rows,
+        sum(case when landed.row_disposition = 'quarantined' then 1 else 0 end) as rejected_rows
+    from landed
+    inner join latest_loads
+        on landed.entity = latest_loads.entity
+        and landed._loaded_at = latest_loads._loaded_at
+    group by landed.entity, landed._source_file, landed._loaded_at
 
 )
 
@@ -50,5 +57,6 @@ select
     landed_rows,
     rejected_rows
 from files
-where landed_rows >= 20
+where
+    landed_rows >= 20
     and rejected_rows > {{ share }} * landed_rows
